@@ -1,0 +1,380 @@
+//! Start-up: wires the stages in data-flow order and binds the ports.
+//!
+//! ```text
+//! MQTT broker --> ingest (poll, decode, validate) --> state (owns the city)
+//!                                                       |--> hub --> ws sessions (one task each)
+//!                                                       '--> store --> QoS 1 acks to the broker
+//! ```
+//! Channels between stages are bounded. The hub runs beside the store, not
+//! after it: a slow database never freezes a screen, and a slow screen never
+//! slows ingest.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+use chrono::{FixedOffset, Utc};
+use tokio::sync::{mpsc, watch};
+
+use crate::bus::{self, BrokerUrl, BusEvent, ConnectOptions, Qos};
+use crate::config::{MqttSettings, Settings};
+use crate::contract::{Limits, Message, Topic};
+use crate::hub::Hub;
+use crate::ingest::deadletter::DeadLetters;
+use crate::ingest::{IngestLoop, IngestStatus};
+use crate::metrics::Metrics;
+use crate::sensors::{runner, scenario::Scenario, sim::Simulation};
+use crate::state::{self, CityState, StateTask};
+use crate::store::{self as store, StoreTask, STORE_CAPACITY};
+use crate::web::WebContext;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Broker(#[from] bus::broker::BrokerError),
+    #[error(transparent)]
+    Bus(#[from] bus::BusError),
+    #[error(
+        "the web server cannot listen on {addr}. Choose another address with --http (or KENDALI_HTTP_ADDR)"
+    )]
+    Http {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("scenario: {0}")]
+    Scenario(String),
+    #[error("store: {0}")]
+    Store(#[from] store::StoreError),
+}
+
+/// A running Kendali node.
+pub struct Application {
+    http_addr: SocketAddr,
+    mqtt_url: String,
+    server: actix_web::dev::Server,
+    shutdown: watch::Sender<bool>,
+    hub: crate::hub::HubHandle,
+}
+
+/// The WIB offset every timestamp Kendali writes carries.
+pub fn wib() -> FixedOffset {
+    FixedOffset::east_opt(7 * 3600).expect("+07:00 is a valid offset")
+}
+
+impl Application {
+    /// Starts every stage and binds the ports (port 0 picks a free one).
+    pub async fn build(settings: Settings) -> Result<Application, StartError> {
+        let metrics = Arc::new(Metrics::new());
+        // The store first: the live state is rebuilt from it before ingest starts.
+        let store_handle = store::open(&settings.database).await?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+
+        // The bus: an external broker, or the embedded one.
+        let mqtt_url = match &settings.mqtt.url {
+            Some(u) => u.clone(),
+            None => {
+                bus::broker::start(settings.mqtt.broker_addr)?;
+                format!("mqtt://{}", settings.mqtt.broker_addr)
+            }
+        };
+        let url = BrokerUrl::parse(&mqtt_url)?;
+        let limits = Limits {
+            max_payload: settings.ingest.max_payload_bytes,
+            max_future: chrono::Duration::seconds(settings.ingest.max_future_s),
+        };
+        let (client, events) = bus::connect(
+            &url,
+            &settings.mqtt,
+            &ConnectOptions {
+                client_id: settings.mqtt.client_id.clone(),
+                persistent: true,
+                manual_acks: true,
+                max_packet_bytes: settings.ingest.max_payload_bytes * 4 + 4096,
+                // Above any broker's in-flight window, so acks never wait on the poll loop.
+                request_capacity: 65_536,
+            },
+        )?;
+        tracing::info!(broker = %mqtt_url, client_id = %settings.mqtt.client_id, protocol = ?settings.mqtt.protocol, "bus configured");
+
+        // The stages, in data-flow order.
+        let deadletters = DeadLetters::new(settings.ingest.deadletter_capacity, metrics.clone());
+        let status = Arc::new(IngestStatus::default());
+        let (state_tx, state_rx) = mpsc::channel(state::INPUT_CAPACITY);
+        let (hub_tx, hub_rx) = mpsc::channel(crate::hub::HUB_INPUT_CAPACITY);
+        let (store_tx, store_rx) = mpsc::channel(STORE_CAPACITY);
+        let (hub, hub_handle) = Hub::new(
+            settings.hub.clone(),
+            settings.state.recent_events_kept,
+            metrics.clone(),
+            hub_rx,
+        );
+        tokio::spawn(hub.run());
+        tokio::spawn(
+            StoreTask {
+                handle: store_handle.clone(),
+                settings: settings.database.clone(),
+                input: store_rx,
+                acker: Some(client.clone()),
+                metrics: metrics.clone(),
+            }
+            .run(),
+        );
+        let mut state_task = StateTask {
+            city: CityState::new(settings.state.clone()),
+            input: state_rx,
+            hub: hub_tx,
+            store: store_tx,
+            deadletters: deadletters.clone(),
+            metrics: metrics.clone(),
+        };
+        state_task.replay(store_handle.restore().await?).await;
+        tokio::spawn(state_task.run());
+        tokio::spawn(
+            IngestLoop {
+                client: client.clone(),
+                events,
+                settings: settings.mqtt.clone(),
+                limits: limits.clone(),
+                out: state_tx,
+                status: status.clone(),
+                metrics: metrics.clone(),
+            }
+            .run(),
+        );
+
+        // The simulated city, publishing through the same bus as real sources.
+        let mut scenario_json = None;
+        if settings.sim.enabled {
+            let scenario = Scenario::resolve(&settings.sim.scenario)
+                .map_err(|e| StartError::Scenario(e.to_string()))?;
+            scenario_json = serde_json::to_value(&scenario).ok();
+            let mut sim_mqtt = settings.mqtt.clone();
+            sim_mqtt.shared_group = None;
+            let seed = settings.sim.seed.unwrap_or(scenario.seed);
+            let accel = settings.sim.accel.unwrap_or(scenario.accel);
+            tracing::info!(scenario = %scenario.name, seed, accel, "simulated city starting");
+            let city = scenario.city.clone();
+            let sim = Simulation::new(scenario, seed, accel);
+            let tick = Duration::from_millis(settings.sim.tick_ms);
+            let client_id = format!("{}-sim", settings.mqtt.client_id);
+            tokio::spawn(run_simulation(
+                url.clone(),
+                sim_mqtt,
+                client_id,
+                city,
+                sim,
+                tick,
+                shutdown_rx.clone(),
+            ));
+        }
+
+        // The web server.
+        let listener =
+            std::net::TcpListener::bind(settings.http.addr).map_err(|source| StartError::Http {
+                addr: settings.http.addr,
+                source,
+            })?;
+        let http_addr = listener.local_addr().map_err(|source| StartError::Http {
+            addr: settings.http.addr,
+            source,
+        })?;
+        let hub_for_shutdown = hub_handle.clone();
+        let ctx = web::Data::new(WebContext {
+            own_origins: vec![
+                format!("http://{http_addr}"),
+                format!("http://localhost:{}", http_addr.port()),
+            ],
+            settings: settings.clone(),
+            hub: hub_handle,
+            deadletters,
+            metrics,
+            ingest: status,
+            bus: client,
+            limits,
+            scenario: scenario_json,
+            store: store_handle,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(ctx.clone())
+                .configure(crate::web::json_error_handlers)
+                .configure(crate::web::ops::configure)
+                .configure(crate::web::api::configure)
+                .configure(crate::web::history::configure)
+                .configure(crate::web::charts::configure)
+                .configure(crate::web::ws::configure)
+                .configure(crate::web::assets::configure)
+        })
+        .workers(2)
+        .disable_signals()
+        .listen(listener)
+        .map_err(|source| StartError::Http {
+            addr: http_addr,
+            source,
+        })?
+        .run();
+        tracing::info!(addr = %http_addr, "web server listening: open http://{http_addr}");
+        Ok(Application {
+            http_addr,
+            mqtt_url,
+            server,
+            shutdown,
+            hub: hub_for_shutdown,
+        })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.http_addr.port()
+    }
+
+    pub fn mqtt_url(&self) -> &str {
+        &self.mqtt_url
+    }
+
+    /// Serves until Ctrl-C (or SIGTERM), then stops the web server and the simulator.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = self.shutdown.send(true);
+        // Screens get 1001 (going away) and resume against the next run.
+        self.hub.shutdown().await;
+        handle.stop(true).await;
+        server.await.map_err(std::io::Error::other)?
+    }
+
+    /// Runs the server in the background (for tests): returns at once.
+    pub fn spawn(self) -> RunningApp {
+        let handle = self.server.handle();
+        tokio::spawn(self.server);
+        RunningApp {
+            http_addr: self.http_addr,
+            mqtt_url: self.mqtt_url,
+            handle,
+            shutdown: self.shutdown,
+            hub: self.hub,
+        }
+    }
+}
+
+/// A server running in the background.
+pub struct RunningApp {
+    pub http_addr: SocketAddr,
+    pub mqtt_url: String,
+    handle: actix_web::dev::ServerHandle,
+    shutdown: watch::Sender<bool>,
+    hub: crate::hub::HubHandle,
+}
+
+impl RunningApp {
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        self.hub.shutdown().await;
+        self.handle.stop(false).await;
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Drives a simulation against a broker: publishes what it produces and feeds
+/// it the operator commands addressed to its controllers. Returns its stats
+/// when `shutdown` turns true.
+pub async fn run_simulation(
+    url: BrokerUrl,
+    mqtt: MqttSettings,
+    client_id: String,
+    city: String,
+    sim: Simulation,
+    tick: Duration,
+    shutdown: watch::Receiver<bool>,
+) -> Result<crate::sensors::sim::SimStats, bus::BusError> {
+    let (client, mut events) = bus::connect(
+        &url,
+        &mqtt,
+        &ConnectOptions {
+            client_id,
+            persistent: false,
+            manual_acks: false,
+            max_packet_bytes: 1 << 20,
+            request_capacity: 4096,
+        },
+    )?;
+    let (out_tx, mut out_rx) = mpsc::channel::<(Topic, Message)>(4096);
+    let (cmd_tx, cmd_rx) = mpsc::channel(256);
+    // The poll loop: receives commands for our controllers, keeps the connection alive.
+    let poll_client = client.clone();
+    let limits = Limits::default();
+    let poller = tokio::spawn(async move {
+        loop {
+            match events.poll().await {
+                Ok(BusEvent::Connected { .. }) => {
+                    let c = poll_client.clone();
+                    let filter = format!("city/{city}/atcs/+/command");
+                    tokio::spawn(async move {
+                        if let Err(e) = c.subscribe(filter, Qos::AtLeastOnce).await {
+                            tracing::warn!(error = %e, "simulator could not subscribe to commands");
+                        }
+                    });
+                }
+                Ok(BusEvent::Message(m)) => {
+                    let topic = String::from_utf8_lossy(&m.topic).into_owned();
+                    match crate::contract::decode(&topic, &m.payload, &limits, Utc::now()) {
+                        Ok((t, Message::Command(c))) => {
+                            if cmd_tx.send((t, c)).await.is_err() {
+                                break;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(%topic, error = %e, "simulator ignored a bad command")
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "simulator lost the broker; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    });
+    let publisher = tokio::spawn(async move {
+        while let Some((topic, msg)) = out_rx.recv().await {
+            let qos = Qos::from_level(topic.qos());
+            if let Err(e) = client
+                .publish(topic.to_string(), qos, topic.retained(), msg.to_json())
+                .await
+            {
+                tracing::warn!(error = %e, "simulator publish failed");
+                break;
+            }
+        }
+        client
+    });
+    let stats = runner::run(sim, tick, out_tx, cmd_rx, shutdown).await;
+    if let Ok(client) = publisher.await {
+        // Let the last QoS 1 publishes leave before disconnecting.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        client.disconnect().await;
+    }
+    poller.abort();
+    Ok(stats)
+}

@@ -1,0 +1,174 @@
+//! The bench's publishers: ATCS state messages for N intersections at rate R
+//! (QoS 0), and call events at their own rate (QoS 1), each stamped with its
+//! publish time so the screens can measure publish -> receipt latency.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::watch;
+
+use crate::bus::BrokerUrl;
+
+/// Counters shared with the report.
+#[derive(Default)]
+pub struct Published {
+    pub telemetry: AtomicU64,
+    pub calls: AtomicU64,
+    /// Call events the broker acknowledged (PUBACK).
+    pub calls_acked: AtomicU64,
+}
+
+fn client(url: &BrokerUrl, name: &str) -> (rumqttc::AsyncClient, rumqttc::EventLoop) {
+    let id = format!(
+        "bench-{name}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let mut o = rumqttc::MqttOptions::new(id, url.host.clone(), url.port);
+    o.set_max_packet_size(1 << 20, 1 << 20)
+        .set_inflight(1000)
+        .set_keep_alive(Duration::from_secs(30));
+    rumqttc::AsyncClient::new(o, 20_000)
+}
+
+/// The call events one bench run publishes: ids known in advance for the accounting.
+pub fn call_event_payload(city: &str, i: u64, event_id: &uuid::Uuid) -> (String, String) {
+    let line = if i.is_multiple_of(3) { "119" } else { "112" };
+    let ts = Utc::now()
+        .with_timezone(&crate::app::wib())
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, false);
+    (
+        format!("city/{city}/calls/{line}"),
+        format!(
+            r#"{{"event_id":"{event_id}","call_id":"b{i}","ts":"{ts}","line":"{line}","type":"received","priority":2}}"#
+        ),
+    )
+}
+
+fn state_payload(id: &str, ts: &str, k: u64) -> String {
+    // Two decimals, as controllers report the degree of saturation.
+    let s = |a: u64| format!("{:.2}", 0.3 + ((k + a) % 70) as f64 / 100.0);
+    format!(
+        r#"{{"ts":"{ts}","intersection":"{id}","mode":"adaptive","plan":"pagi","cycle_s":120,"phase":{},"phase_elapsed_s":{},"approaches":[{{"id":"utara","green_s":40,"flow_vph":1200,"queue_m":60,"saturation":{},"detector_ok":true}},{{"id":"selatan","green_s":35,"flow_vph":1100,"queue_m":45,"saturation":{},"detector_ok":true}},{{"id":"timur","green_s":25,"flow_vph":700,"queue_m":30,"saturation":{},"detector_ok":true}},{{"id":"barat","green_s":20,"flow_vph":650,"queue_m":25,"saturation":{},"detector_ok":true}}]}}"#,
+        k % 4 + 1,
+        k % 30,
+        s(0),
+        s(17),
+        s(31),
+        s(53)
+    )
+}
+
+/// Publishes telemetry at `rate` messages/s over `connections` connections until `stop`.
+pub async fn telemetry(
+    url: BrokerUrl,
+    city: String,
+    intersections: usize,
+    rate: f64,
+    connections: usize,
+    published: Arc<Published>,
+    stop: watch::Receiver<bool>,
+) {
+    let mut tasks = Vec::new();
+    for c in 0..connections.max(1) {
+        let (client, mut el) = client(&url, &format!("t{c}"));
+        let poll = tokio::spawn(async move { while el.poll().await.is_ok() {} });
+        let (city, published, stop) = (city.clone(), published.clone(), stop.clone());
+        let share = rate / connections.max(1) as f64;
+        tasks.push(tokio::spawn(async move {
+            let ids: Vec<String> = (0..intersections)
+                .filter(|i| i % connections.max(1) == c)
+                .map(|i| format!("j{i:04}"))
+                .collect();
+            let topics: Vec<String> = ids
+                .iter()
+                .map(|i| format!("city/{city}/atcs/{i}/state"))
+                .collect();
+            let start = Instant::now();
+            let mut sent = 0u64;
+            let mut tick = tokio::time::interval(Duration::from_millis(2));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            while !*stop.borrow() {
+                tick.tick().await;
+                let due = (start.elapsed().as_secs_f64() * share) as u64;
+                let ts = Utc::now()
+                    .with_timezone(&crate::app::wib())
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, false);
+                while sent < due {
+                    let k = sent as usize % ids.len().max(1);
+                    if ids.is_empty() {
+                        break;
+                    }
+                    let payload = state_payload(&ids[k], &ts, sent);
+                    if client
+                        .publish(&topics[k], rumqttc::QoS::AtMostOnce, false, payload)
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    sent += 1;
+                    published.telemetry.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            let _ = client.disconnect().await;
+        }));
+        tasks.push(poll);
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// Publishes `ids.len()` call events at `rate`/s (QoS 1) and counts the broker's acks.
+pub async fn calls(
+    url: BrokerUrl,
+    city: String,
+    ids: Arc<Vec<uuid::Uuid>>,
+    rate: f64,
+    published: Arc<Published>,
+) {
+    let (client, mut el) = client(&url, "calls");
+    let acks = published.clone();
+    let poll = tokio::spawn(async move {
+        loop {
+            match el.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => {
+                    acks.calls_acked.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    let mut i = 0usize;
+    while i < ids.len() {
+        tick.tick().await;
+        let due = ((start.elapsed().as_secs_f64() * rate) as usize).min(ids.len());
+        while i < due {
+            let (topic, payload) = call_event_payload(&city, i as u64, &ids[i]);
+            if client
+                .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            published.calls.fetch_add(1, Ordering::Relaxed);
+            i += 1;
+        }
+    }
+    // Wait (bounded) for the broker to acknowledge every call event.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while published.calls_acked.load(Ordering::Relaxed) < ids.len() as u64
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = client.disconnect().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    poll.abort();
+}

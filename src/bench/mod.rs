@@ -1,0 +1,730 @@
+//! `kendali bench`: the room under a big city's load, measured end to end.
+//!
+//! Publishers -> MQTT broker (a private Mosquitto with the shipped production
+//! configuration, or Kendali's embedded broker) -> a Kendali process with
+//! PostgreSQL persistence -> K websocket screens. For each telemetry rate R it
+//! reports the offered and achieved ingest, updates per screen, publish ->
+//! screen latency of call events and telemetry, rows persisted and the store's
+//! lag, call events lost or duplicated (in the database and at every screen),
+//! dead letters, Kendali's CPU and peak RSS; then the limits of the machine
+//! beside it (the broker's relay rate to a bare subscriber, `psql \copy` of
+//! the same rows) and Kendali's figures as ratios to them.
+
+pub mod load;
+pub mod procstat;
+pub mod screens;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::bus::BrokerUrl;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// `mosquitto` (private, production config), `embedded`, or an `mqtt://` URL.
+    pub broker: String,
+    /// A PostgreSQL URL with the right to create databases; the bench makes its own.
+    pub database_url: String,
+    pub rates: Vec<f64>,
+    pub intersections: usize,
+    pub call_rate: f64,
+    pub clients: usize,
+    pub duration_s: u64,
+    pub warmup_s: u64,
+    /// Screens for the memory check (2,000 intersections); 0 skips it.
+    pub memory_clients: usize,
+    /// Rows for the baselines (relay messages, `\copy` rows).
+    pub baseline_messages: usize,
+    pub publisher_connections: usize,
+    /// The kendali binary to measure (default: this one).
+    pub kendali_exe: Option<std::path::PathBuf>,
+    /// Kendali's web address (default: a free port), so that a browser can
+    /// watch the wall during the run (`.ci/wall-soak`).
+    pub http: Option<std::net::SocketAddr>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Latency {
+    pub n: usize,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    fn of(mut v: Vec<f64>) -> Latency {
+        if v.is_empty() {
+            return Latency::default();
+        }
+        v.sort_by(f64::total_cmp);
+        let p = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        Latency {
+            n: v.len(),
+            p50_ms: p(0.5),
+            p95_ms: p(0.95),
+            p99_ms: p(0.99),
+            max_ms: v[v.len() - 1],
+        }
+    }
+}
+
+/// One rate step.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Step {
+    pub offered_rate: f64,
+    pub published_rate: f64,
+    pub achieved_rate: f64,
+    pub updates_per_client_s: f64,
+    pub frames_per_client_s: f64,
+    pub bytes_per_client_s: f64,
+    pub call_latency: Latency,
+    pub telemetry_latency: Latency,
+    pub rows_persisted_s: f64,
+    pub store_lag_ms_max: i64,
+    pub store_buffered_rows_end: i64,
+    pub store_dropped: u64,
+    pub calls_published: u64,
+    pub calls_stored: i64,
+    pub calls_lost_db: i64,
+    pub calls_duplicated_db: i64,
+    pub calls_lost_at_clients: u64,
+    pub calls_duplicated_at_clients: u64,
+    pub clients_closed_early: usize,
+    pub dead_letters: u64,
+    pub cpu_pct: f64,
+    pub rss_mb: f64,
+    pub sustainable: bool,
+    pub verdict: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    pub date: String,
+    pub commit: String,
+    pub machine: String,
+    pub broker: String,
+    pub intersections: usize,
+    pub clients: usize,
+    pub call_rate: f64,
+    pub duration_s: u64,
+    pub steps: Vec<Step>,
+    pub sustainable_max_rate: Option<f64>,
+    pub broker_relay_rate: f64,
+    pub psql_copy_rows_s: f64,
+    pub ingest_to_relay_ratio: Option<f64>,
+    pub persisted_to_copy_ratio: Option<f64>,
+    pub memory_check: Option<MemoryCheck>,
+    pub peak_rss_mb: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct MemoryCheck {
+    pub intersections: usize,
+    pub clients: usize,
+    pub clients_connected: usize,
+    pub rate: f64,
+    pub peak_rss_mb: f64,
+}
+
+/// A child process killed on drop.
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_addr() -> anyhow::Result<std::net::SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+fn wait_port(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<()> {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("{what} did not start listening on {addr}")
+}
+
+/// Starts a private Mosquitto with the production configuration we ship.
+fn start_mosquitto(dir: &std::path::Path) -> anyhow::Result<(Proc, String)> {
+    let addr = free_addr()?;
+    let conf = crate::bus::broker::mosquitto_local_conf(addr.port(), dir);
+    let path = dir.join("mosquitto.conf");
+    std::fs::write(&path, conf)?;
+    let child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting mosquitto (apt-get install mosquitto)")?;
+    let p = Proc(child);
+    wait_port(addr, "mosquitto")?;
+    Ok((p, format!("mqtt://{addr}")))
+}
+
+async fn metric(http: &str, name: &str) -> f64 {
+    let Ok(r) = reqwest::get(format!("{http}/metrics")).await else {
+        return 0.0;
+    };
+    let Ok(text) = r.text().await else { return 0.0 };
+    text.lines()
+        .filter(|l| {
+            l.starts_with(name)
+                && (l.len() == name.len() || matches!(l.as_bytes()[name.len()], b' ' | b'{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn pg(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+fn with_db(url: &str, db: &str) -> anyhow::Result<String> {
+    let mut u = url::Url::parse(url)?;
+    u.set_path(&format!("/{db}"));
+    Ok(u.to_string())
+}
+
+/// Runs the whole bench.
+pub async fn run(o: BenchOptions) -> anyhow::Result<Report> {
+    let dir = tempfile::tempdir()?;
+    let mut report = Report {
+        date: chrono::Utc::now().to_rfc3339(),
+        commit: Command::new("git")
+            .args(["rev-parse", "--short", "HEAD"])
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default(),
+        machine: format!(
+            "{} cores, {:.0} GiB",
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0),
+            std::fs::read_to_string("/proc/meminfo")
+                .ok()
+                .and_then(|m| m
+                    .lines()
+                    .next()?
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse::<f64>()
+                    .ok())
+                .unwrap_or(0.0)
+                / 1048576.0
+        ),
+        broker: o.broker.clone(),
+        intersections: o.intersections,
+        clients: o.clients,
+        call_rate: o.call_rate,
+        duration_s: o.duration_s,
+        ..Default::default()
+    };
+
+    // The database: a fresh one of the bench's own.
+    let db_name = format!(
+        "kendali_bench_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    pg(&o.database_url)
+        .await?
+        .batch_execute(&format!("CREATE DATABASE {db_name}"))
+        .await?;
+    let db_url = with_db(&o.database_url, &db_name)?;
+    crate::store::postgres::migrate(&db_url).await?;
+
+    // The broker and Kendali.
+    let http_addr = match o.http {
+        Some(a) => a,
+        None => free_addr()?,
+    };
+    let exe = match &o.kendali_exe {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?,
+    };
+    let mut kendali = Command::new(exe);
+    kendali
+        .args([
+            "serve",
+            "--no-sim",
+            "--database-url",
+            &db_url,
+            "--http",
+            &http_addr.to_string(),
+        ])
+        .env(
+            "KENDALI__MQTT__CLIENT_ID",
+            format!("kendali-bench-{}", &db_name[15..]),
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    let mut _mosquitto = None;
+    let mqtt_url = match o.broker.as_str() {
+        "mosquitto" => {
+            let (p, url) = start_mosquitto(dir.path())?;
+            _mosquitto = Some(p);
+            kendali.args(["--mqtt-url", &url]);
+            url
+        }
+        "embedded" => {
+            let addr = free_addr()?;
+            kendali.args(["--broker-addr", &addr.to_string()]);
+            format!("mqtt://{addr}")
+        }
+        url => {
+            kendali.args(["--mqtt-url", url]);
+            url.to_owned()
+        }
+    };
+    let child = Proc(kendali.spawn().context("starting kendali")?);
+    let pid = child.0.id();
+    let http = format!("http://{http_addr}");
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = reqwest::get(format!("{http}/readyz")).await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("kendali did not become ready within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let url = BrokerUrl::parse(&mqtt_url)?;
+    let db = pg(&db_url).await?;
+
+    for (i, rate) in o.rates.iter().enumerate() {
+        let step = step(&o, &url, &http, &db, pid, &format!("bench{i}"), *rate).await?;
+        eprintln!(
+            "R={:>7.0}/s achieved {:>7.0}/s, calls p99 {:>6.1} ms, telemetry p99 {:>6.1} ms, rows/s {:>8.0}, lost {} dup {}, cpu {:.0} %: {}",
+            rate, step.achieved_rate, step.call_latency.p99_ms, step.telemetry_latency.p99_ms, step.rows_persisted_s,
+            step.calls_lost_db + step.calls_lost_at_clients as i64, step.calls_duplicated_db + step.calls_duplicated_at_clients as i64, step.cpu_pct, step.verdict
+        );
+        report.steps.push(step);
+    }
+    report.sustainable_max_rate = report
+        .steps
+        .iter()
+        .filter(|s| s.sustainable)
+        .map(|s| s.offered_rate)
+        .fold(None, |m, r| Some(m.map_or(r, |m: f64| m.max(r))));
+
+    if o.memory_clients > 0 {
+        report.memory_check = Some(memory_check(&o, &url, &http, pid).await?);
+    }
+    report.peak_rss_mb = procstat::peak_rss_bytes(pid).unwrap_or(0) as f64 / 1048576.0;
+    drop(child);
+
+    // The machine's limits beside Kendali, with the same payloads.
+    report.broker_relay_rate =
+        relay_rate(&url, o.baseline_messages, o.publisher_connections).await?;
+    report.psql_copy_rows_s = copy_rate(&db_url, dir.path(), o.baseline_messages).await?;
+    let best = report
+        .steps
+        .iter()
+        .filter(|s| s.sustainable)
+        .max_by(|a, b| a.achieved_rate.total_cmp(&b.achieved_rate));
+    if let Some(b) = best {
+        report.ingest_to_relay_ratio = Some(b.achieved_rate / report.broker_relay_rate.max(1.0));
+    }
+    let best_rows = report
+        .steps
+        .iter()
+        .map(|s| s.rows_persisted_s)
+        .fold(0.0, f64::max);
+    report.persisted_to_copy_ratio = Some(best_rows / report.psql_copy_rows_s.max(1.0));
+    let _ = pg(&o.database_url)
+        .await?
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
+        .await;
+    Ok(report)
+}
+
+async fn step(
+    o: &BenchOptions,
+    url: &BrokerUrl,
+    http: &str,
+    db: &tokio_postgres::Client,
+    pid: u32,
+    city: &str,
+    rate: f64,
+) -> anyhow::Result<Step> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Screens stop after the publishers, once every call event had its chance to arrive.
+    let (screens_stop_tx, screens_stop_rx) = watch::channel(false);
+    let measuring = Arc::new(AtomicBool::new(false));
+    let ws = http.replace("http://", "ws://");
+    let mut screens = Vec::new();
+    let mut seen = Vec::new();
+    for i in 0..=o.clients {
+        // The first screen has no rate cap and the full view: it measures telemetry
+        // latency. The others subscribe as the wall does.
+        let q = if i == 0 {
+            format!("{ws}/ws?cities={city}&families=atcs,calls")
+        } else {
+            format!("{ws}/ws?cities={city}&view=summary&max_rate=1")
+        };
+        let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        seen.push(counter.clone());
+        screens.push(tokio::spawn(screens::screen(
+            q,
+            i == 0,
+            screens_stop_rx.clone(),
+            measuring.clone(),
+            counter,
+        )));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let published = Arc::new(load::Published::default());
+    let total = o.warmup_s + o.duration_s;
+    let n_calls = (o.call_rate * total as f64) as usize;
+    let ids: Arc<Vec<uuid::Uuid>> = Arc::new((0..n_calls).map(|_| uuid::Uuid::new_v4()).collect());
+    let tele = tokio::spawn(load::telemetry(
+        url.clone(),
+        city.to_owned(),
+        o.intersections,
+        rate,
+        o.publisher_connections,
+        published.clone(),
+        stop_rx.clone(),
+    ));
+    let calls = tokio::spawn(load::calls(
+        url.clone(),
+        city.to_owned(),
+        ids.clone(),
+        o.call_rate,
+        published.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(o.warmup_s)).await;
+
+    // The measured window.
+    let m0 = (
+        metric(http, "kendali_messages_total").await,
+        metric(http, "kendali_store_rows_total").await,
+        metric(http, "kendali_rejected_total").await,
+    );
+    let p0 = published.telemetry.load(Ordering::Relaxed);
+    let cpu0 = procstat::cpu_seconds(pid).unwrap_or(0.0);
+    let t0 = Instant::now();
+    measuring.store(true, Ordering::Relaxed);
+    let mut lag_max = 0i64;
+    while t0.elapsed() < Duration::from_secs(o.duration_s) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        lag_max = lag_max.max(metric(http, "kendali_store_lag_ms").await as i64);
+    }
+    measuring.store(false, Ordering::Relaxed);
+    let secs = t0.elapsed().as_secs_f64();
+    let m1 = (
+        metric(http, "kendali_messages_total").await,
+        metric(http, "kendali_store_rows_total").await,
+        metric(http, "kendali_rejected_total").await,
+    );
+    let p1 = published.telemetry.load(Ordering::Relaxed);
+    let cpu1 = procstat::cpu_seconds(pid).unwrap_or(0.0);
+    let buffered_end = metric(http, "kendali_store_buffered_rows").await as i64;
+    let dropped = metric(http, "kendali_store_dropped_total").await as u64;
+
+    // Stop the telemetry, let the call events finish and drain everywhere.
+    let _ = stop_tx.send(true);
+    let _ = tele.await;
+    let _ = calls.await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut stored, mut distinct) = (0i64, 0i64);
+    while Instant::now() < deadline {
+        let r = db
+            .query_one(
+                "SELECT count(*), count(DISTINCT event_id) FROM call_events WHERE city = $1",
+                &[&city],
+            )
+            .await?;
+        (stored, distinct) = (r.get(0), r.get(1));
+        if distinct as usize >= ids.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // And until every screen has had every call event (or a bounded wait).
+    while Instant::now() < deadline + Duration::from_secs(15)
+        && seen
+            .iter()
+            .any(|c| c.load(Ordering::Relaxed) < ids.len() as u64)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = screens_stop_tx.send(true);
+    let mut stats = Vec::new();
+    for s in screens {
+        stats.push(s.await?);
+    }
+    let mut st = Step {
+        offered_rate: rate,
+        published_rate: (p1 - p0) as f64 / secs,
+        achieved_rate: (m1.0 - m0.0) / secs,
+        rows_persisted_s: (m1.1 - m0.1) / secs,
+        dead_letters: (m1.2 - m0.2) as u64,
+        store_lag_ms_max: lag_max,
+        store_buffered_rows_end: buffered_end,
+        store_dropped: dropped,
+        calls_published: published.calls.load(Ordering::Relaxed),
+        calls_stored: stored,
+        calls_lost_db: ids.len() as i64 - distinct,
+        calls_duplicated_db: stored - distinct,
+        cpu_pct: (cpu1 - cpu0) / secs * 100.0,
+        rss_mb: procstat::rss_bytes(pid).unwrap_or(0) as f64 / 1048576.0,
+        ..Default::default()
+    };
+    let walls = &stats[1..];
+    let n = walls.len().max(1) as f64;
+    st.updates_per_client_s = walls.iter().map(|s| s.updates as f64).sum::<f64>() / n / secs;
+    st.frames_per_client_s = walls.iter().map(|s| s.frames as f64).sum::<f64>() / n / secs;
+    st.bytes_per_client_s = walls.iter().map(|s| s.bytes as f64).sum::<f64>() / n / secs;
+    st.clients_closed_early = stats.iter().filter(|s| s.closed_early).count();
+    for s in &stats {
+        st.calls_lost_at_clients += ids
+            .iter()
+            .filter(|id| !s.call_events.contains_key(id))
+            .count() as u64;
+        st.calls_duplicated_at_clients += s
+            .call_events
+            .values()
+            .map(|n| (*n as u64).saturating_sub(1))
+            .sum::<u64>();
+    }
+    st.call_latency = Latency::of(
+        stats
+            .iter()
+            .flat_map(|s| s.call_latency_ms.iter().copied())
+            .collect(),
+    );
+    st.telemetry_latency = Latency::of(stats[0].telemetry_latency_ms.clone());
+    let lossless = st.calls_lost_db == 0
+        && st.calls_duplicated_db == 0
+        && st.calls_lost_at_clients == 0
+        && st.calls_duplicated_at_clients == 0;
+    let keeps_up = st.achieved_rate >= 0.97 * st.published_rate && st.published_rate >= 0.97 * rate;
+    let store_ok = st.store_dropped == 0 && st.store_lag_ms_max < 5_000;
+    let fast = st.call_latency.p99_ms <= 100.0;
+    st.sustainable = lossless && keeps_up && store_ok && fast;
+    st.verdict = if st.sustainable {
+        "sustainable".into()
+    } else {
+        let mut why = Vec::new();
+        if !lossless {
+            why.push("call events lost or duplicated");
+        }
+        if !keeps_up {
+            why.push("ingest falls behind the offered rate");
+        }
+        if !store_ok {
+            why.push("store lag unbounded");
+        }
+        if !fast {
+            why.push("call p99 over 100 ms");
+        }
+        why.join(", ")
+    };
+    Ok(st)
+}
+
+async fn memory_check(
+    o: &BenchOptions,
+    url: &BrokerUrl,
+    http: &str,
+    pid: u32,
+) -> anyhow::Result<MemoryCheck> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let measuring = Arc::new(AtomicBool::new(true));
+    let ws = http.replace("http://", "ws://");
+    let city = "benchmem";
+    let mut screens = Vec::new();
+    for _ in 0..o.memory_clients {
+        screens.push(tokio::spawn(screens::screen(
+            format!("{ws}/ws?cities={city}&view=summary&max_rate=1"),
+            false,
+            stop_rx.clone(),
+            measuring.clone(),
+            Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        )));
+    }
+    let published = Arc::new(load::Published::default());
+    let rate = 10_000.0;
+    let tele = tokio::spawn(load::telemetry(
+        url.clone(),
+        city.into(),
+        2000,
+        rate,
+        o.publisher_connections,
+        published,
+        stop_rx.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(o.duration_s.min(20))).await;
+    let connected = metric(http, "kendali_ws_clients").await as usize;
+    let _ = stop_tx.send(true);
+    let _ = tele.await;
+    for s in screens {
+        let _ = s.await;
+    }
+    Ok(MemoryCheck {
+        intersections: 2000,
+        clients: o.memory_clients,
+        clients_connected: connected,
+        rate,
+        peak_rss_mb: procstat::peak_rss_bytes(pid).unwrap_or(0) as f64 / 1048576.0,
+    })
+}
+
+/// The broker's relay rate to a bare subscriber that only counts.
+async fn relay_rate(url: &BrokerUrl, messages: usize, connections: usize) -> anyhow::Result<f64> {
+    let id = format!(
+        "bench-relay-sub-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let mut opts = rumqttc::MqttOptions::new(id, url.host.clone(), url.port);
+    opts.set_max_packet_size(1 << 20, 1 << 20);
+    let (sub, mut el) = rumqttc::AsyncClient::new(opts, 1000);
+    sub.subscribe("city/relay/#", rumqttc::QoS::AtMostOnce)
+        .await?;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let counter = tokio::spawn(async move {
+        let (mut n, mut first, mut last) = (0usize, None, Instant::now());
+        let mut done_tx = Some(done_tx);
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), el.poll()).await {
+                Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)))) => {
+                    if let Some(tx) = done_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(_)))) => {
+                    n += 1;
+                    last = Instant::now();
+                    first.get_or_insert(last);
+                    if n >= messages {
+                        break;
+                    }
+                }
+                Ok(Ok(_)) => {}
+                _ => break,
+            }
+        }
+        (
+            n,
+            first
+                .map(|f| last.duration_since(f).as_secs_f64())
+                .unwrap_or(0.0),
+        )
+    });
+    let _ = done_rx.await;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let published = Arc::new(load::Published::default());
+    // Offer far more than any broker relays here; the subscriber counts what arrives.
+    let tele = tokio::spawn(load::telemetry(
+        url.clone(),
+        "relay".into(),
+        2000,
+        400_000.0,
+        connections,
+        published.clone(),
+        stop_rx,
+    ));
+    let (n, secs) = counter.await?;
+    let _ = stop_tx.send(true);
+    let _ = tele.await;
+    Ok(if secs > 0.0 { n as f64 / secs } else { 0.0 })
+}
+
+/// `psql \copy` of the same telemetry rows into the same table.
+async fn copy_rate(db_url: &str, dir: &std::path::Path, messages: usize) -> anyhow::Result<f64> {
+    let path = dir.join("telemetry.csv");
+    let mut csv = String::with_capacity(messages * 4 * 110);
+    let now = chrono::Utc::now();
+    for i in 0..messages {
+        let ts = (now + chrono::Duration::microseconds(i as i64)).to_rfc3339();
+        for (a, sat) in [
+            ("utara", 0.8),
+            ("selatan", 0.7),
+            ("timur", 0.5),
+            ("barat", 0.4),
+        ] {
+            csv.push_str(&format!(
+                "{ts},copy,j{:04},{a},adaptive,pagi,120,1,40,1200,60,{sat},t,{ts}\n",
+                i % 2000
+            ));
+        }
+    }
+    std::fs::write(&path, csv)?;
+    let rows = messages * 4;
+    let t = Instant::now();
+    let out = Command::new("psql")
+        .arg(db_url)
+        .arg("-qc")
+        .arg(format!(
+            "\\copy atcs_telemetry (ts, city, intersection, approach, mode, plan, cycle_s, phase, green_s, flow_vph, queue_m, saturation, detector_ok, rx) FROM '{}' CSV",
+            path.display()
+        ))
+        .output()
+        .context("running psql")?;
+    if !out.status.success() {
+        bail!(
+            "psql \\copy failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(rows as f64 / t.elapsed().as_secs_f64())
+}
+
+/// The report as a markdown table.
+pub fn markdown(r: &Report) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "Bench of {} (commit {}), {}; broker: {}; {} intersections, {} wall screens (+1 measuring), {} call events/s, {} s per step.\n\n",
+        r.date, r.commit, r.machine, r.broker, r.intersections, r.clients, r.call_rate, r.duration_s
+    ));
+    s.push_str("| offered R (msg/s) | published | achieved ingest | updates/screen/s (KB/s) | call p50 / p95 / p99 / max (ms) | telemetry p50 / p99 (ms) | rows persisted/s | store lag max (ms) | calls lost / dup (db, screens) | dead letters | Kendali CPU | RSS | verdict |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for st in &r.steps {
+        s.push_str(&format!(
+            "| {:.0} | {:.0} | {:.0} | {:.0} ({:.0}) | {:.1} / {:.1} / {:.1} / {:.1} | {:.1} / {:.1} | {:.0} | {} | {} / {}, {} / {} | {} | {:.0} % | {:.0} MB | {} |\n",
+            st.offered_rate, st.published_rate, st.achieved_rate, st.updates_per_client_s, st.bytes_per_client_s / 1024.0, st.call_latency.p50_ms, st.call_latency.p95_ms, st.call_latency.p99_ms,
+            st.call_latency.max_ms, st.telemetry_latency.p50_ms, st.telemetry_latency.p99_ms, st.rows_persisted_s, st.store_lag_ms_max, st.calls_lost_db,
+            st.calls_duplicated_db, st.calls_lost_at_clients, st.calls_duplicated_at_clients, st.dead_letters, st.cpu_pct, st.rss_mb, st.verdict
+        ));
+    }
+    s.push_str(&format!(
+        "\n| figure | value |\n|---|---|\n| sustainable maximum R | {} |\n| broker relay rate to a bare subscriber | {:.0} msg/s |\n| achieved ingest / relay | {} |\n| `psql \\copy` of the same rows | {:.0} rows/s |\n| persisted rows/s / `\\copy` | {} |\n| peak RSS | {:.0} MB |\n",
+        r.sustainable_max_rate.map(|v| format!("{v:.0} msg/s")).unwrap_or_else(|| "none of the steps".into()),
+        r.broker_relay_rate,
+        r.ingest_to_relay_ratio.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
+        r.psql_copy_rows_s,
+        r.persisted_to_copy_ratio.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
+        r.peak_rss_mb
+    ));
+    if let Some(m) = &r.memory_check {
+        s.push_str(&format!(
+            "| memory check: {} intersections, {} screens ({} connected), {:.0} msg/s | peak RSS {:.0} MB |\n",
+            m.intersections, m.clients, m.clients_connected, m.rate, m.peak_rss_mb
+        ));
+    }
+    s
+}

@@ -1,0 +1,139 @@
+//! The bench's screens: K websocket clients subscribed as a wall is (every
+//! family of the bench city, each entity at most once a second). Every
+//! screen counts the updates it is sent; every screen records the call
+//! events it gets (for the lost/duplicated accounting) and their latency;
+//! one extra screen without the rate cap measures telemetry latency.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::watch;
+
+/// What one screen saw.
+#[derive(Default, Debug)]
+pub struct ScreenStats {
+    pub frames: u64,
+    pub bytes: u64,
+    pub updates: u64,
+    /// Call event id -> times received.
+    pub call_events: HashMap<uuid::Uuid, u32>,
+    /// Publish -> receipt, milliseconds.
+    pub call_latency_ms: Vec<f64>,
+    pub telemetry_latency_ms: Vec<f64>,
+    pub closed_early: bool,
+}
+
+#[derive(Deserialize)]
+struct Frame<'a> {
+    #[serde(borrow, default)]
+    updates: Vec<Upd<'a>>,
+    #[serde(borrow, default)]
+    events: Vec<Upd<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Upd<'a> {
+    kind: &'a str,
+    #[serde(borrow)]
+    value: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct CallEv<'a> {
+    event_id: uuid::Uuid,
+    ts: &'a str,
+}
+
+#[derive(Deserialize)]
+struct Inter<'a> {
+    #[serde(borrow)]
+    state: Option<TsOnly<'a>>,
+}
+
+#[derive(Deserialize)]
+struct TsOnly<'a> {
+    ts: &'a str,
+}
+
+fn age_ms(ts: &str, now: chrono::DateTime<chrono::Utc>) -> Option<f64> {
+    let t = chrono::DateTime::parse_from_rfc3339(ts).ok()?;
+    Some((now - t.with_timezone(&chrono::Utc)).num_microseconds()? as f64 / 1000.0)
+}
+
+/// Connects one screen and reads until `stop`; returns what it saw.
+pub async fn screen(
+    url: String,
+    measure_telemetry: bool,
+    stop: watch::Receiver<bool>,
+    measuring: Arc<AtomicBool>,
+    seen_calls: Arc<std::sync::atomic::AtomicU64>,
+) -> ScreenStats {
+    let mut stats = ScreenStats::default();
+    let Ok((mut ws, _)) = tokio_tungstenite::connect_async(&url).await else {
+        stats.closed_early = true;
+        return stats;
+    };
+    let mut stop = stop;
+    loop {
+        let msg = tokio::select! {
+            m = ws.next() => m,
+            _ = stop.changed() => break,
+        };
+        let Some(Ok(msg)) = msg else {
+            stats.closed_early = !*stop.borrow();
+            break;
+        };
+        let tokio_tungstenite::tungstenite::Message::Text(text) = msg else {
+            continue;
+        };
+        // Call events are accounted for from the start; rates and latencies after the warm-up.
+        let measure = measuring.load(Ordering::Relaxed);
+        let now = chrono::Utc::now();
+        if measure {
+            stats.frames += 1;
+            stats.bytes += text.len() as u64;
+        }
+        // A wall screen only counts updates; it parses frames that carry call events
+        // (for the accounting) and, on the measuring screen, everything.
+        if measure {
+            stats.updates += text.matches("{\"seq\":").count() as u64;
+        }
+        if !measure_telemetry && !text.contains("\"kind\":\"call_event\"") {
+            continue;
+        }
+        let Ok(frame) = serde_json::from_str::<Frame>(&text) else {
+            continue;
+        };
+        for u in frame.updates.iter().chain(frame.events.iter()) {
+            match (u.kind, u.value) {
+                ("call_event", Some(v)) => {
+                    if let Ok(ev) = serde_json::from_str::<CallEv>(v.get()) {
+                        *stats.call_events.entry(ev.event_id).or_default() += 1;
+                        seen_calls.fetch_add(1, Ordering::Relaxed);
+                        if measure {
+                            if let Some(ms) = age_ms(ev.ts, now) {
+                                stats.call_latency_ms.push(ms);
+                            }
+                        }
+                    }
+                }
+                ("intersection", Some(v)) if measure_telemetry && measure => {
+                    if let Ok(Inter { state: Some(s) }) = serde_json::from_str::<Inter>(v.get()) {
+                        if let Some(ms) = age_ms(s.ts, now) {
+                            stats.telemetry_latency_ms.push(ms);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+    stats
+}

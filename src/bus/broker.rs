@@ -1,0 +1,98 @@
+//! The embedded MQTT broker (rumqttd) for the one-command start: with no
+//! external broker configured, Kendali listens on `broker_addr` itself so that
+//! the simulator, `mosquitto_pub` and service apps all have a bus to talk to.
+//! Production rooms run a real broker (see `deploy/mosquitto.conf`).
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+/// The Mosquitto configuration we recommend for production (`kendali broker-config`).
+pub const MOSQUITTO_PRODUCTION_CONF: &str = include_str!("mosquitto.conf");
+
+/// The production configuration for a private local Mosquitto (the bench and
+/// the tests): listening on 127.0.0.1:`port`, persisting into `dir`, anonymous
+/// (loopback only), staying root. Every queueing and persistence value is kept.
+pub fn mosquitto_local_conf(port: u16, dir: &std::path::Path) -> String {
+    let mut conf = String::new();
+    for line in MOSQUITTO_PRODUCTION_CONF.lines() {
+        let l = line.trim_start();
+        if l.starts_with("listener ") {
+            conf.push_str(&format!("listener {port} 127.0.0.1\n"));
+        } else if l.starts_with("persistence_location ") {
+            conf.push_str(&format!("persistence_location {}/\n", dir.display()));
+        } else if !(l.starts_with("allow_anonymous ") || l.starts_with("password_file ")) {
+            conf.push_str(line);
+            conf.push('\n');
+        }
+    }
+    conf.push_str("allow_anonymous true\nuser root\n");
+    conf
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error(
+        "the embedded MQTT broker cannot listen on {addr}. Choose another address with \
+         --broker-addr (or KENDALI_BROKER_ADDR), or use an existing broker with --mqtt-url (or KENDALI_MQTT_URL)"
+    )]
+    AddrInUse {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("embedded broker configuration: {0}")]
+    Config(String),
+    #[error("the embedded broker did not start listening on {0} within 5 s")]
+    NotListening(SocketAddr),
+}
+
+/// The broker's compiled-in configuration. `max_payload_size` sits above
+/// Kendali's own payload limit so that oversize messages reach validation
+/// and the dead-letter; in-flight and segment sizes favour bursty telemetry.
+const CONFIG_TEMPLATE: &str = r#"
+id = 0
+[router]
+id = 0
+max_connections = 10010
+max_outgoing_packet_count = 1000
+max_segment_size = 104857600
+max_segment_count = 10
+
+[v4.1]
+name = "v4-1"
+listen = "LISTEN"
+next_connection_delay_ms = 1
+    [v4.1.connections]
+    connection_timeout_ms = 60000
+    max_payload_size = 1048576
+    max_inflight_count = 10000
+    dynamic_filters = true
+"#;
+
+/// Starts the broker on its own threads (rumqttd runs its own runtimes) and
+/// waits until it accepts connections.
+pub fn start(addr: SocketAddr) -> Result<(), BrokerError> {
+    // rumqttd only logs a bind failure from inside its thread; check first so
+    // the operator gets a clear message and a non-zero exit.
+    drop(TcpListener::bind(addr).map_err(|source| BrokerError::AddrInUse { addr, source })?);
+    let config: rumqttd::Config =
+        toml::from_str(&CONFIG_TEMPLATE.replace("LISTEN", &addr.to_string()))
+            .map_err(|e| BrokerError::Config(e.to_string()))?;
+    let mut broker = rumqttd::Broker::new(config);
+    std::thread::Builder::new()
+        .name("embedded-broker".into())
+        .spawn(move || {
+            if let Err(e) = broker.start() {
+                tracing::error!(error = %e, "embedded broker stopped");
+            }
+        })
+        .map_err(|e| BrokerError::Config(e.to_string()))?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            tracing::info!(%addr, "embedded MQTT broker listening");
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(BrokerError::NotListening(addr))
+}

@@ -1,0 +1,355 @@
+//! Typed settings: compiled-in defaults, then an optional TOML file, then
+//! `KENDALI__SECTION__KEY` environment variables, then the command line
+//! (whose most used flags also read short variables such as
+//! `KENDALI_HTTP_ADDR`). Validated before anything starts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::contract::Family;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+/// Everything Kendali can be told.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub mqtt: MqttSettings,
+    pub ingest: IngestSettings,
+    pub state: StateSettings,
+    pub hub: HubSettings,
+    pub database: DatabaseSettings,
+    pub sim: SimSettings,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Listen address of the web server (screens, API, websocket).
+    pub addr: SocketAddr,
+    /// Origins allowed to open `/ws` besides the server's own (e.g. `https://wall.example`).
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            addr: "127.0.0.1:8080".parse().expect("literal address"),
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+/// MQTT protocol version spoken to the broker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MqttProtocol {
+    #[serde(rename = "3.1.1", alias = "v4", alias = "4")]
+    V311,
+    #[serde(rename = "5", alias = "v5")]
+    V5,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttSettings {
+    /// External broker, `mqtt://host:port` or `mqtts://host:port` (TLS).
+    /// Unset: start the embedded broker on `broker_addr` and use it.
+    pub url: Option<String>,
+    /// Listen address of the embedded broker.
+    pub broker_addr: SocketAddr,
+    pub protocol: MqttProtocol,
+    /// Fixed client id: the broker keeps our session (and queued QoS 1
+    /// messages) across reconnects only under the same id.
+    pub client_id: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// CA bundle (PEM) for `mqtts://`; the system roots are not read (air-gapped rooms use their own CA).
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate and key (PEM) for mutual TLS.
+    pub tls_client_cert: Option<PathBuf>,
+    pub tls_client_key: Option<PathBuf>,
+    pub keep_alive_s: u64,
+    /// Shared-subscription group: several Kendali nodes split the bus with `$share/{group}/...`.
+    pub shared_group: Option<String>,
+    /// Families subscribed (default: all).
+    pub families: Vec<Family>,
+    /// Reconnect backoff, doubling from min to max.
+    pub reconnect_min_ms: u64,
+    pub reconnect_max_ms: u64,
+    /// MQTT 5 session expiry: how long the broker keeps our session while we are away.
+    pub session_expiry_s: u32,
+    /// Outgoing in-flight window (our publishes awaiting PUBACK).
+    pub inflight: u16,
+}
+
+impl Default for MqttSettings {
+    fn default() -> Self {
+        MqttSettings {
+            url: None,
+            broker_addr: "127.0.0.1:1883".parse().expect("literal address"),
+            protocol: MqttProtocol::V311,
+            client_id: "kendali-1".into(),
+            username: None,
+            password: None,
+            tls_ca: None,
+            tls_client_cert: None,
+            tls_client_key: None,
+            keep_alive_s: 15,
+            shared_group: None,
+            families: Family::ALL.to_vec(),
+            reconnect_min_ms: 200,
+            reconnect_max_ms: 10_000,
+            session_expiry_s: 3600,
+            inflight: 100,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestSettings {
+    /// Largest payload accepted, bytes.
+    pub max_payload_bytes: usize,
+    /// How far ahead of the server clock a `ts` may be, seconds.
+    pub max_future_s: i64,
+    /// Dead-letter entries kept in memory for `/api/deadletter`.
+    pub deadletter_capacity: usize,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings {
+            max_payload_bytes: 64 * 1024,
+            max_future_s: 300,
+            deadletter_capacity: 1000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StateSettings {
+    /// A feed silent this long is marked stale, seconds, per family.
+    pub stale_atcs_s: u64,
+    pub stale_calls_s: u64,
+    pub stale_units_s: u64,
+    pub stale_apps_s: u64,
+    pub stale_kpi_s: u64,
+    /// Closed calls kept in the live state (most recent first).
+    pub closed_calls_kept: usize,
+    /// Recent events of each kind kept for snapshots.
+    pub recent_events_kept: usize,
+    /// Event ids remembered for duplicate detection.
+    pub dedup_window: usize,
+    /// KPI samples kept per metric for sparklines.
+    pub kpi_window: usize,
+}
+
+impl Default for StateSettings {
+    fn default() -> Self {
+        StateSettings {
+            stale_atcs_s: 10,
+            // A quiet night can leave a line silent for a while: stale means "no
+            // message at all", which for calls includes no heartbeat-like traffic.
+            stale_calls_s: 900,
+            stale_units_s: 600,
+            stale_apps_s: 600,
+            stale_kpi_s: 60,
+            closed_calls_kept: 200,
+            recent_events_kept: 500,
+            dedup_window: 200_000,
+            kpi_window: 360,
+        }
+    }
+}
+
+impl StateSettings {
+    pub fn stale_after(&self, f: Family) -> Duration {
+        Duration::from_secs(match f {
+            Family::Atcs => self.stale_atcs_s,
+            Family::Calls => self.stale_calls_s,
+            Family::Units => self.stale_units_s,
+            Family::Apps => self.stale_apps_s,
+            Family::Kpi => self.stale_kpi_s,
+        })
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HubSettings {
+    /// Frames are batched on this tick, milliseconds.
+    pub tick_ms: u64,
+    /// Sequence numbers kept for resume (`since=`).
+    pub ring_capacity: usize,
+    /// Frames queued per client before its updates go to its conflating backlog.
+    pub client_queue_frames: usize,
+    /// Bytes queued per client, likewise: frames differ in size by 1000x, so
+    /// memory is bounded by bytes as well as by frames.
+    pub client_queue_bytes: usize,
+    /// A client whose backlog (after conflation) passes this many updates is
+    /// disconnected with close code 4001 and told to resume.
+    pub client_max_backlog: usize,
+    /// Heartbeat ping interval and the silence after which a peer is dropped, seconds.
+    pub ping_interval_s: u64,
+    pub client_timeout_s: u64,
+    /// Largest client frame accepted, bytes.
+    pub max_client_frame_bytes: usize,
+}
+
+impl Default for HubSettings {
+    fn default() -> Self {
+        HubSettings {
+            tick_ms: 50,
+            // 4M slots of 8 bytes: over 60 s at 50,000 updates/s; superseded state
+            // updates are tombstoned, so memory holds only events and live entities.
+            ring_capacity: 4 << 20,
+            client_queue_frames: 64,
+            client_queue_bytes: 1 << 20,
+            client_max_backlog: 50_000,
+            ping_interval_s: 10,
+            client_timeout_s: 30,
+            max_client_frame_bytes: 16 * 1024,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// PostgreSQL URL; unset means the bounded in-memory store (history not persisted).
+    pub url: Option<String>,
+    /// Connections in the pool (writes use one at a time; history queries the rest).
+    pub pool_size: usize,
+    /// Rows per write (telemetry rows, or events); COPY batches of 5k-10k reach the
+    /// plateau of PostgreSQL's ingest, larger ones only add latency.
+    pub batch_rows: usize,
+    /// A partial batch is written after this many milliseconds.
+    pub flush_ms: u64,
+    /// Telemetry rows held while the database is slow or away; beyond this new
+    /// rows are dropped and counted (`kendali_store_dropped_total{what="telemetry"}`).
+    pub telemetry_buffer_rows: usize,
+    /// How often the per-minute rollup runs (plain PostgreSQL), seconds.
+    pub rollup_every_s: u64,
+    /// Raw telemetry kept, days (plain PostgreSQL; TimescaleDB uses its retention policy).
+    pub telemetry_retention_days: i64,
+    /// Everything else kept, days.
+    pub retention_days: i64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: None,
+            pool_size: 4,
+            batch_rows: 5000,
+            flush_ms: 200,
+            telemetry_buffer_rows: 1_000_000,
+            rollup_every_s: 30,
+            telemetry_retention_days: 30,
+            retention_days: 400,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimSettings {
+    /// Run the simulated city in-process (the default for demos; off in production).
+    pub enabled: bool,
+    /// Built-in scenario name or path to a scenario file.
+    pub scenario: String,
+    /// Overrides the scenario's seed.
+    pub seed: Option<u64>,
+    /// Overrides the scenario's time acceleration.
+    pub accel: Option<f64>,
+    /// Simulation step, milliseconds.
+    pub tick_ms: u64,
+}
+
+impl Default for SimSettings {
+    fn default() -> Self {
+        SimSettings {
+            enabled: true,
+            scenario: "cilegon-weekday".into(),
+            seed: None,
+            accel: None,
+            tick_ms: 200,
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults, then `file` (if given, it must exist; else `kendali.toml` if
+    /// present), then `KENDALI__SECTION__KEY` variables.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+        match file {
+            Some(f) => {
+                if !f.exists() {
+                    return Err(ConfigError::Invalid(format!(
+                        "config file {} does not exist",
+                        f.display()
+                    )));
+                }
+                fig = fig.merge(Toml::file(f));
+            }
+            None => fig = fig.merge(Toml::file("kendali.toml")),
+        }
+        fig = fig.merge(Env::prefixed("KENDALI__").split("__"));
+        let s: Settings = fig.extract().map_err(Box::new)?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if let Some(u) = &self.mqtt.url {
+            crate::bus::BrokerUrl::parse(u).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
+        if self.mqtt.client_id.is_empty() || self.mqtt.client_id.len() > 64 {
+            return bad("mqtt.client_id must be 1..=64 characters".into());
+        }
+        if self.ingest.max_payload_bytes < 1024 || self.ingest.max_payload_bytes > 16 << 20 {
+            return bad("ingest.max_payload_bytes must be 1 KiB..=16 MiB".into());
+        }
+        if self.hub.tick_ms == 0 || self.hub.tick_ms > 1000 {
+            return bad("hub.tick_ms must be 1..=1000".into());
+        }
+        if self.hub.ring_capacity < 1024 {
+            return bad("hub.ring_capacity must be at least 1024".into());
+        }
+        if self.hub.client_timeout_s <= self.hub.ping_interval_s {
+            return bad("hub.client_timeout_s must exceed hub.ping_interval_s".into());
+        }
+        if self.mqtt.families.is_empty() {
+            return bad("mqtt.families must name at least one family".into());
+        }
+        if self.database.batch_rows == 0
+            || self.database.flush_ms == 0
+            || self.database.flush_ms > 200
+        {
+            return bad(
+                "database.batch_rows must be positive and database.flush_ms 1..=200".into(),
+            );
+        }
+        if let Some(a) = self.sim.accel {
+            if !(a.is_finite() && (0.1..=10_000.0).contains(&a)) {
+                return bad("sim.accel must be 0.1..=10000".into());
+            }
+        }
+        Ok(())
+    }
+}

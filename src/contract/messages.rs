@@ -1,0 +1,727 @@
+//! Payload types of the bus contract, v1. Field names are the wire names.
+//! Every type derives `JsonSchema`; `schema.rs` writes one schema per kind.
+//!
+//! Unknown extra fields are accepted and ignored (publishers may add more
+//! optional fields); the fields below are what Kendali reads and forwards.
+
+use chrono::{DateTime, FixedOffset};
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize};
+use uuid::Uuid;
+
+/// A source timestamp: RFC 3339 with offset (`2026-11-22T08:15:00.123456+07:00`).
+pub type Ts = DateTime<FixedOffset>;
+
+/// serde helpers for [`Ts`]: a parse error names itself so that the
+/// validator can report `bad_timestamp` rather than a generic type error.
+pub mod ts_format {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Ts, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid timestamp {s:?}: {e} (expected RFC 3339 with offset, e.g. 2026-11-22T08:15:00+07:00)"
+            ))
+        })
+    }
+
+    pub fn serialize<S: serde::Serializer>(ts: &Ts, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&ts.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false))
+    }
+}
+
+/// Requires an `Option` field to be present (it may be `null`).
+fn required_nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Option::<T>::deserialize(d)
+}
+
+// ---------------------------------------------------------------- ATCS
+
+/// One approach (arm) of a signalised intersection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApproachInfo {
+    /// Approach id, unique within the intersection (e.g. `utara`, `N`).
+    pub id: String,
+    /// Human name (e.g. `Jl. S.A. Tirtayasa (utara)`).
+    pub name: String,
+}
+
+/// `city/{city}/atcs/{intersection}/info`, QoS 1, retained: intersection metadata.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct IntersectionInfo {
+    /// Intersection id; equals the `{intersection}` topic segment.
+    pub intersection: String,
+    /// Place name shown on screens (e.g. `Simpang PCI`).
+    pub name: String,
+    /// Latitude, WGS 84 degrees.
+    pub lat: f64,
+    /// Longitude, WGS 84 degrees.
+    pub lon: f64,
+    /// The approaches (arms), in phase order.
+    pub approaches: Vec<ApproachInfo>,
+    /// District (kecamatan) the junction lies in, for per-district screens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub district: Option<String>,
+    /// When the metadata was published (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_ts")]
+    #[schemars(with = "Option<Ts>")]
+    pub ts: Option<Ts>,
+}
+
+/// Controller operating mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ControllerMode {
+    Adaptive,
+    Fixed,
+    Manual,
+    Flashing,
+    Off,
+}
+
+/// Live measurements of one approach.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApproachState {
+    /// Approach id, as in the intersection's info.
+    pub id: String,
+    /// Green time given to this approach in the current cycle, seconds (0..=300).
+    pub green_s: f64,
+    /// Flow in vehicles per hour (0..=20000).
+    pub flow_vph: f64,
+    /// Queue length in metres (0..=10000).
+    pub queue_m: f64,
+    /// Degree of saturation (flow/capacity), 0..~1.2 (accepted 0..=3).
+    pub saturation: f64,
+    /// False when the approach's detector is faulty (its figures are estimates).
+    pub detector_ok: bool,
+}
+
+/// `city/{city}/atcs/{intersection}/state`, QoS 0: controller state, about once a second.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct IntersectionState {
+    #[serde(with = "ts_format")]
+    #[schemars(with = "Ts")]
+    pub ts: Ts,
+    /// Intersection id; equals the `{intersection}` topic segment.
+    pub intersection: String,
+    pub mode: ControllerMode,
+    /// Signal plan in force (e.g. `pagi`, `P3`).
+    pub plan: String,
+    /// Cycle length, seconds (1..=600).
+    pub cycle_s: f64,
+    /// Current phase number (1-based).
+    pub phase: u32,
+    /// Seconds since the current phase began (0..=600).
+    pub phase_elapsed_s: f64,
+    pub approaches: Vec<ApproachState>,
+}
+
+/// What an operator command asks a controller to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandAction {
+    /// Extend `approach`'s green by `seconds`.
+    ExtendGreen,
+    /// Switch to signal plan `plan`.
+    SetPlan,
+    /// Switch to mode `mode`.
+    SetMode,
+}
+
+/// `city/{city}/atcs/{intersection}/command`, QoS 1: an operator command, published by Kendali.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Command {
+    pub command_id: Uuid,
+    #[serde(with = "ts_format")]
+    #[schemars(with = "Ts")]
+    pub ts: Ts,
+    pub action: CommandAction,
+    /// For `extend_green`: the approach id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approach: Option<String>,
+    /// For `extend_green`: extra green seconds (1..=120).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+    /// For `set_plan`: the plan id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    /// For `set_mode`: the new mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ControllerMode>,
+    /// Who issued it (operator login).
+    pub issued_by: String,
+}
+
+/// A controller's answer to a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AckStatus {
+    Applied,
+    Rejected,
+}
+
+/// `city/{city}/atcs/{intersection}/command/ack`, QoS 1: the controller's answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CommandAck {
+    pub command_id: Uuid,
+    #[serde(with = "ts_format")]
+    #[schemars(with = "Ts")]
+    pub ts: Ts,
+    pub status: AckStatus,
+    /// Why it was rejected; `null` (but present) when applied.
+    #[serde(deserialize_with = "required_nullable")]
+    #[schemars(required)]
+    pub reason: Option<String>,
+}
+
+// ---------------------------------------------------------------- calls
+
+/// Emergency line.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum CallLine {
+    /// 112: the general emergency number.
+    #[serde(rename = "112")]
+    L112,
+    /// 119: medical emergencies (PSC 119).
+    #[serde(rename = "119")]
+    L119,
+}
+
+impl CallLine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallLine::L112 => "112",
+            CallLine::L119 => "119",
+        }
+    }
+    pub fn parse(s: &str) -> Option<CallLine> {
+        match s {
+            "112" => Some(CallLine::L112),
+            "119" => Some(CallLine::L119),
+            _ => None,
+        }
+    }
+}
+
+/// Stage of a call's lifecycle carried by one call event.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum CallEventType {
+    Received,
+    Answered,
+    Classified,
+    Dispatched,
+    EnRoute,
+    OnScene,
+    Closed,
+    Abandoned,
+    Transferred,
+}
+
+impl CallEventType {
+    pub const ALL: [CallEventType; 9] = [
+        CallEventType::Received,
+        CallEventType::Answered,
+        CallEventType::Classified,
+        CallEventType::Dispatched,
+        CallEventType::EnRoute,
+        CallEventType::OnScene,
+        CallEventType::Closed,
+        CallEventType::Abandoned,
+        CallEventType::Transferred,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallEventType::Received => "received",
+            CallEventType::Answered => "answered",
+            CallEventType::Classified => "classified",
+            CallEventType::Dispatched => "dispatched",
+            CallEventType::EnRoute => "en_route",
+            CallEventType::OnScene => "on_scene",
+            CallEventType::Closed => "closed",
+            CallEventType::Abandoned => "abandoned",
+            CallEventType::Transferred => "transferred",
+        }
+    }
+
+    /// Whether the call is over after this stage.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            CallEventType::Closed | CallEventType::Abandoned | CallEventType::Transferred
+        )
+    }
+}
+
+/// Call category, set when the call is classified.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum CallCategory {
+    Fire,
+    Medical,
+    Crime,
+    TrafficAccident,
+    Disaster,
+    PublicService,
+    Prank,
+    Other,
+}
+
+impl CallCategory {
+    pub const ALL: [CallCategory; 8] = [
+        CallCategory::Fire,
+        CallCategory::Medical,
+        CallCategory::Crime,
+        CallCategory::TrafficAccident,
+        CallCategory::Disaster,
+        CallCategory::PublicService,
+        CallCategory::Prank,
+        CallCategory::Other,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallCategory::Fire => "fire",
+            CallCategory::Medical => "medical",
+            CallCategory::Crime => "crime",
+            CallCategory::TrafficAccident => "traffic_accident",
+            CallCategory::Disaster => "disaster",
+            CallCategory::PublicService => "public_service",
+            CallCategory::Prank => "prank",
+            CallCategory::Other => "other",
+        }
+    }
+}
+
+/// Where the caller is (from the network or as told).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Caller {
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// `city/{city}/calls/{line}`, QoS 1: one event of an emergency call's lifecycle.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CallEvent {
+    /// Unique id of this event; duplicates are ignored.
+    pub event_id: Uuid,
+    /// The call this event belongs to (shared by all its events).
+    pub call_id: String,
+    /// When the stage happened at the source (stage times come from here, not arrival order).
+    #[serde(with = "ts_format")]
+    #[schemars(with = "Ts")]
+    pub ts: Ts,
+    /// Equals the `{line}` topic segment.
+    pub line: CallLine,
+    #[serde(rename = "type")]
+    pub kind: CallEventType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<Caller>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<CallCategory>,
+    /// 1 = life-threatening .. 4 = no urgency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
+    /// Responding agency (e.g. `damkar`, `dinkes`, `polres`, `bpbd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agency: Option<String>,
+    /// Field unit assigned (for `dispatched`, `en_route`, `on_scene`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// Call-taker or dispatcher handling the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+// ---------------------------------------------------------------- units
+
+/// Field unit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UnitState {
+    Available,
+    Dispatched,
+    EnRoute,
+    OnScene,
+    Returning,
+    OutOfService,
+}
+
+/// `city/{city}/units/{unit}/status`, QoS 1, retained: a field unit's status and position.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UnitStatus {
+    #[serde(with = "ts_format")]
+    #[schemars(with = "Ts")]
+    pub ts: Ts,
+    /// Unit id; equals the `{unit}` topic segment.
+    pub unit: String,
+    /// Owning agency (e.g. `dinkes`, `damkar`, `polres`).
+    pub agency: String,
+    pub status: UnitState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lat: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lon: Option<f64>,
+    /// The call the unit is working, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    /// Vehicle kind (e.g. `ambulance`, `fire_engine`, `police_car`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+// ---------------------------------------------------------------- services
+
+/// `city/{city}/apps/{service}/events`, QoS 1: an event written by a service application.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AppEvent {
+    pub event_id: Uuid,
+    #[serde(with = "ts_format")]
+    #[schemars(with = "Ts")]
+    pub ts: Ts,
+    /// Service id; equals the `{service}` topic segment (e.g. `perizinan`).
+    pub service: String,
+    /// Dotted event type, lowercase (e.g. `permit.submitted`, `complaint.routed`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The application's own reference (permit number, ticket id...).
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Responsible agency (OPD), e.g. `dpmptsp`, `dinkes`, `dpupr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opd: Option<String>,
+    /// Free-form attributes of the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attrs: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// `city/{city}/kpi/{service}`, QoS 0 or 1: a KPI sample computed by a service application.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct KpiSample {
+    #[serde(with = "ts_format")]
+    #[schemars(with = "Ts")]
+    pub ts: Ts,
+    /// Metric name, `[a-z0-9_.]` (e.g. `permits_on_time_pct`).
+    pub metric: String,
+    pub value: f64,
+    /// Unit of `value` (e.g. `%`, `count`, `min`).
+    pub unit: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<f64>,
+    /// Window the value was computed over, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_s: Option<f64>,
+}
+
+mod opt_ts {
+    use super::*;
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Ts>, D::Error> {
+        #[derive(Deserialize)]
+        struct W(#[serde(with = "ts_format")] Ts);
+        Ok(Option::<W>::deserialize(d)?.map(|w| w.0))
+    }
+    pub fn serialize<S: serde::Serializer>(ts: &Option<Ts>, s: S) -> Result<S::Ok, S::Error> {
+        match ts {
+            Some(t) => ts_format::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- envelope
+
+/// The kinds of message, one per topic shape (and one JSON Schema each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    IntersectionInfo,
+    IntersectionState,
+    Command,
+    CommandAck,
+    CallEvent,
+    UnitStatus,
+    AppEvent,
+    KpiSample,
+}
+
+impl MessageKind {
+    pub const ALL: [MessageKind; 8] = [
+        MessageKind::IntersectionInfo,
+        MessageKind::IntersectionState,
+        MessageKind::Command,
+        MessageKind::CommandAck,
+        MessageKind::CallEvent,
+        MessageKind::UnitStatus,
+        MessageKind::AppEvent,
+        MessageKind::KpiSample,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::IntersectionInfo => "intersection_info",
+            MessageKind::IntersectionState => "intersection_state",
+            MessageKind::Command => "command",
+            MessageKind::CommandAck => "command_ack",
+            MessageKind::CallEvent => "call_event",
+            MessageKind::UnitStatus => "unit_status",
+            MessageKind::AppEvent => "app_event",
+            MessageKind::KpiSample => "kpi_sample",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MessageKind> {
+        MessageKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A validated contract message.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Message {
+    IntersectionInfo(IntersectionInfo),
+    IntersectionState(IntersectionState),
+    Command(Command),
+    CommandAck(CommandAck),
+    CallEvent(CallEvent),
+    UnitStatus(UnitStatus),
+    AppEvent(AppEvent),
+    KpiSample(KpiSample),
+}
+
+impl Message {
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Message::IntersectionInfo(_) => MessageKind::IntersectionInfo,
+            Message::IntersectionState(_) => MessageKind::IntersectionState,
+            Message::Command(_) => MessageKind::Command,
+            Message::CommandAck(_) => MessageKind::CommandAck,
+            Message::CallEvent(_) => MessageKind::CallEvent,
+            Message::UnitStatus(_) => MessageKind::UnitStatus,
+            Message::AppEvent(_) => MessageKind::AppEvent,
+            Message::KpiSample(_) => MessageKind::KpiSample,
+        }
+    }
+
+    /// The source timestamp, where the message has one.
+    pub fn ts(&self) -> Option<Ts> {
+        match self {
+            Message::IntersectionInfo(m) => m.ts,
+            Message::IntersectionState(m) => Some(m.ts),
+            Message::Command(m) => Some(m.ts),
+            Message::CommandAck(m) => Some(m.ts),
+            Message::CallEvent(m) => Some(m.ts),
+            Message::UnitStatus(m) => Some(m.ts),
+            Message::AppEvent(m) => Some(m.ts),
+            Message::KpiSample(m) => Some(m.ts),
+        }
+    }
+
+    /// The unique event id of event messages (calls and app events).
+    pub fn event_id(&self) -> Option<Uuid> {
+        match self {
+            Message::CallEvent(m) => Some(m.event_id),
+            Message::AppEvent(m) => Some(m.event_id),
+            _ => None,
+        }
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serialising plain structs of strings, numbers and maps cannot fail.
+        serde_json::to_vec(self).expect("contract messages always serialise")
+    }
+}
+
+/// One example of every message kind, as documented in CONTRACT.md and used by tests.
+pub fn example(kind: MessageKind, ts: Ts) -> (super::Topic, Message) {
+    use super::Topic as T;
+    let city = "cilegon".to_owned();
+    let id = |s: &str| s.to_owned();
+    match kind {
+        MessageKind::IntersectionInfo => (
+            T::IntersectionInfo {
+                city,
+                intersection: id("simpang-pci"),
+            },
+            Message::IntersectionInfo(IntersectionInfo {
+                intersection: id("simpang-pci"),
+                name: id("Simpang PCI"),
+                lat: -6.0047,
+                lon: 106.0413,
+                approaches: vec![
+                    ApproachInfo {
+                        id: id("utara"),
+                        name: id("Jl. S.A. Tirtayasa (utara)"),
+                    },
+                    ApproachInfo {
+                        id: id("selatan"),
+                        name: id("Jl. S.A. Tirtayasa (selatan)"),
+                    },
+                    ApproachInfo {
+                        id: id("timur"),
+                        name: id("Jl. Sudirman"),
+                    },
+                ],
+                district: Some(id("Cibeber")),
+                ts: Some(ts),
+            }),
+        ),
+        MessageKind::IntersectionState => (
+            T::IntersectionState {
+                city,
+                intersection: id("simpang-pci"),
+            },
+            Message::IntersectionState(IntersectionState {
+                ts,
+                intersection: id("simpang-pci"),
+                mode: ControllerMode::Adaptive,
+                plan: id("pagi"),
+                cycle_s: 120.0,
+                phase: 2,
+                phase_elapsed_s: 14.5,
+                approaches: vec![
+                    ApproachState {
+                        id: id("utara"),
+                        green_s: 42.0,
+                        flow_vph: 1450.0,
+                        queue_m: 85.0,
+                        saturation: 0.92,
+                        detector_ok: true,
+                    },
+                    ApproachState {
+                        id: id("selatan"),
+                        green_s: 38.0,
+                        flow_vph: 1210.0,
+                        queue_m: 60.0,
+                        saturation: 0.81,
+                        detector_ok: true,
+                    },
+                    ApproachState {
+                        id: id("timur"),
+                        green_s: 25.0,
+                        flow_vph: 640.0,
+                        queue_m: 30.0,
+                        saturation: 0.55,
+                        detector_ok: false,
+                    },
+                ],
+            }),
+        ),
+        MessageKind::Command => (
+            T::Command {
+                city,
+                intersection: id("simpang-pci"),
+            },
+            Message::Command(Command {
+                command_id: Uuid::parse_str("5b0c2a8e-3f7e-4d59-9c3a-1f2e7d9a4b10")
+                    .expect("literal uuid"),
+                ts,
+                action: CommandAction::ExtendGreen,
+                approach: Some(id("utara")),
+                seconds: Some(15.0),
+                plan: None,
+                mode: None,
+                issued_by: id("petugas.lalin"),
+            }),
+        ),
+        MessageKind::CommandAck => (
+            T::CommandAck {
+                city,
+                intersection: id("simpang-pci"),
+            },
+            Message::CommandAck(CommandAck {
+                command_id: Uuid::parse_str("5b0c2a8e-3f7e-4d59-9c3a-1f2e7d9a4b10")
+                    .expect("literal uuid"),
+                ts,
+                status: AckStatus::Applied,
+                reason: None,
+            }),
+        ),
+        MessageKind::CallEvent => (
+            T::Call {
+                city,
+                line: CallLine::L112,
+            },
+            Message::CallEvent(CallEvent {
+                event_id: Uuid::parse_str("0f8e1c9a-6b1d-4c55-8a3e-2d4b6f8a1c20")
+                    .expect("literal uuid"),
+                call_id: id("112-20261122-0042"),
+                ts,
+                line: CallLine::L112,
+                kind: CallEventType::Received,
+                caller: Some(Caller {
+                    lat: -6.0170,
+                    lon: 106.0540,
+                    address: Some(id("Jl. Jend. Sudirman No. 10, Cilegon")),
+                }),
+                category: None,
+                priority: None,
+                agency: None,
+                unit: None,
+                operator: Some(id("op-07")),
+                note: None,
+            }),
+        ),
+        MessageKind::UnitStatus => (
+            T::Unit {
+                city,
+                unit: id("amb-03"),
+            },
+            Message::UnitStatus(UnitStatus {
+                ts,
+                unit: id("amb-03"),
+                agency: id("dinkes"),
+                status: UnitState::EnRoute,
+                lat: Some(-6.0102),
+                lon: Some(106.0489),
+                call_id: Some(id("112-20261122-0042")),
+                kind: Some(id("ambulance")),
+            }),
+        ),
+        MessageKind::AppEvent => (
+            T::AppEvents {
+                city,
+                service: id("pengaduan"),
+            },
+            Message::AppEvent(AppEvent {
+                event_id: Uuid::parse_str("7d3f5a21-9c4e-4b8f-a1d2-3e5f7a9c0b31")
+                    .expect("literal uuid"),
+                ts,
+                service: id("pengaduan"),
+                kind: id("complaint.routed"),
+                reference: Some(id("ADU-2026-11-0815")),
+                opd: Some(id("dpupr")),
+                attrs: Some(serde_json::Map::from_iter([
+                    ("channel".to_owned(), serde_json::json!("whatsapp")),
+                    ("topic".to_owned(), serde_json::json!("jalan rusak")),
+                ])),
+            }),
+        ),
+        MessageKind::KpiSample => (
+            T::Kpi {
+                city,
+                service: id("perizinan"),
+            },
+            Message::KpiSample(KpiSample {
+                ts,
+                metric: id("permits_on_time_pct"),
+                value: 93.4,
+                unit: id("%"),
+                target: Some(95.0),
+                window_s: Some(86400.0),
+            }),
+        ),
+    }
+}

@@ -1,0 +1,87 @@
+//! The dead-letter: every refused message with its topic, reason, payload and
+//! time, kept in a bounded ring for `GET /api/deadletter` and counted by
+//! reason. Only the rejection path takes its lock.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::contract::{RejectReason, Rejection};
+use crate::metrics::Metrics;
+
+/// One refused message.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeadLetter {
+    pub rx: DateTime<Utc>,
+    pub topic: String,
+    pub reason: RejectReason,
+    pub detail: String,
+    /// The payload as received (lossy UTF-8, cut at 4 KiB).
+    pub payload: String,
+    pub payload_bytes: usize,
+}
+
+/// Largest payload excerpt kept per entry.
+const PAYLOAD_EXCERPT: usize = 4096;
+
+impl DeadLetter {
+    pub fn new(
+        topic: &[u8],
+        payload: &[u8],
+        rejection: &Rejection,
+        rx: DateTime<Utc>,
+    ) -> DeadLetter {
+        let cut = &payload[..payload.len().min(PAYLOAD_EXCERPT)];
+        DeadLetter {
+            rx,
+            topic: String::from_utf8_lossy(topic).into_owned(),
+            reason: rejection.reason,
+            detail: rejection.detail.clone(),
+            payload: String::from_utf8_lossy(cut).into_owned(),
+            payload_bytes: payload.len(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct DeadLetters {
+    ring: Arc<Mutex<VecDeque<DeadLetter>>>,
+    capacity: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl DeadLetters {
+    pub fn new(capacity: usize, metrics: Arc<Metrics>) -> DeadLetters {
+        DeadLetters {
+            ring: Arc::new(Mutex::new(VecDeque::with_capacity(capacity.min(4096)))),
+            capacity: capacity.max(1),
+            metrics,
+        }
+    }
+
+    pub fn push(&self, d: DeadLetter) {
+        tracing::warn!(topic = %d.topic, reason = %d.reason, detail = %d.detail, "message dead-lettered");
+        self.metrics
+            .rejected
+            .with_label_values(&[d.reason.as_str()])
+            .inc();
+        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        if ring.len() == self.capacity {
+            ring.pop_front();
+        }
+        ring.push_back(d);
+    }
+
+    /// Most recent first, at most `limit`, optionally only one reason.
+    pub fn recent(&self, limit: usize, reason: Option<RejectReason>) -> Vec<DeadLetter> {
+        let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        ring.iter()
+            .rev()
+            .filter(|d| reason.is_none_or(|r| d.reason == r))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+}

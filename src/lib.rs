@@ -1,0 +1,30 @@
+//! Kendali: a real-time city operations platform, the software behind a
+//! city's command room (ruang kendali).
+//!
+//! # Layout, in data-flow order
+//! - [`contract`]: the bus contract v1 (topics, payloads, validation, JSON Schemas).
+//! - [`charts`]: history charts as SVG (plotters), for the wall and reports.
+//! - [`bus`]: MQTT 3.1.1/5 client over rumqttc, and the embedded broker.
+//! - [`ingest`]: the poll loop: decode, validate, dead-letter.
+//! - [`state`]: the task that owns the live city, and the updates it emits.
+//! - [`store`]: keeps what matters and acknowledges QoS 1 messages after it is kept.
+//! - [`hub`]: websocket fan-out: snapshots, deltas, resume, slow clients.
+//! - [`web`]: HTTP routes, the `/ws` upgrade, embedded screens.
+//! - [`sensors`]: the simulated city (from `sensors/`), driven by `scenarios/`.
+//! - [`app`]: wires the stages together; [`config`]: typed settings.
+//! - [`bench`]: `kendali bench`, the end-to-end benchmark.
+
+pub mod app;
+pub mod bench;
+pub mod bus;
+pub mod charts;
+pub mod config;
+pub mod contract;
+pub mod hub;
+pub mod ingest;
+pub mod metrics;
+#[path = "../sensors/mod.rs"]
+pub mod sensors;
+pub mod state;
+pub mod store;
+pub mod web;

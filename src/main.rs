@@ -1,0 +1,405 @@
+//! The `kendali` command line: parse, load settings, call the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use kendali::config::Settings;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Kendali: the real-time city operations room (ATCS, 112/119, field units, city services).
+#[derive(Parser)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    /// Settings file (TOML); default: ./kendali.toml if present.
+    #[arg(long, env = "KENDALI_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the room: ingest, live state, screens (the default).
+    Serve(ServeArgs),
+    /// Run the simulated city alone against a broker.
+    Simulate(SimulateArgs),
+    /// Validate one contract message and publish it (for app teams integrating with the bus).
+    Publish(PublishArgs),
+    /// Print or write the JSON Schemas of the bus contract.
+    Schemas(SchemasArgs),
+    /// Apply the database migrations (also done at start-up).
+    Migrate(MigrateArgs),
+    /// Print the recommended Mosquitto configuration for production.
+    BrokerConfig,
+    /// Measure the room end to end under load (see BENCHMARKS.md).
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// `mosquitto` (a private one with the shipped production config), `embedded`, or an mqtt:// URL.
+    #[arg(long, default_value = "mosquitto")]
+    broker: String,
+    /// PostgreSQL URL allowed to create databases (the bench makes and drops its own).
+    #[arg(
+        long,
+        env = "KENDALI_BENCH_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    database_url: String,
+    /// Telemetry rates to step through, ATCS state messages per second.
+    #[arg(long, value_delimiter = ',', default_value = "10000,25000,50000,75000")]
+    rates: Vec<f64>,
+    #[arg(long, default_value_t = 2000)]
+    intersections: usize,
+    /// Call events per second.
+    #[arg(long, default_value_t = 50.0)]
+    call_rate: f64,
+    /// Websocket screens (plus one that measures telemetry latency).
+    #[arg(long, default_value_t = 100)]
+    clients: usize,
+    #[arg(long, default_value_t = 20)]
+    duration_s: u64,
+    #[arg(long, default_value_t = 5)]
+    warmup_s: u64,
+    /// Screens of the memory check (2,000 intersections); 0 skips it.
+    #[arg(long, default_value_t = 1000)]
+    memory_clients: usize,
+    /// Messages of the baselines (relay rate, `psql \copy`).
+    #[arg(long, default_value_t = 200_000)]
+    baseline_messages: usize,
+    #[arg(long, default_value_t = 2)]
+    publisher_connections: usize,
+    /// Where the JSON and markdown reports go.
+    #[arg(long, default_value = "bench-out")]
+    out: PathBuf,
+    /// Kendali's web address during the run (default: a free port); pin it to
+    /// watch the wall in a browser while the bench runs (`.ci/wall-soak`).
+    #[arg(long)]
+    http: Option<std::net::SocketAddr>,
+}
+
+#[derive(Args)]
+struct MigrateArgs {
+    /// PostgreSQL URL.
+    #[arg(long, env = "KENDALI_DATABASE_URL")]
+    database_url: String,
+}
+
+#[derive(Args, Default)]
+struct ServeArgs {
+    /// Web server address.
+    #[arg(long = "http", env = "KENDALI_HTTP_ADDR")]
+    http: Option<std::net::SocketAddr>,
+    /// External MQTT broker (mqtt://host:port or mqtts://); unset starts the embedded broker.
+    #[arg(long, env = "KENDALI_MQTT_URL")]
+    mqtt_url: Option<String>,
+    /// Listen address of the embedded broker.
+    #[arg(long, env = "KENDALI_BROKER_ADDR")]
+    broker_addr: Option<std::net::SocketAddr>,
+    /// PostgreSQL URL; unset keeps history in bounded memory only.
+    #[arg(long, env = "KENDALI_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Scenario of the in-process simulated city (built-in name or file).
+    #[arg(long, env = "KENDALI_SCENARIO")]
+    scenario: Option<String>,
+    /// Run without the simulated city (production). Same as KENDALI_SIMULATE=false.
+    #[arg(long)]
+    no_sim: bool,
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// Built-in scenario name or scenario file.
+    #[arg(long, env = "KENDALI_SCENARIO", default_value = "cilegon-weekday")]
+    scenario: String,
+    #[arg(
+        long,
+        env = "KENDALI_MQTT_URL",
+        default_value = "mqtt://127.0.0.1:1883"
+    )]
+    mqtt_url: String,
+    /// Seed (default: the scenario's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Time acceleration (default: the scenario's), e.g. 1440 runs a day in a minute.
+    #[arg(long)]
+    accel: Option<f64>,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    duration_s: Option<u64>,
+    #[arg(long, default_value = "kendali-simulator")]
+    client_id: String,
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    /// Contract topic, e.g. city/cilegon/calls/112.
+    topic: String,
+    /// The JSON payload; `@FILE` reads it from a file, `-` from standard input.
+    payload: String,
+    #[arg(
+        long,
+        env = "KENDALI_MQTT_URL",
+        default_value = "mqtt://127.0.0.1:1883"
+    )]
+    mqtt_url: String,
+    /// Validate only; do not publish.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Args)]
+struct SchemasArgs {
+    /// Write every schema into src/contract/schemas/ under this repository root.
+    #[arg(long, value_name = "REPO_ROOT")]
+    write: Option<PathBuf>,
+    /// Print the schema of one kind (e.g. call_event).
+    #[arg(long)]
+    kind: Option<String>,
+}
+
+fn env_false(name: &str) -> bool {
+    std::env::var(name)
+        .map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "0" | "false" | "no" | "off"
+            )
+        })
+        .unwrap_or(false)
+}
+
+fn settings_for(config: Option<&std::path::Path>, a: ServeArgs) -> anyhow::Result<Settings> {
+    let mut s = Settings::load(config)?;
+    if let Some(v) = a.http {
+        s.http.addr = v;
+    }
+    if let Some(v) = a.mqtt_url {
+        s.mqtt.url = Some(v);
+    }
+    if let Some(v) = a.broker_addr {
+        s.mqtt.broker_addr = v;
+    }
+    if let Some(v) = a.database_url {
+        s.database.url = Some(v);
+    }
+    if let Some(v) = a.scenario {
+        s.sim.scenario = v;
+    }
+    if a.no_sim || env_false("KENDALI_SIMULATE") {
+        s.sim.enabled = false;
+    }
+    s.validate()?;
+    Ok(s)
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        "info,rumqttd=warn,rumqttd::server::broker=off,rumqttc=warn,actix_server=warn".into()
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = cli.config.as_deref();
+    match cli.command {
+        None => serve(settings_for(config, cli.serve)?).await,
+        Some(Cmd::Serve(a)) => serve(settings_for(config, a)?).await,
+        Some(Cmd::Simulate(a)) => simulate(config, a).await,
+        Some(Cmd::Publish(a)) => publish(a).await,
+        Some(Cmd::Schemas(a)) => schemas(a),
+        Some(Cmd::Migrate(a)) => {
+            let applied = kendali::store::postgres::migrate(&a.database_url).await?;
+            if applied.is_empty() {
+                println!("database is up to date");
+            }
+            for m in applied {
+                println!("applied {m}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Bench(a)) => bench(a).await,
+        Some(Cmd::BrokerConfig) => {
+            print!("{}", kendali::bus::broker::MOSQUITTO_PRODUCTION_CONF);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
+    let app = kendali::app::Application::build(settings).await?;
+    app.run_until_stopped().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn simulate(config: Option<&std::path::Path>, a: SimulateArgs) -> anyhow::Result<ExitCode> {
+    use kendali::sensors::{scenario::Scenario, sim::Simulation};
+    let settings = Settings::load(config)?;
+    let scenario = Scenario::resolve(&a.scenario).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let url = kendali::bus::BrokerUrl::parse(&a.mqtt_url)?;
+    let seed = a.seed.unwrap_or(scenario.seed);
+    let accel = a.accel.unwrap_or(scenario.accel);
+    let city = scenario.city.clone();
+    tracing::info!(scenario = %scenario.name, seed, accel, broker = %a.mqtt_url, "simulating");
+    let sim = Simulation::new(scenario, seed, accel);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let duration = a.duration_s;
+    tokio::spawn(async move {
+        match duration {
+            Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        let _ = stop_tx.send(true);
+    });
+    let tick = Duration::from_millis(settings.sim.tick_ms);
+    let stats =
+        kendali::app::run_simulation(url, settings.mqtt, a.client_id, city, sim, tick, stop_rx)
+            .await?;
+    println!("{}", serde_json::to_string_pretty(&stats)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn publish(a: PublishArgs) -> anyhow::Result<ExitCode> {
+    use kendali::bus::{self, BusEvent, ConnectOptions, Qos};
+    use kendali::contract::{decode, Limits};
+    let payload: Vec<u8> = match a.payload.as_str() {
+        "-" => {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)?;
+            buf
+        }
+        p if p.starts_with('@') => {
+            std::fs::read(&p[1..]).with_context(|| format!("reading {}", &p[1..]))?
+        }
+        p => p.as_bytes().to_vec(),
+    };
+    let topic = match decode(&a.topic, &payload, &Limits::default(), chrono::Utc::now()) {
+        Ok((topic, _)) => topic,
+        Err(r) => {
+            eprintln!("refused: {}: {}", r.reason, r.detail);
+            eprintln!("nothing was published. The contract is in CONTRACT.md; schemas: `kendali schemas --kind KIND`.");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if a.dry_run {
+        println!("valid {} message for {topic}", topic.kind().as_str());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let url = bus::BrokerUrl::parse(&a.mqtt_url)?;
+    let mqtt = kendali::config::MqttSettings::default();
+    let (client, mut events) = bus::connect(
+        &url,
+        &mqtt,
+        &ConnectOptions {
+            client_id: format!("kendali-publish-{}", std::process::id()),
+            persistent: false,
+            manual_acks: false,
+            max_packet_bytes: 1 << 20,
+            request_capacity: 16,
+        },
+    )?;
+    let qos = Qos::from_level(topic.qos());
+    client
+        .publish(topic.to_string(), qos, topic.retained(), payload)
+        .await?;
+    // Drive the connection until the broker has the message (PUBACK for QoS 1).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, events.poll()).await {
+            Err(_) => bail!("no answer from the broker at {} within 10 s", a.mqtt_url),
+            Ok(Err(e)) => bail!("broker {}: {e}", a.mqtt_url),
+            Ok(Ok(BusEvent::PubAck)) => break,
+            Ok(Ok(BusEvent::Sent)) if qos == Qos::AtMostOnce => break,
+            Ok(Ok(_)) => {}
+        }
+    }
+    client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_millis(300), events.poll()).await;
+    println!("published {} message to {topic}", topic.kind().as_str());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
+    let o = kendali::bench::BenchOptions {
+        broker: a.broker,
+        database_url: a.database_url,
+        rates: a.rates,
+        intersections: a.intersections,
+        call_rate: a.call_rate,
+        clients: a.clients,
+        duration_s: a.duration_s,
+        warmup_s: a.warmup_s,
+        memory_clients: a.memory_clients,
+        baseline_messages: a.baseline_messages,
+        publisher_connections: a.publisher_connections,
+        kendali_exe: None,
+        http: a.http,
+    };
+    let report = kendali::bench::run(o).await?;
+    std::fs::create_dir_all(&a.out)?;
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let json = a.out.join(format!("bench-{stamp}.json"));
+    let md = a.out.join(format!("bench-{stamp}.md"));
+    std::fs::write(&json, serde_json::to_string_pretty(&report)?)?;
+    let table = kendali::bench::markdown(&report);
+    std::fs::write(&md, &table)?;
+    println!("{table}\nwritten: {} and {}", json.display(), md.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn schemas(a: SchemasArgs) -> anyhow::Result<ExitCode> {
+    use kendali::contract::{schema, MessageKind};
+    if let Some(root) = a.write {
+        for p in schema::write_all(&root)? {
+            println!("wrote {}", p.display());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    match a.kind {
+        Some(k) => {
+            let kind = MessageKind::parse(&k).with_context(|| format!("no message kind {k:?}"))?;
+            print!("{}", schema::schema_text(kind));
+        }
+        None => {
+            for k in MessageKind::ALL {
+                println!("{}", k.as_str());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

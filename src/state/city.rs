@@ -1,0 +1,893 @@
+//! The live city: every entity the room shows, and the rules that move it.
+//! Pure (no I/O, no clock of its own): [`CityState::apply`] takes a validated
+//! message and its receive time and returns the [`Update`]s it caused, or a
+//! [`Rejection`] (duplicate event, contradictory call lifecycle).
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Asia::Jakarta;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::update::{Tags, Update, UpdateKind};
+use crate::config::StateSettings;
+use crate::contract::*;
+
+/// An intersection: its metadata and latest controller state.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Intersection {
+    pub city: String,
+    pub id: String,
+    pub info: Option<IntersectionInfo>,
+    pub state: Option<IntersectionState>,
+    /// Highest degree of saturation over the approaches, and which approach holds it.
+    pub worst_saturation: Option<f64>,
+    pub worst_approach: Option<String>,
+    pub rx: Option<DateTime<Utc>>,
+}
+
+/// An intersection for a screen that asked for `view=summary`: the same
+/// shape without the metadata and without each approach's figures.
+#[derive(Serialize)]
+pub struct IntersectionSummary<'a> {
+    pub city: &'a str,
+    pub id: &'a str,
+    pub worst_saturation: Option<f64>,
+    pub worst_approach: Option<&'a str>,
+    pub rx: Option<DateTime<Utc>>,
+    pub state: Option<StateSummary<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct StateSummary<'a> {
+    #[serde(with = "crate::contract::messages::ts_format")]
+    pub ts: Ts,
+    pub mode: ControllerMode,
+    pub plan: &'a str,
+    pub cycle_s: f64,
+    pub phase: u32,
+}
+
+impl<'a> IntersectionSummary<'a> {
+    fn of(e: &'a Intersection) -> IntersectionSummary<'a> {
+        IntersectionSummary {
+            city: &e.city,
+            id: &e.id,
+            worst_saturation: e.worst_saturation,
+            worst_approach: e.worst_approach.as_deref(),
+            rx: e.rx,
+            state: e.state.as_ref().map(|s| StateSummary {
+                ts: s.ts,
+                mode: s.mode,
+                plan: &s.plan,
+                cycle_s: s.cycle_s,
+                phase: s.phase,
+            }),
+        }
+    }
+}
+
+/// The projection of one emergency call, built from its events in `ts` order.
+#[derive(Clone, Debug, Serialize)]
+pub struct Call {
+    pub city: String,
+    pub call_id: String,
+    pub line: CallLine,
+    /// The furthest stage reached (by lifecycle, not by arrival order).
+    pub stage: CallEventType,
+    pub open: bool,
+    /// Source time of each stage seen.
+    pub stages: BTreeMap<CallEventType, Ts>,
+    pub category: Option<CallCategory>,
+    pub priority: Option<u8>,
+    pub agency: Option<String>,
+    pub unit: Option<String>,
+    pub operator: Option<String>,
+    pub caller: Option<Caller>,
+    /// Seconds from received to answered, once both are known.
+    pub answer_s: Option<f64>,
+    /// Seconds from received to dispatched, once both are known.
+    pub dispatch_s: Option<f64>,
+    pub events: u32,
+    pub rx: DateTime<Utc>,
+}
+
+/// A field unit: its latest status message.
+#[derive(Clone, Debug, Serialize)]
+pub struct Unit {
+    pub city: String,
+    #[serde(flatten)]
+    pub status: UnitStatus,
+    pub rx: DateTime<Utc>,
+}
+
+/// Latest sample of one KPI.
+#[derive(Clone, Debug, Serialize)]
+pub struct Kpi {
+    pub city: String,
+    pub service: String,
+    #[serde(flatten)]
+    pub sample: KpiSample,
+    pub rx: DateTime<Utc>,
+}
+
+/// Per-line call counters for today.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct LineCounters {
+    pub received: u64,
+    pub answered: u64,
+    pub answered_within_15s: u64,
+    pub answered_within_20s: u64,
+    pub abandoned: u64,
+    pub transferred: u64,
+    pub dispatched: u64,
+    pub closed: u64,
+}
+
+/// A city's counters for the current WIB day.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Counters {
+    pub city: String,
+    /// The WIB date these counters are for.
+    pub date: Option<NaiveDate>,
+    pub lines: BTreeMap<String, LineCounters>,
+    pub categories: BTreeMap<CallCategory, u64>,
+    /// Calls not yet over, and those of them not yet answered.
+    pub open_calls: u64,
+    pub waiting_calls: u64,
+    /// App events today by service and type.
+    pub app_events: BTreeMap<String, BTreeMap<String, u64>>,
+    pub complaints_filed: u64,
+    /// Complaints routed to an OPD and not yet resolved, by OPD.
+    pub complaints_open: BTreeMap<String, u64>,
+}
+
+/// Freshness of one feed.
+#[derive(Clone, Debug, Serialize)]
+pub struct Feed {
+    pub city: String,
+    pub family: Family,
+    pub source: String,
+    /// Server time of the last message.
+    pub last_rx: DateTime<Utc>,
+    /// Source time of the last message.
+    pub last_ts: Option<Ts>,
+    pub stale: bool,
+    pub stale_after_s: u64,
+    pub messages: u64,
+    #[serde(skip)]
+    emitted_at: DateTime<Utc>,
+    /// For intersection feeds: the district, so per-district screens get them.
+    #[serde(skip)]
+    district: Option<Arc<str>>,
+}
+
+/// An operator command and what the controller answered.
+#[derive(Clone, Debug, Serialize)]
+pub struct CommandEntry {
+    pub city: String,
+    pub intersection: String,
+    pub command_id: Uuid,
+    /// The command as published (None while only its ack has been seen).
+    pub command: Option<Command>,
+    pub status: &'static str,
+    pub reason: Option<String>,
+    pub ack_ts: Option<Ts>,
+    pub rx: DateTime<Utc>,
+}
+
+/// Sizes, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Sizes {
+    pub intersections: usize,
+    pub calls: usize,
+    pub open_calls: usize,
+    pub units: usize,
+    pub kpis: usize,
+    pub feeds: usize,
+    pub stale_feeds: usize,
+    pub commands: usize,
+}
+
+/// A feed refreshes its freshness update at most this often (the screens
+/// compute age from `last_rx`; this only keeps `last_rx` current). A change
+/// between fresh and stale is sent at once. Intersections are many and carry
+/// their own receive time, so theirs refresh less often: 2,000 junctions
+/// would otherwise add 2,000 updates a second to every screen.
+fn feed_emit_every(family: Family) -> chrono::Duration {
+    match family {
+        Family::Atcs => chrono::Duration::seconds(5),
+        _ => chrono::Duration::seconds(1),
+    }
+}
+/// Commands remembered (most recent).
+const COMMANDS_KEPT: usize = 500;
+/// Complaint references remembered to close them per OPD.
+const COMPLAINTS_TRACKED: usize = 200_000;
+
+/// The whole live city (all cities on the bus).
+pub struct CityState {
+    settings: StateSettings,
+    intersections: HashMap<String, Intersection>,
+    calls: HashMap<String, Call>,
+    closed_calls: VecDeque<String>,
+    units: HashMap<String, Unit>,
+    kpis: HashMap<String, Kpi>,
+    counters: HashMap<String, Counters>,
+    feeds: HashMap<String, Feed>,
+    commands: HashMap<Uuid, CommandEntry>,
+    command_order: VecDeque<Uuid>,
+    seen_events: HashSet<Uuid>,
+    seen_order: VecDeque<Uuid>,
+    complaint_opd: HashMap<String, (String, String)>,
+    complaint_order: VecDeque<String>,
+}
+
+fn wib_date(t: DateTime<Utc>) -> NaiveDate {
+    t.with_timezone(&Jakarta).date_naive()
+}
+
+/// Lifecycle rank: a stage of lower rank cannot happen after one of higher rank.
+fn rank(t: CallEventType) -> u8 {
+    use CallEventType::*;
+    match t {
+        Received => 0,
+        Answered | Abandoned => 1,
+        Classified => 2,
+        Dispatched | Transferred => 3,
+        EnRoute => 4,
+        OnScene => 5,
+        Closed => 6,
+    }
+}
+
+impl CityState {
+    pub fn new(settings: StateSettings) -> CityState {
+        CityState {
+            settings,
+            intersections: HashMap::new(),
+            calls: HashMap::new(),
+            closed_calls: VecDeque::new(),
+            units: HashMap::new(),
+            kpis: HashMap::new(),
+            counters: HashMap::new(),
+            feeds: HashMap::new(),
+            commands: HashMap::new(),
+            command_order: VecDeque::new(),
+            seen_events: HashSet::new(),
+            seen_order: VecDeque::new(),
+            complaint_opd: HashMap::new(),
+            complaint_order: VecDeque::new(),
+        }
+    }
+
+    pub fn sizes(&self) -> Sizes {
+        Sizes {
+            intersections: self.intersections.len(),
+            calls: self.calls.len(),
+            open_calls: self.calls.values().filter(|c| c.open).count(),
+            units: self.units.len(),
+            kpis: self.kpis.len(),
+            feeds: self.feeds.len(),
+            stale_feeds: self.feeds.values().filter(|f| f.stale).count(),
+            commands: self.commands.len(),
+        }
+    }
+
+    /// One call's projection.
+    pub fn call(&self, city: &str, call_id: &str) -> Option<&Call> {
+        self.calls.get(&format!("{city}/{call_id}"))
+    }
+
+    /// Applies one validated message received at `rx`.
+    pub fn apply(
+        &mut self,
+        topic: &Topic,
+        msg: &Message,
+        rx: DateTime<Utc>,
+    ) -> Result<Vec<Update>, Rejection> {
+        if let Some(id) = msg.event_id() {
+            if self.seen_events.contains(&id) {
+                return Err(Rejection::new(
+                    RejectReason::DuplicateEvent,
+                    format!("event_id {id} was already received"),
+                ));
+            }
+        }
+        let city = topic.city().to_owned();
+        let mut out = Vec::with_capacity(4);
+        match (topic, msg) {
+            (Topic::IntersectionInfo { intersection, .. }, Message::IntersectionInfo(m)) => {
+                let e = self.intersection_mut(&city, intersection);
+                e.info = Some(m.clone());
+                out.push(self.intersection_update(&city, intersection, rx));
+            }
+            (Topic::IntersectionState { intersection, .. }, Message::IntersectionState(m)) => {
+                let e = self.intersection_mut(&city, intersection);
+                // A late message (older ts) must not overwrite a newer state.
+                if e.state.as_ref().is_some_and(|s| s.ts > m.ts) {
+                    return Ok(out);
+                }
+                let worst = m
+                    .approaches
+                    .iter()
+                    .max_by(|a, b| a.saturation.total_cmp(&b.saturation));
+                e.worst_saturation = worst.map(|a| a.saturation);
+                e.worst_approach = worst.map(|a| a.id.clone());
+                e.state = Some(m.clone());
+                e.rx = Some(rx);
+                out.push(self.intersection_update(&city, intersection, rx));
+                self.touch_feed(&city, Family::Atcs, intersection, Some(m.ts), rx, &mut out);
+            }
+            (Topic::Command { intersection, .. }, Message::Command(m)) => {
+                let entry = self.command_entry(&city, intersection, m.command_id, rx);
+                entry.command = Some(m.clone());
+                entry.rx = rx;
+                let id = m.command_id;
+                self.remember_command(id, &mut out);
+                out.push(self.command_update(id));
+            }
+            (Topic::CommandAck { intersection, .. }, Message::CommandAck(m)) => {
+                let entry = self.command_entry(&city, intersection, m.command_id, rx);
+                entry.status = match m.status {
+                    AckStatus::Applied => "applied",
+                    AckStatus::Rejected => "rejected",
+                };
+                entry.reason = m.reason.clone();
+                entry.ack_ts = Some(m.ts);
+                entry.rx = rx;
+                let id = m.command_id;
+                self.remember_command(id, &mut out);
+                out.push(self.command_update(id));
+            }
+            (Topic::Call { .. }, Message::CallEvent(m)) => {
+                self.apply_call_event(&city, m, rx, &mut out)?;
+            }
+            (Topic::Unit { unit, .. }, Message::UnitStatus(m)) => {
+                let key = format!("{city}/{unit}");
+                if self.units.get(&key).is_some_and(|u| u.status.ts > m.ts) {
+                    return Ok(out);
+                }
+                let u = Unit {
+                    city: city.clone(),
+                    status: m.clone(),
+                    rx,
+                };
+                out.push(Update::new(
+                    UpdateKind::Unit,
+                    &city,
+                    key.clone(),
+                    tags(Family::Units),
+                    rx,
+                    Some(&u),
+                ));
+                self.units.insert(key, u);
+                self.touch_feed(&city, Family::Units, "all", Some(m.ts), rx, &mut out);
+            }
+            (Topic::AppEvents { service, .. }, Message::AppEvent(m)) => {
+                self.apply_app_event(&city, service, m, rx, &mut out);
+            }
+            (Topic::Kpi { service, .. }, Message::KpiSample(m)) => {
+                let key = format!("{city}/{service}/{}", m.metric);
+                if self.kpis.get(&key).is_some_and(|k| k.sample.ts > m.ts) {
+                    return Ok(out);
+                }
+                let k = Kpi {
+                    city: city.clone(),
+                    service: service.clone(),
+                    sample: m.clone(),
+                    rx,
+                };
+                out.push(Update::new(
+                    UpdateKind::Kpi,
+                    &city,
+                    key.clone(),
+                    tags(Family::Kpi),
+                    rx,
+                    Some(&k),
+                ));
+                self.kpis.insert(key, k);
+                self.touch_feed(&city, Family::Kpi, service, Some(m.ts), rx, &mut out);
+            }
+            _ => unreachable!("decode() chooses the message type from the topic"),
+        }
+        if let Some(id) = msg.event_id() {
+            self.remember_event(id);
+        }
+        Ok(out)
+    }
+
+    /// Periodic housekeeping: marks silent feeds stale and rolls counters over at WIB midnight.
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Update> {
+        let mut out = Vec::new();
+        for f in self.feeds.values_mut() {
+            let silent = (now - f.last_rx).num_milliseconds() as f64 / 1000.0;
+            let stale = silent > f.stale_after_s as f64;
+            if stale != f.stale {
+                f.stale = stale;
+                f.emitted_at = now;
+                out.push(feed_update(f, now));
+            }
+        }
+        let today = wib_date(now);
+        let cities: Vec<String> = self.counters.keys().cloned().collect();
+        for city in cities {
+            if self.roll_day(&city, today) {
+                out.push(self.counters_update(&city, now));
+            }
+        }
+        out
+    }
+
+    fn intersection_mut(&mut self, city: &str, id: &str) -> &mut Intersection {
+        self.intersections
+            .entry(format!("{city}/{id}"))
+            .or_insert_with(|| Intersection {
+                city: city.to_owned(),
+                id: id.to_owned(),
+                ..Default::default()
+            })
+    }
+
+    /// The district an intersection lies in, from its info.
+    fn district_of(&self, city: &str, id: &str) -> Option<Arc<str>> {
+        self.intersections
+            .get(&format!("{city}/{id}"))
+            .and_then(|e| e.info.as_ref())
+            .and_then(|i| i.district.as_deref())
+            .map(Arc::from)
+    }
+
+    fn intersection_update(&self, city: &str, id: &str, rx: DateTime<Utc>) -> Update {
+        let key = format!("{city}/{id}");
+        let e = self.intersections.get(&key);
+        let district = e
+            .and_then(|e| e.info.as_ref())
+            .and_then(|i| i.district.as_deref())
+            .map(Arc::from);
+        let t = Tags {
+            family: Some(Family::Atcs),
+            intersection: Some(id.into()),
+            district,
+            line: None,
+        };
+        let u = Update::new(UpdateKind::Intersection, city, key, t, rx, e);
+        match e {
+            Some(e) => u.with_summary(&IntersectionSummary::of(e)),
+            None => u,
+        }
+    }
+
+    /// The command's entry, created pending if this is the first we hear of it
+    /// (an ack may arrive before its command).
+    fn command_entry(
+        &mut self,
+        city: &str,
+        intersection: &str,
+        id: Uuid,
+        rx: DateTime<Utc>,
+    ) -> &mut CommandEntry {
+        self.commands.entry(id).or_insert_with(|| CommandEntry {
+            city: city.to_owned(),
+            intersection: intersection.to_owned(),
+            command: None,
+            command_id: id,
+            status: "pending",
+            reason: None,
+            ack_ts: None,
+            rx,
+        })
+    }
+
+    fn remember_command(&mut self, id: Uuid, out: &mut Vec<Update>) {
+        if !self.command_order.contains(&id) {
+            self.command_order.push_back(id);
+        }
+        while self.command_order.len() > COMMANDS_KEPT {
+            if let Some(old) = self.command_order.pop_front() {
+                if let Some(e) = self.commands.remove(&old) {
+                    let key = old.to_string();
+                    out.push(Update::new::<CommandEntry>(
+                        UpdateKind::Command,
+                        &e.city,
+                        key,
+                        tags(Family::Atcs),
+                        e.rx,
+                        None,
+                    ));
+                }
+            }
+        }
+    }
+
+    fn command_update(&self, id: Uuid) -> Update {
+        let e = &self.commands[&id];
+        let district = self.district_of(&e.city, &e.intersection);
+        let t = Tags {
+            family: Some(Family::Atcs),
+            intersection: Some(e.intersection.as_str().into()),
+            district,
+            line: None,
+        };
+        Update::new(
+            UpdateKind::Command,
+            &e.city,
+            id.to_string(),
+            t,
+            e.rx,
+            Some(e),
+        )
+    }
+
+    fn remember_event(&mut self, id: Uuid) {
+        self.seen_events.insert(id);
+        self.seen_order.push_back(id);
+        while self.seen_order.len() > self.settings.dedup_window {
+            if let Some(old) = self.seen_order.pop_front() {
+                self.seen_events.remove(&old);
+            }
+        }
+    }
+
+    fn touch_feed(
+        &mut self,
+        city: &str,
+        family: Family,
+        source: &str,
+        ts: Option<Ts>,
+        rx: DateTime<Utc>,
+        out: &mut Vec<Update>,
+    ) {
+        let key = format!("{city}/{}/{source}", family.as_str());
+        let district = if family == Family::Atcs {
+            self.district_of(city, source)
+        } else {
+            None
+        };
+        let stale_after_s = self.settings.stale_after(family).as_secs();
+        match self.feeds.get_mut(&key) {
+            Some(f) => {
+                f.last_rx = rx;
+                f.last_ts = ts.or(f.last_ts);
+                f.messages += 1;
+                if f.stale || rx - f.emitted_at >= feed_emit_every(family) {
+                    f.stale = false;
+                    f.emitted_at = rx;
+                    f.district = district;
+                    out.push(feed_update(f, rx));
+                }
+            }
+            None => {
+                let f = Feed {
+                    city: city.to_owned(),
+                    family,
+                    source: source.to_owned(),
+                    last_rx: rx,
+                    last_ts: ts,
+                    stale: false,
+                    stale_after_s,
+                    messages: 1,
+                    emitted_at: rx,
+                    district,
+                };
+                out.push(feed_update(&f, rx));
+                self.feeds.insert(key, f);
+            }
+        }
+    }
+
+    fn counters_mut(&mut self, city: &str, rx: DateTime<Utc>) -> &mut Counters {
+        self.roll_day(city, wib_date(rx));
+        self.counters
+            .get_mut(city)
+            .expect("roll_day creates the city's counters")
+    }
+
+    /// Starts a new day's counters when the WIB date changed; returns whether it did.
+    fn roll_day(&mut self, city: &str, today: NaiveDate) -> bool {
+        let c = self
+            .counters
+            .entry(city.to_owned())
+            .or_insert_with(|| Counters {
+                city: city.to_owned(),
+                ..Default::default()
+            });
+        if c.date == Some(today) {
+            return false;
+        }
+        // Open calls and open complaints carry over; today's tallies restart.
+        *c = Counters {
+            city: city.to_owned(),
+            date: Some(today),
+            open_calls: c.open_calls,
+            waiting_calls: c.waiting_calls,
+            complaints_open: std::mem::take(&mut c.complaints_open),
+            ..Default::default()
+        };
+        true
+    }
+
+    fn counters_update(&self, city: &str, rx: DateTime<Utc>) -> Update {
+        Update::new(
+            UpdateKind::Counters,
+            city,
+            city.to_owned(),
+            Tags::default(),
+            rx,
+            self.counters.get(city),
+        )
+    }
+
+    fn apply_call_event(
+        &mut self,
+        city: &str,
+        m: &CallEvent,
+        rx: DateTime<Utc>,
+        out: &mut Vec<Update>,
+    ) -> Result<(), Rejection> {
+        let key = format!("{city}/{}", m.call_id);
+        if let Some(call) = self.calls.get(&key) {
+            if call.line != m.line {
+                return Err(Rejection::new(
+                    RejectReason::TopicMismatch,
+                    format!(
+                        "call {} is on line {}, this event says {}",
+                        m.call_id,
+                        call.line.as_str(),
+                        m.line.as_str()
+                    ),
+                ));
+            }
+            for (stage, ts) in &call.stages {
+                let (r_old, r_new) = (rank(*stage), rank(m.kind));
+                if (r_old < r_new && *ts > m.ts) || (r_old > r_new && *ts < m.ts) {
+                    return Err(Rejection::new(
+                        RejectReason::LifecycleOutOfOrder,
+                        format!(
+                            "call {}: {} at {} contradicts {} at {}",
+                            m.call_id,
+                            m.kind.as_str(),
+                            m.ts.to_rfc3339(),
+                            stage.as_str(),
+                            ts.to_rfc3339()
+                        ),
+                    ));
+                }
+            }
+        }
+        let was = self
+            .calls
+            .get(&key)
+            .map(|c| (c.open, c.stages.contains_key(&CallEventType::Answered)));
+        let call = self.calls.entry(key.clone()).or_insert_with(|| Call {
+            city: city.to_owned(),
+            call_id: m.call_id.clone(),
+            line: m.line,
+            stage: m.kind,
+            open: true,
+            stages: BTreeMap::new(),
+            category: None,
+            priority: None,
+            agency: None,
+            unit: None,
+            operator: None,
+            caller: None,
+            answer_s: None,
+            dispatch_s: None,
+            events: 0,
+            rx,
+        });
+        let first_of_stage = !call.stages.contains_key(&m.kind);
+        let entry = call.stages.entry(m.kind).or_insert(m.ts);
+        if m.ts < *entry {
+            *entry = m.ts;
+        }
+        if rank(m.kind) > rank(call.stage)
+            || (rank(m.kind) == rank(call.stage) && m.kind.is_terminal())
+        {
+            call.stage = m.kind;
+        }
+        call.open = !call.stages.keys().any(|s| s.is_terminal());
+        call.category = m.category.or(call.category);
+        call.priority = m.priority.or(call.priority);
+        call.agency = m.agency.clone().or(call.agency.take());
+        call.unit = m.unit.clone().or(call.unit.take());
+        call.operator = m.operator.clone().or(call.operator.take());
+        call.caller = m.caller.clone().or(call.caller.take());
+        let secs = |a: Option<&Ts>, b: Option<&Ts>| match (a, b) {
+            (Some(a), Some(b)) => Some((*b - *a).num_milliseconds() as f64 / 1000.0),
+            _ => None,
+        };
+        let received = call.stages.get(&CallEventType::Received);
+        let had_answer_s = call.answer_s.is_some();
+        call.answer_s = secs(received, call.stages.get(&CallEventType::Answered));
+        call.dispatch_s = secs(received, call.stages.get(&CallEventType::Dispatched));
+        call.events += 1;
+        call.rx = rx;
+        let (open, answered, answer_s, line, category) = (
+            call.open,
+            call.stages.contains_key(&CallEventType::Answered),
+            call.answer_s,
+            call.line,
+            m.category,
+        );
+        let call_value = call.clone();
+        let new_answer_s = (!had_answer_s).then_some(answer_s).flatten();
+
+        // Counters: tallies count each stage once per call; open/waiting follow the projection.
+        let c = self.counters_mut(city, rx);
+        let lc = c.lines.entry(line.as_str().to_owned()).or_default();
+        if first_of_stage {
+            match m.kind {
+                CallEventType::Received => lc.received += 1,
+                CallEventType::Answered => lc.answered += 1,
+                CallEventType::Abandoned => lc.abandoned += 1,
+                CallEventType::Transferred => lc.transferred += 1,
+                CallEventType::Dispatched => lc.dispatched += 1,
+                CallEventType::Closed => lc.closed += 1,
+                _ => {}
+            }
+        }
+        if let Some(s) = new_answer_s {
+            if s <= 15.0 {
+                lc.answered_within_15s += 1;
+            }
+            if s <= 20.0 {
+                lc.answered_within_20s += 1;
+            }
+        }
+        if let (CallEventType::Classified, Some(cat)) = (m.kind, category) {
+            if first_of_stage {
+                *c.categories.entry(cat).or_default() += 1;
+            }
+        }
+        let (was_open, was_waiting) = match was {
+            Some((o, a)) => (o, o && !a),
+            None => (false, false),
+        };
+        let (is_open, is_waiting) = (open, open && !answered);
+        c.open_calls = (c.open_calls + is_open as u64).saturating_sub(was_open as u64);
+        c.waiting_calls = (c.waiting_calls + is_waiting as u64).saturating_sub(was_waiting as u64);
+
+        let t = Tags {
+            family: Some(Family::Calls),
+            line: Some(line),
+            ..Default::default()
+        };
+        out.push(Update::new(
+            UpdateKind::CallEvent,
+            city,
+            m.event_id.to_string(),
+            t.clone(),
+            rx,
+            Some(m),
+        ));
+        out.push(Update::new(
+            UpdateKind::Call,
+            city,
+            key.clone(),
+            t,
+            rx,
+            Some(&call_value),
+        ));
+        out.push(self.counters_update(city, rx));
+        if was_open && !open {
+            self.closed_calls.push_back(key);
+            while self.closed_calls.len() > self.settings.closed_calls_kept {
+                let Some(old) = self.closed_calls.pop_front() else {
+                    break;
+                };
+                // A closed call may have been reopened by a late event: only drop it if still closed.
+                if self.calls.get(&old).is_some_and(|c| !c.open) {
+                    if let Some(c) = self.calls.remove(&old) {
+                        let t = Tags {
+                            family: Some(Family::Calls),
+                            line: Some(c.line),
+                            ..Default::default()
+                        };
+                        out.push(Update::new::<Call>(
+                            UpdateKind::Call,
+                            city,
+                            old,
+                            t,
+                            rx,
+                            None,
+                        ));
+                    }
+                }
+            }
+        }
+        let src = line.as_str().to_owned();
+        self.touch_feed(city, Family::Calls, &src, Some(m.ts), rx, out);
+        Ok(())
+    }
+
+    fn apply_app_event(
+        &mut self,
+        city: &str,
+        service: &str,
+        m: &AppEvent,
+        rx: DateTime<Utc>,
+        out: &mut Vec<Update>,
+    ) {
+        let c = self.counters_mut(city, rx);
+        *c.app_events
+            .entry(service.to_owned())
+            .or_default()
+            .entry(m.kind.clone())
+            .or_default() += 1;
+        let mut track: Option<(String, Option<String>)> = None;
+        match m.kind.as_str() {
+            "complaint.filed" => c.complaints_filed += 1,
+            "complaint.routed" | "complaint.resolved" | "complaint.closed" => {
+                track = m.reference.clone().map(|r| (r, m.opd.clone()));
+            }
+            _ => {}
+        }
+        if let Some((reference, opd)) = track {
+            let routed = m.kind == "complaint.routed";
+            let key = format!("{city}/{reference}");
+            // Routing to a new OPD moves the complaint; resolving closes it wherever it was.
+            if let Some((_, prev)) = self.complaint_opd.remove(&key) {
+                let c = self
+                    .counters
+                    .get_mut(city)
+                    .expect("counters_mut created them");
+                if let Some(n) = c.complaints_open.get_mut(&prev) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            if routed {
+                if let Some(opd) = opd {
+                    let c = self
+                        .counters
+                        .get_mut(city)
+                        .expect("counters_mut created them");
+                    *c.complaints_open.entry(opd.clone()).or_default() += 1;
+                    self.complaint_opd
+                        .insert(key.clone(), (city.to_owned(), opd));
+                    self.complaint_order.push_back(key);
+                    while self.complaint_order.len() > COMPLAINTS_TRACKED {
+                        if let Some(old) = self.complaint_order.pop_front() {
+                            self.complaint_opd.remove(&old);
+                        }
+                    }
+                }
+            }
+        }
+        let t = tags(Family::Apps);
+        out.push(Update::new(
+            UpdateKind::AppEvent,
+            city,
+            m.event_id.to_string(),
+            t,
+            rx,
+            Some(m),
+        ));
+        out.push(self.counters_update(city, rx));
+        self.touch_feed(city, Family::Apps, service, Some(m.ts), rx, out);
+    }
+}
+
+fn tags(family: Family) -> Tags {
+    Tags {
+        family: Some(family),
+        ..Default::default()
+    }
+}
+
+fn feed_update(f: &Feed, rx: DateTime<Utc>) -> Update {
+    let key = format!("{}/{}/{}", f.city, f.family.as_str(), f.source);
+    let mut t = tags(f.family);
+    match f.family {
+        Family::Atcs => {
+            t.intersection = Some(f.source.as_str().into());
+            t.district = f.district.clone();
+        }
+        Family::Calls => t.line = CallLine::parse(&f.source),
+        _ => {}
+    }
+    Update::new(UpdateKind::Feed, &f.city, key, t, rx, Some(f))
+}

@@ -1,0 +1,236 @@
+//! The bounded in-memory store (the embedded default, with no database):
+//! the same write and history interface as PostgreSQL, over capped rings.
+//! History is lost on restart, which the start-up log says.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+
+use super::history::*;
+use super::{Batch, EventRow, TelemetryRow};
+use crate::contract::{CallEventType, Message};
+
+/// Rows kept per table: enough for the last hours of a busy city in a few tens of MB.
+const TELEMETRY_KEPT: usize = 200_000;
+const EVENTS_KEPT: usize = 100_000;
+
+#[derive(Default)]
+struct Tables {
+    telemetry: VecDeque<TelemetryRow>,
+    events: VecDeque<EventRow>,
+    event_ids: HashSet<uuid::Uuid>,
+}
+
+#[derive(Clone, Default)]
+pub struct MemoryBackend {
+    tables: Arc<Mutex<Tables>>,
+}
+
+impl MemoryBackend {
+    pub fn write(&self, batch: Batch) {
+        let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        for r in batch.telemetry {
+            if t.telemetry.len() == TELEMETRY_KEPT {
+                t.telemetry.pop_front();
+            }
+            t.telemetry.push_back(r);
+        }
+        for e in batch.events {
+            if matches!(e, EventRow::AckOnly) {
+                continue;
+            }
+            if let EventRow::Message { msg, .. } = &e {
+                // Idempotent by event id, as the database is.
+                if let Some(id) = msg.event_id() {
+                    if !t.event_ids.insert(id) {
+                        continue;
+                    }
+                }
+            }
+            if t.events.len() == EVENTS_KEPT {
+                if let Some(EventRow::Message { msg, .. }) = t.events.pop_front() {
+                    if let Some(id) = msg.event_id() {
+                        t.event_ids.remove(&id);
+                    }
+                }
+            }
+            t.events.push_back(e);
+        }
+    }
+
+    pub fn query(&self, q: &HistoryQuery) -> HistoryAnswer {
+        let t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let inside = |ts: DateTime<Utc>, r: &Range| ts >= r.from && ts < r.to;
+        match q {
+            HistoryQuery::Atcs {
+                city,
+                intersection,
+                approach,
+                metric,
+                range,
+            } => {
+                let mut acc = Accumulator::default();
+                for r in t.telemetry.iter().filter(|r| {
+                    *r.city == **city
+                        && *r.intersection == **intersection
+                        && approach.as_ref().is_none_or(|a| *a == r.approach)
+                }) {
+                    let ts = r.ts.with_timezone(&Utc);
+                    if inside(ts, range) {
+                        let v = match metric {
+                            AtcsMetric::Saturation => r.saturation,
+                            AtcsMetric::FlowVph => r.flow_vph,
+                            AtcsMetric::QueueM => r.queue_m,
+                            AtcsMetric::GreenS => r.green_s,
+                        };
+                        acc.add(RangeParams::bucket_of(range, ts), v as f64);
+                    }
+                }
+                HistoryAnswer::Series(acc.points())
+            }
+            HistoryQuery::Kpi {
+                city,
+                service,
+                metric,
+                range,
+            } => {
+                let mut acc = Accumulator::default();
+                for e in &t.events {
+                    if let EventRow::Message {
+                        topic,
+                        msg: Message::KpiSample(k),
+                        ..
+                    } = e
+                    {
+                        let ts = k.ts.with_timezone(&Utc);
+                        if topic.city() == city
+                            && matches!(topic, crate::contract::Topic::Kpi { service: s, .. } if s == service)
+                            && k.metric == *metric
+                            && inside(ts, range)
+                        {
+                            acc.add(RangeParams::bucket_of(range, ts), k.value);
+                        }
+                    }
+                }
+                HistoryAnswer::Series(acc.points())
+            }
+            HistoryQuery::Units { city, unit, range } => HistoryAnswer::Units(
+                t.events
+                    .iter()
+                    .filter_map(|e| match e {
+                        EventRow::Message {
+                            topic,
+                            msg: Message::UnitStatus(u),
+                            ..
+                        } if topic.city() == city => Some(u),
+                        _ => None,
+                    })
+                    .filter(|u| {
+                        unit.as_ref().is_none_or(|x| *x == u.unit)
+                            && inside(u.ts.with_timezone(&Utc), range)
+                    })
+                    .map(|u| UnitRecord {
+                        ts: u.ts.with_timezone(&Utc),
+                        unit: u.unit.clone(),
+                        agency: u.agency.clone(),
+                        status: serde_json::to_value(u.status)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                        lat: u.lat,
+                        lon: u.lon,
+                        call_id: u.call_id.clone(),
+                    })
+                    .collect(),
+            ),
+            HistoryQuery::Calls {
+                city,
+                line,
+                category,
+                range,
+            } => {
+                // Calls bucket by their received time, from their projections.
+                let mut calls: std::collections::BTreeMap<&str, &crate::state::city::Call> =
+                    Default::default();
+                for e in &t.events {
+                    if let EventRow::Message {
+                        topic,
+                        projection: Some(p),
+                        ..
+                    } = e
+                    {
+                        if topic.city() == city {
+                            calls.insert(&p.call_id, p);
+                        }
+                    }
+                }
+                let mut buckets: std::collections::BTreeMap<DateTime<Utc>, (CallBucket, f64, u64)> =
+                    Default::default();
+                for c in calls.values() {
+                    if line.is_some_and(|l| l != c.line)
+                        || category.is_some_and(|k| Some(k) != c.category)
+                    {
+                        continue;
+                    }
+                    let Some(received) = c
+                        .stages
+                        .get(&CallEventType::Received)
+                        .map(|t| t.with_timezone(&Utc))
+                    else {
+                        continue;
+                    };
+                    if !inside(received, range) {
+                        continue;
+                    }
+                    let b = RangeParams::bucket_of(range, received);
+                    let e = buckets.entry(b).or_insert_with(|| {
+                        (
+                            CallBucket {
+                                t: Some(b),
+                                ..Default::default()
+                            },
+                            0.0,
+                            0,
+                        )
+                    });
+                    add_call(
+                        &mut e.0,
+                        &mut e.1,
+                        &mut e.2,
+                        c.answer_s,
+                        c.stages.contains_key(&CallEventType::Abandoned),
+                    );
+                }
+                HistoryAnswer::Calls(
+                    buckets
+                        .into_values()
+                        .map(|(mut b, sum, n)| {
+                            b.answer_s_avg = (n > 0).then(|| sum / n as f64);
+                            b
+                        })
+                        .collect(),
+                )
+            }
+        }
+    }
+}
+
+/// Counts one call into a bucket.
+pub fn add_call(
+    b: &mut CallBucket,
+    answer_sum: &mut f64,
+    answered_n: &mut u64,
+    answer_s: Option<f64>,
+    abandoned: bool,
+) {
+    b.received += 1;
+    if let Some(s) = answer_s {
+        b.answered += 1;
+        b.answered_within_15s += (s <= 15.0) as u64;
+        b.answered_within_20s += (s <= 20.0) as u64;
+        *answer_sum += s;
+        *answered_n += 1;
+    }
+    b.abandoned += abandoned as u64;
+}

@@ -1,0 +1,469 @@
+//! The store: keeps every message that matters and acknowledges QoS 1
+//! messages to the broker only once the transaction that holds them has
+//! committed, in arrival order.
+//!
+//! One task takes what the state hands it without ever waiting on the
+//! database: telemetry goes to a bounded buffer (when full, new rows are
+//! dropped and counted), everything else to an ordered queue with its ack.
+//! One write at a time runs beside it (binary COPY + batched idempotent
+//! inserts in one transaction), flushed when a batch is full or after
+//! `flush_ms`. A failed write is retried with backoff; the broker holds the
+//! unacknowledged QoS 1 messages meanwhile, and the screens carry on.
+//!
+//! Backends: PostgreSQL/TimescaleDB (`postgres.rs`), or bounded memory
+//! (`memory.rs`) when no database is configured.
+
+pub mod history;
+pub mod memory;
+pub mod postgres;
+pub mod timescale;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use crate::bus::{AckToken, BusClient};
+use crate::config::DatabaseSettings;
+use crate::contract::{Message, Topic};
+use crate::ingest::deadletter::DeadLetter;
+use crate::metrics::Metrics;
+use crate::state::city::Call;
+use history::{HistoryAnswer, HistoryQuery};
+use memory::MemoryBackend;
+use postgres::PgBackend;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(String),
+}
+
+/// One message on its way to storage.
+#[derive(Debug)]
+pub enum StoreItem {
+    Accepted {
+        topic: Topic,
+        msg: Message,
+        rx: DateTime<Utc>,
+        ack: Option<AckToken>,
+        projection: Option<Box<Call>>,
+    },
+    Rejected {
+        dead: DeadLetter,
+        ack: Option<AckToken>,
+    },
+}
+
+/// One approach of one controller state message.
+#[derive(Clone, Debug)]
+pub struct TelemetryRow {
+    pub ts: DateTime<Utc>,
+    pub city: Arc<str>,
+    pub intersection: Arc<str>,
+    pub approach: String,
+    pub mode: String,
+    pub plan: Arc<str>,
+    pub cycle_s: f32,
+    pub phase: u32,
+    pub green_s: f32,
+    pub flow_vph: f32,
+    pub queue_m: f32,
+    pub saturation: f32,
+    pub detector_ok: bool,
+    pub rx: DateTime<Utc>,
+}
+
+/// Anything that is not telemetry.
+#[derive(Clone, Debug)]
+pub enum EventRow {
+    Message {
+        topic: Topic,
+        msg: Message,
+        rx: DateTime<Utc>,
+        projection: Option<Box<Call>>,
+    },
+    Dead(DeadLetter),
+    /// Nothing to write: carries the ack of a QoS 1 telemetry message, whose
+    /// rows went to the telemetry buffer, so that acks keep arrival order.
+    AckOnly,
+}
+
+/// What one write carries.
+#[derive(Default, Debug)]
+pub struct Batch {
+    pub telemetry: Vec<TelemetryRow>,
+    pub events: Vec<EventRow>,
+}
+
+/// The store's health, for `/readyz` and `/metrics`.
+#[derive(Default)]
+pub struct StoreStatus {
+    pub persistent: AtomicBool,
+    pub degraded: AtomicBool,
+    /// Milliseconds from receiving the newest message of the last committed batch to its commit.
+    pub lag_ms: AtomicI64,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Memory(MemoryBackend),
+    Postgres(PgBackend),
+}
+
+/// Capacity of the state -> store channel. The store drains it without
+/// waiting on the database, so this only absorbs scheduling jitter.
+pub const STORE_CAPACITY: usize = 8192;
+/// Non-telemetry rows queued while the database is away that carry no ack
+/// (QoS 0 KPIs, dead letters of QoS 0 messages): beyond this they are dropped and counted.
+const UNACKED_EVENTS_KEPT: usize = 100_000;
+
+/// Cheap handle for history queries and status.
+#[derive(Clone)]
+pub struct StoreHandle {
+    backend: Backend,
+    pub status: Arc<StoreStatus>,
+    rollup_upto: Arc<std::sync::Mutex<Option<DateTime<Utc>>>>,
+}
+
+impl StoreHandle {
+    pub async fn query(&self, q: &HistoryQuery) -> Result<HistoryAnswer, StoreError> {
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.query(q)),
+            Backend::Postgres(p) => {
+                let upto = *self.rollup_upto.lock().unwrap_or_else(|e| e.into_inner());
+                p.query(q, upto).await
+            }
+        }
+    }
+
+    /// Messages to rebuild the live state from (empty for the memory store).
+    pub async fn restore(&self) -> Result<Vec<(Topic, Message, DateTime<Utc>)>, StoreError> {
+        match &self.backend {
+            Backend::Memory(_) => Ok(Vec::new()),
+            Backend::Postgres(p) => {
+                let now = Utc::now().with_timezone(&chrono_tz::Asia::Jakarta);
+                let midnight = now
+                    .date_naive()
+                    .and_hms_opt(0, 0, 0)
+                    .expect("midnight exists");
+                let day_start = midnight
+                    .and_local_timezone(chrono_tz::Asia::Jakarta)
+                    .single()
+                    .map(|t| t.with_timezone(&Utc))
+                    .unwrap_or(Utc::now());
+                p.restore(day_start).await
+            }
+        }
+    }
+
+    pub fn describe(&self) -> &'static str {
+        match &self.backend {
+            Backend::Memory(_) => "memory (not persisted)",
+            Backend::Postgres(p) => match p.flavour {
+                postgres::Flavour::Plain => "postgresql",
+                postgres::Flavour::Timescale => "timescaledb",
+            },
+        }
+    }
+}
+
+/// Opens the configured backend.
+pub async fn open(settings: &DatabaseSettings) -> Result<StoreHandle, StoreError> {
+    let status = Arc::new(StoreStatus::default());
+    let backend = match &settings.url {
+        None => {
+            tracing::warn!("no database configured: history is kept in bounded memory only and is NOT persisted");
+            Backend::Memory(MemoryBackend::default())
+        }
+        Some(url) => {
+            status.persistent.store(true, Ordering::Relaxed);
+            Backend::Postgres(PgBackend::connect(url, settings.pool_size).await?)
+        }
+    };
+    Ok(StoreHandle {
+        backend,
+        status,
+        rollup_upto: Arc::new(std::sync::Mutex::new(None)),
+    })
+}
+
+pub struct StoreTask {
+    pub handle: StoreHandle,
+    pub settings: DatabaseSettings,
+    pub input: mpsc::Receiver<StoreItem>,
+    pub acker: Option<BusClient>,
+    pub metrics: Arc<Metrics>,
+}
+
+type Written = (
+    Batch,
+    Vec<Option<AckToken>>,
+    Result<(), StoreError>,
+    Option<DateTime<Utc>>,
+);
+
+impl StoreTask {
+    pub async fn run(mut self) {
+        if let Backend::Postgres(pg) = self.handle.backend.clone() {
+            tokio::spawn(maintenance(pg, self.handle.clone(), self.settings.clone()));
+        }
+        let mut telemetry: VecDeque<TelemetryRow> = VecDeque::new();
+        let mut events: VecDeque<(EventRow, Option<AckToken>)> = VecDeque::new();
+        let mut unacked_events = 0usize;
+        let mut inflight: Option<tokio::task::JoinHandle<Written>> = None;
+        let flush_every = Duration::from_millis(self.settings.flush_ms.max(1));
+        let mut last_flush = Instant::now();
+        let mut retry_at: Option<Instant> = None;
+        let mut backoff = Duration::from_millis(100);
+        let mut tick = tokio::time::interval(flush_every.min(Duration::from_millis(50)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut closed = false;
+        let mut newest_rx: Option<DateTime<Utc>> = None;
+        loop {
+            tokio::select! {
+                biased;
+                done = async { inflight.as_mut().expect("guarded by the condition").await }, if inflight.is_some() => {
+                    inflight = None;
+                    let Ok((batch, acks, result, upto)) = done else {
+                        tracing::error!("store write task panicked; its batch will be retried");
+                        continue;
+                    };
+                    match result {
+                        Ok(()) => {
+                            backoff = Duration::from_millis(100);
+                            if self.handle.status.degraded.swap(false, Ordering::Relaxed) {
+                                tracing::info!("database writes resumed");
+                            }
+                            self.metrics.store_degraded.set(0);
+                            self.metrics.store_rows.inc_by((batch.telemetry.len() + batch.events.len()) as u64);
+                            if let Some(upto) = upto {
+                                let lag = (Utc::now() - upto).num_milliseconds().max(0);
+                                self.handle.status.lag_ms.store(lag, Ordering::Relaxed);
+                                self.metrics.store_lag_ms.set(lag);
+                            }
+                            if let Some(client) = &self.acker {
+                                for token in acks.iter().flatten() {
+                                    if let Err(e) = client.ack(token).await {
+                                        tracing::warn!(error = %e, "ack failed (the broker will redeliver)");
+                                    } else {
+                                        self.metrics.acks.inc();
+                                    }
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            if !self.handle.status.degraded.swap(true, Ordering::Relaxed) {
+                                tracing::error!(error = %e, "database write failed: store degraded, retrying with backoff");
+                            }
+                            self.metrics.store_degraded.set(1);
+                            self.metrics.store_failures.inc();
+                            // Put the batch back in front, in order.
+                            for (row, ack) in batch.events.into_iter().zip(acks).rev() {
+                                if ack.is_none() {
+                                    unacked_events += 1;
+                                }
+                                events.push_front((row, ack));
+                            }
+                            for row in batch.telemetry.into_iter().rev() {
+                                if telemetry.len() < self.settings.telemetry_buffer_rows {
+                                    telemetry.push_front(row);
+                                } else {
+                                    self.metrics.store_dropped.with_label_values(&["telemetry"]).inc();
+                                }
+                            }
+                            retry_at = Some(Instant::now() + backoff);
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                        }
+                    }
+                }
+                item = self.input.recv(), if !closed => match item {
+                    Some(item) => {
+                        newest_rx = Some(Utc::now());
+                        self.buffer(item, &mut telemetry, &mut events, &mut unacked_events);
+                    }
+                    None => closed = true,
+                },
+                _ = tick.tick() => {}
+            }
+            self.metrics
+                .store_buffered
+                .set((telemetry.len() + events.len()) as i64);
+            let ready = telemetry.len() >= self.settings.batch_rows
+                || events.len() >= self.settings.batch_rows
+                || last_flush.elapsed() >= flush_every;
+            let may = inflight.is_none()
+                && retry_at.is_none_or(|t| Instant::now() >= t)
+                && (!telemetry.is_empty() || !events.is_empty());
+            if may && (ready || closed) {
+                retry_at = None;
+                last_flush = Instant::now();
+                let mut batch = Batch::default();
+                let n = telemetry.len().min(self.settings.batch_rows);
+                batch.telemetry.extend(telemetry.drain(..n));
+                let n = events.len().min(self.settings.batch_rows);
+                let mut acks = Vec::with_capacity(n);
+                for (row, ack) in events.drain(..n) {
+                    if ack.is_none() {
+                        unacked_events = unacked_events.saturating_sub(1);
+                    }
+                    batch.events.push(row);
+                    acks.push(ack);
+                }
+                let backend = self.handle.backend.clone();
+                let upto = newest_rx;
+                inflight = Some(tokio::spawn(async move {
+                    let r = match &backend {
+                        Backend::Memory(m) => {
+                            m.write(std::mem::take(&mut batch));
+                            Ok(())
+                        }
+                        Backend::Postgres(p) => p.write(&batch).await,
+                    };
+                    (batch, acks, r, upto)
+                }));
+            }
+            if closed
+                && inflight.is_none()
+                && (telemetry.is_empty() && events.is_empty()
+                    || self.handle.status.degraded.load(Ordering::Relaxed))
+            {
+                break;
+            }
+        }
+        tracing::info!("store stopped");
+    }
+
+    fn buffer(
+        &self,
+        item: StoreItem,
+        telemetry: &mut VecDeque<TelemetryRow>,
+        events: &mut VecDeque<(EventRow, Option<AckToken>)>,
+        unacked: &mut usize,
+    ) {
+        let (row, ack) = match item {
+            StoreItem::Accepted {
+                topic,
+                msg: Message::IntersectionState(s),
+                rx,
+                ack,
+                ..
+            } => {
+                let city: Arc<str> = topic.city().into();
+                let intersection: Arc<str> = s.intersection.as_str().into();
+                let plan: Arc<str> = s.plan.as_str().into();
+                let mode = serde_json::to_value(s.mode)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let free = self
+                    .settings
+                    .telemetry_buffer_rows
+                    .saturating_sub(telemetry.len());
+                if free < s.approaches.len() {
+                    self.metrics
+                        .store_dropped
+                        .with_label_values(&["telemetry"])
+                        .inc_by(s.approaches.len() as u64);
+                } else {
+                    let ts = s.ts.with_timezone(&Utc);
+                    for a in s.approaches {
+                        telemetry.push_back(TelemetryRow {
+                            ts,
+                            city: city.clone(),
+                            intersection: intersection.clone(),
+                            approach: a.id,
+                            mode: mode.clone(),
+                            plan: plan.clone(),
+                            cycle_s: s.cycle_s as f32,
+                            phase: s.phase,
+                            green_s: a.green_s as f32,
+                            flow_vph: a.flow_vph as f32,
+                            queue_m: a.queue_m as f32,
+                            saturation: a.saturation as f32,
+                            detector_ok: a.detector_ok,
+                            rx,
+                        });
+                    }
+                }
+                // Telemetry is QoS 0 by contract, but a broker may deliver it at the
+                // subscription's QoS 1: its ack joins the ordered queue (brokers drop
+                // a client that acknowledges out of order), behind the events before it.
+                match ack {
+                    Some(token) => (EventRow::AckOnly, Some(token)),
+                    None => return,
+                }
+            }
+            StoreItem::Accepted {
+                topic,
+                msg,
+                rx,
+                ack,
+                projection,
+            } => (
+                EventRow::Message {
+                    topic,
+                    msg,
+                    rx,
+                    projection,
+                },
+                ack,
+            ),
+            StoreItem::Rejected { dead, ack } => (EventRow::Dead(dead), ack),
+        };
+        if ack.is_none() {
+            if *unacked >= UNACKED_EVENTS_KEPT {
+                self.metrics
+                    .store_dropped
+                    .with_label_values(&["unacked_event"])
+                    .inc();
+                return;
+            }
+            *unacked += 1;
+        }
+        events.push_back((row, ack));
+    }
+}
+
+/// Plain-PostgreSQL housekeeping: the per-minute rollup and retention.
+async fn maintenance(pg: PgBackend, handle: StoreHandle, settings: DatabaseSettings) {
+    let mut tick = tokio::time::interval(Duration::from_secs(settings.rollup_every_s.max(1)));
+    let mut last_retention = Instant::now() - Duration::from_secs(3600);
+    let mut watermark = pg.rollup_watermark().await.ok().flatten();
+    loop {
+        tick.tick().await;
+        // Rows are committed a little after they are received: leave them a moment.
+        let to = Utc::now() - chrono::Duration::seconds(2);
+        let from = watermark.unwrap_or(to - chrono::Duration::days(1));
+        match pg.rollup(from, to).await {
+            Ok(_) => {
+                watermark = Some(to);
+                // Minutes complete in source time: everything before the last minute received.
+                let complete = history::RangeParams::bucket_of(
+                    &history::Range {
+                        from,
+                        to,
+                        bucket: chrono::Duration::minutes(1),
+                    },
+                    to,
+                );
+                *handle.rollup_upto.lock().unwrap_or_else(|e| e.into_inner()) = Some(complete);
+            }
+            Err(e) => tracing::warn!(error = %e, "rollup failed; will retry"),
+        }
+        if last_retention.elapsed() > Duration::from_secs(3600) {
+            last_retention = Instant::now();
+            match pg
+                .retention(settings.telemetry_retention_days, settings.retention_days)
+                .await
+            {
+                Ok(n) if n > 0 => tracing::info!(rows = n, "retention removed old rows"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "retention failed; will retry"),
+            }
+        }
+    }
+}

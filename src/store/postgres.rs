@@ -1,0 +1,930 @@
+//! The PostgreSQL backend (TimescaleDB-compatible): migrations, batched
+//! writes (binary COPY for telemetry, `UNNEST` inserts with `ON CONFLICT DO
+//! NOTHING` for events, one transaction per batch), the per-minute rollup on
+//! plain PostgreSQL, retention, history queries and the start-up restore.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use futures_util::pin_mut;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+
+use super::history::*;
+use super::{Batch, EventRow, StoreError, TelemetryRow};
+use crate::contract::*;
+use crate::state::city::Call;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Which time-series engine the schema runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    /// Plain PostgreSQL: BRIN/B-tree time indexes, rollups and retention kept by Kendali.
+    Plain,
+    /// TimescaleDB: hypertables, compression, retention policies, a continuous aggregate.
+    Timescale,
+}
+
+#[derive(Clone)]
+pub struct PgBackend {
+    pool: Pool,
+    pub flavour: Flavour,
+}
+
+fn db(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+/// Applies the migrations in migrations/ that have not run yet; returns the versions applied.
+pub async fn migrate(url: &str) -> Result<Vec<String>, StoreError> {
+    let config = tokio_postgres::Config::from_str(url).map_err(db)?;
+    let (mut client, conn) = config.connect(NoTls).await.map_err(db)?;
+    let conn = tokio::spawn(conn);
+    let report = embedded::migrations::runner()
+        .run_async(&mut client)
+        .await
+        .map_err(db)?;
+    drop(client);
+    let _ = conn.await;
+    Ok(report
+        .applied_migrations()
+        .iter()
+        .map(|m| m.to_string())
+        .collect())
+}
+
+impl PgBackend {
+    /// Connects, migrates and picks the flavour (logged).
+    pub async fn connect(url: &str, pool_size: usize) -> Result<PgBackend, StoreError> {
+        let applied = migrate(url).await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "database migrations applied");
+        }
+        let config = tokio_postgres::Config::from_str(url).map_err(db)?;
+        let mgr = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Verified,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(pool_size.max(2))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(db)?;
+        let flavour = super::timescale::setup(&pool).await?;
+        match flavour {
+            Flavour::Timescale => tracing::info!("store: TimescaleDB (hypertables, compression, retention policies, continuous aggregate)"),
+            Flavour::Plain => tracing::info!("store: plain PostgreSQL (time indexes; rollups and retention kept by Kendali)"),
+        }
+        Ok(PgBackend { pool, flavour })
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Writes one batch in one transaction.
+    pub async fn write(&self, batch: &Batch) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await.map_err(db)?;
+        let tx = client.transaction().await.map_err(db)?;
+        if !batch.telemetry.is_empty() {
+            copy_telemetry(&tx, &batch.telemetry).await?;
+        }
+        if !batch.events.is_empty() {
+            write_events(&tx, &batch.events).await?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    /// Recomputes every minute touched by telemetry received in `[rx_from, rx_to)`
+    /// and records `rx_to` as the watermark, in one transaction (plain flavour only).
+    pub async fn rollup(
+        &self,
+        rx_from: DateTime<Utc>,
+        rx_to: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        if self.flavour == Flavour::Timescale {
+            return Ok(0);
+        }
+        let mut client = self.pool.get().await.map_err(db)?;
+        let tx = client.transaction().await.map_err(db)?;
+        let n = tx
+            .execute(
+                "WITH touched AS (
+                     SELECT DISTINCT city, intersection, date_bin('1 minute', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b
+                     FROM atcs_telemetry WHERE rx >= $1 AND rx < $2)
+                 INSERT INTO atcs_minute AS m (bucket, city, intersection, approach, samples, saturation_avg, saturation_max,
+                     flow_vph_avg, queue_m_avg, queue_m_max, green_s_avg)
+                 SELECT touched.b, t.city, t.intersection, t.approach, count(*), avg(t.saturation), max(t.saturation),
+                     avg(t.flow_vph), avg(t.queue_m), max(t.queue_m), avg(t.green_s)
+                 FROM touched JOIN atcs_telemetry t ON t.city = touched.city AND t.intersection = touched.intersection
+                     AND t.ts >= touched.b AND t.ts < touched.b + INTERVAL '1 minute'
+                 GROUP BY 1, 2, 3, 4
+                 ON CONFLICT (city, intersection, approach, bucket) DO UPDATE SET
+                     samples = EXCLUDED.samples, saturation_avg = EXCLUDED.saturation_avg, saturation_max = EXCLUDED.saturation_max,
+                     flow_vph_avg = EXCLUDED.flow_vph_avg, queue_m_avg = EXCLUDED.queue_m_avg, queue_m_max = EXCLUDED.queue_m_max,
+                     green_s_avg = EXCLUDED.green_s_avg",
+                &[&rx_from, &rx_to],
+            )
+            .await
+            .map_err(db)?;
+        tx.execute(
+            "INSERT INTO rollup_state (name, rx_watermark) VALUES ('atcs_minute', $1)
+             ON CONFLICT (name) DO UPDATE SET rx_watermark = EXCLUDED.rx_watermark",
+            &[&rx_to],
+        )
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(n)
+    }
+
+    /// Receive time up to which the rollup is complete.
+    pub async fn rollup_watermark(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let client = self.pool.get().await.map_err(db)?;
+        let row = client
+            .query_opt(
+                "SELECT rx_watermark FROM rollup_state WHERE name = 'atcs_minute'",
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Deletes what is older than the retention (plain flavour; TimescaleDB has policies).
+    pub async fn retention(&self, telemetry_days: i64, other_days: i64) -> Result<u64, StoreError> {
+        if self.flavour == Flavour::Timescale {
+            return Ok(0);
+        }
+        let client = self.pool.get().await.map_err(db)?;
+        let mut n = 0;
+        let t = Utc::now() - chrono::Duration::days(telemetry_days);
+        let o = Utc::now() - chrono::Duration::days(other_days);
+        n += client
+            .execute("DELETE FROM atcs_telemetry WHERE ts < $1", &[&t])
+            .await
+            .map_err(db)?;
+        for table in ["atcs_minute"] {
+            n += client
+                .execute(&format!("DELETE FROM {table} WHERE bucket < $1"), &[&o])
+                .await
+                .map_err(db)?;
+        }
+        for table in [
+            "unit_status",
+            "kpi_samples",
+            "app_events",
+            "call_events",
+            "command_acks",
+        ] {
+            n += client
+                .execute(&format!("DELETE FROM {table} WHERE ts < $1"), &[&o])
+                .await
+                .map_err(db)?;
+        }
+        n += client
+            .execute("DELETE FROM dead_letters WHERE rx < $1", &[&o])
+            .await
+            .map_err(db)?;
+        Ok(n)
+    }
+
+    pub async fn query(
+        &self,
+        q: &HistoryQuery,
+        rollup_upto: Option<DateTime<Utc>>,
+    ) -> Result<HistoryAnswer, StoreError> {
+        let client = self.pool.get().await.map_err(db)?;
+        let secs = |r: &Range| r.bucket.num_seconds() as f64;
+        match q {
+            HistoryQuery::Atcs {
+                city,
+                intersection,
+                approach,
+                metric,
+                range,
+            } => {
+                let col = metric.column();
+                // Whole-minute buckets are answered from the rollup up to its watermark, raw rows after it.
+                let source = match self.flavour {
+                    Flavour::Timescale => Some("atcs_minute_cagg"),
+                    Flavour::Plain => Some("atcs_minute"),
+                };
+                let split = match (source, rollup_upto) {
+                    (Some(_), Some(w))
+                        if range.bucket.num_seconds() % 60 == 0 && range.from < w =>
+                    {
+                        Some(w.min(range.to))
+                    }
+                    (Some(_), None)
+                        if self.flavour == Flavour::Timescale
+                            && range.bucket.num_seconds() % 60 == 0 =>
+                    {
+                        Some(range.to)
+                    }
+                    _ => None,
+                };
+                let mut points = Vec::new();
+                if let (Some(table), Some(split)) = (source, split) {
+                    let (avg, max) = match metric {
+                        AtcsMetric::Saturation => ("saturation_avg", "saturation_max"),
+                        AtcsMetric::FlowVph => ("flow_vph_avg", "flow_vph_avg"),
+                        AtcsMetric::QueueM => ("queue_m_avg", "queue_m_max"),
+                        AtcsMetric::GreenS => ("green_s_avg", "green_s_avg"),
+                    };
+                    let sql = format!(
+                        "SELECT to_timestamp(floor(extract(epoch FROM bucket)::float8 / $5::float8) * $5::float8) AS t, sum(samples)::bigint,
+                                (sum({avg} * samples) / sum(samples))::float8, max({max})::float8
+                         FROM {table} WHERE city = $1 AND intersection = $2 AND ($3::text IS NULL OR approach = $3)
+                           AND bucket >= $4 AND bucket < $6 GROUP BY 1 ORDER BY 1"
+                    );
+                    let rows = client
+                        .query(
+                            &sql,
+                            &[
+                                city,
+                                intersection,
+                                approach,
+                                &range.from,
+                                &secs(range),
+                                &split,
+                            ],
+                        )
+                        .await
+                        .map_err(db)?;
+                    points.extend(rows.iter().map(|r| Point {
+                        t: r.get(0),
+                        n: r.get::<_, i64>(1) as u64,
+                        avg: r.get(2),
+                        max: r.get(3),
+                    }));
+                    if split >= range.to {
+                        return Ok(HistoryAnswer::Series(points));
+                    }
+                }
+                let from = split.unwrap_or(range.from);
+                let sql = format!(
+                    "SELECT to_timestamp(floor(extract(epoch FROM ts)::float8 / $5::float8) * $5::float8) AS t, count(*), avg({col})::float8, max({col})::float8
+                     FROM atcs_telemetry WHERE city = $1 AND intersection = $2 AND ($3::text IS NULL OR approach = $3)
+                       AND ts >= $4 AND ts < $6 GROUP BY 1 ORDER BY 1"
+                );
+                let rows = client
+                    .query(
+                        &sql,
+                        &[city, intersection, approach, &from, &secs(range), &range.to],
+                    )
+                    .await
+                    .map_err(db)?;
+                for r in rows {
+                    let p = Point {
+                        t: r.get(0),
+                        n: r.get::<_, i64>(1) as u64,
+                        avg: r.get(2),
+                        max: r.get(3),
+                    };
+                    // A bucket split across the watermark is merged.
+                    match points.last_mut() {
+                        Some(last) if last.t == p.t => {
+                            let n = last.n + p.n;
+                            last.avg = (last.avg * last.n as f64 + p.avg * p.n as f64) / n as f64;
+                            last.max = last.max.max(p.max);
+                            last.n = n;
+                        }
+                        _ => points.push(p),
+                    }
+                }
+                Ok(HistoryAnswer::Series(points))
+            }
+            HistoryQuery::Kpi {
+                city,
+                service,
+                metric,
+                range,
+            } => {
+                let rows = client
+                    .query(
+                        "SELECT to_timestamp(floor(extract(epoch FROM ts)::float8 / $4::float8) * $4::float8) AS t, count(*), avg(value), max(value)
+                         FROM kpi_samples WHERE city = $1 AND service = $2 AND metric = $3 AND ts >= $5 AND ts < $6
+                         GROUP BY 1 ORDER BY 1",
+                        &[city, service, metric, &secs(range), &range.from, &range.to],
+                    )
+                    .await
+                    .map_err(db)?;
+                Ok(HistoryAnswer::Series(
+                    rows.iter()
+                        .map(|r| Point {
+                            t: r.get(0),
+                            n: r.get::<_, i64>(1) as u64,
+                            avg: r.get(2),
+                            max: r.get(3),
+                        })
+                        .collect(),
+                ))
+            }
+            HistoryQuery::Units { city, unit, range } => {
+                let rows = client
+                    .query(
+                        "SELECT ts, unit, agency, status, lat, lon, call_id FROM unit_status
+                         WHERE city = $1 AND ($2::text IS NULL OR unit = $2) AND ts >= $3 AND ts < $4 ORDER BY ts LIMIT 10000",
+                        &[city, unit, &range.from, &range.to],
+                    )
+                    .await
+                    .map_err(db)?;
+                Ok(HistoryAnswer::Units(
+                    rows.iter()
+                        .map(|r| UnitRecord {
+                            ts: r.get(0),
+                            unit: r.get(1),
+                            agency: r.get(2),
+                            status: r.get(3),
+                            lat: r.get(4),
+                            lon: r.get(5),
+                            call_id: r.get(6),
+                        })
+                        .collect(),
+                ))
+            }
+            HistoryQuery::Calls {
+                city,
+                line,
+                category,
+                range,
+            } => {
+                let line = line.map(|l| l.as_str().to_owned());
+                let category = category.map(|c| c.as_str().to_owned());
+                let rows = client
+                    .query(
+                        "SELECT to_timestamp(floor(extract(epoch FROM received_at)::float8 / $4::float8) * $4::float8) AS t, count(*),
+                                count(answer_s), count(*) FILTER (WHERE answer_s <= 15), count(*) FILTER (WHERE answer_s <= 20),
+                                count(abandoned_at), avg(answer_s)::float8
+                         FROM calls WHERE city = $1 AND ($2::text IS NULL OR line = $2) AND ($3::text IS NULL OR category = $3)
+                           AND received_at >= $5 AND received_at < $6 GROUP BY 1 ORDER BY 1",
+                        &[city, &line, &category, &secs(range), &range.from, &range.to],
+                    )
+                    .await
+                    .map_err(db)?;
+                let n = |r: &tokio_postgres::Row, i| r.get::<_, i64>(i) as u64;
+                Ok(HistoryAnswer::Calls(
+                    rows.iter()
+                        .map(|r| CallBucket {
+                            t: r.get(0),
+                            received: n(r, 1),
+                            answered: n(r, 2),
+                            answered_within_15s: n(r, 3),
+                            answered_within_20s: n(r, 4),
+                            abandoned: n(r, 5),
+                            answer_s_avg: r.get(6),
+                        })
+                        .collect(),
+                ))
+            }
+        }
+    }
+
+    /// Messages to replay into a fresh live state: intersection info and latest
+    /// state, latest unit and KPI values, today's and all open calls' events,
+    /// today's app events, recent commands. In source-time order per kind.
+    pub async fn restore(
+        &self,
+        day_start: DateTime<Utc>,
+    ) -> Result<Vec<(Topic, Message, DateTime<Utc>)>, StoreError> {
+        let client = self.pool.get().await.map_err(db)?;
+        let mut out = Vec::new();
+        let parse = |s: &str| Topic::parse(s).map_err(|e| StoreError::Database(e.to_string()));
+        for r in client
+            .query(
+                "SELECT city, intersection, info, rx FROM intersections",
+                &[],
+            )
+            .await
+            .map_err(db)?
+        {
+            let (city, i): (String, String) = (r.get(0), r.get(1));
+            if let Ok(info) = serde_json::from_value::<IntersectionInfo>(r.get(2)) {
+                out.push((
+                    parse(&format!("city/{city}/atcs/{i}/info"))?,
+                    Message::IntersectionInfo(info),
+                    r.get(3),
+                ));
+            }
+        }
+        // The last state of each intersection: its approaches' rows at its latest ts (last 15 minutes).
+        let rows = client
+            .query(
+                "SELECT t.ts, t.city, t.intersection, t.approach, t.mode, t.plan, t.cycle_s, t.phase, t.green_s, t.flow_vph,
+                        t.queue_m, t.saturation, t.detector_ok, t.rx
+                 FROM atcs_telemetry t
+                 JOIN (SELECT city, intersection, max(ts) AS ts FROM atcs_telemetry WHERE ts > now() - interval '15 minutes'
+                       GROUP BY 1, 2) last USING (city, intersection, ts)
+                 ORDER BY t.city, t.intersection, t.approach",
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        let mut current: Option<(Topic, IntersectionState, DateTime<Utc>)> = None;
+        for r in rows {
+            let ts: DateTime<Utc> = r.get(0);
+            let (city, intersection): (String, String) = (r.get(1), r.get(2));
+            let approach = ApproachState {
+                id: r.get(3),
+                green_s: r.get::<_, f32>(8) as f64,
+                flow_vph: r.get::<_, f32>(9) as f64,
+                queue_m: r.get::<_, f32>(10) as f64,
+                saturation: r.get::<_, f32>(11) as f64,
+                detector_ok: r.get(12),
+            };
+            let same = current
+                .as_ref()
+                .is_some_and(|(t, s, _)| s.intersection == intersection && t.city() == city);
+            if !same {
+                if let Some((t, s, rx)) = current.take() {
+                    out.push((t, Message::IntersectionState(s), rx));
+                }
+                let mode: String = r.get(4);
+                current = Some((
+                    parse(&format!("city/{city}/atcs/{intersection}/state"))?,
+                    IntersectionState {
+                        ts: ts.with_timezone(&crate::app::wib()),
+                        intersection: intersection.clone(),
+                        mode: serde_json::from_value(serde_json::Value::String(mode))
+                            .unwrap_or(ControllerMode::Off),
+                        plan: r.get(5),
+                        cycle_s: r.get::<_, f32>(6) as f64,
+                        phase: r.get::<_, i32>(7).max(1) as u32,
+                        phase_elapsed_s: 0.0,
+                        approaches: Vec::new(),
+                    },
+                    r.get(13),
+                ));
+            }
+            if let Some((_, s, _)) = current.as_mut() {
+                s.approaches.push(approach);
+            }
+        }
+        if let Some((t, s, rx)) = current.take() {
+            out.push((t, Message::IntersectionState(s), rx));
+        }
+        for r in client
+            .query("SELECT DISTINCT ON (city, unit) city, unit, payload, rx FROM unit_status ORDER BY city, unit, ts DESC", &[])
+            .await
+            .map_err(db)?
+        {
+            let (city, unit): (String, String) = (r.get(0), r.get(1));
+            if let Ok(m) = serde_json::from_value::<UnitStatus>(r.get(2)) {
+                out.push((parse(&format!("city/{city}/units/{unit}/status"))?, Message::UnitStatus(m), r.get(3)));
+            }
+        }
+        for r in client
+            .query(
+                "SELECT DISTINCT ON (city, service, metric) city, service, ts, metric, value, unit, target, window_s, rx
+                 FROM kpi_samples ORDER BY city, service, metric, ts DESC",
+                &[],
+            )
+            .await
+            .map_err(db)?
+        {
+            let (city, service): (String, String) = (r.get(0), r.get(1));
+            let ts: DateTime<Utc> = r.get(2);
+            let m = KpiSample { ts: ts.with_timezone(&crate::app::wib()), metric: r.get(3), value: r.get(4), unit: r.get(5), target: r.get(6), window_s: r.get(7) };
+            out.push((parse(&format!("city/{city}/kpi/{service}"))?, Message::KpiSample(m), r.get(8)));
+        }
+        for r in client
+            .query(
+                "SELECT e.city, e.payload, e.rx FROM call_events e
+                 WHERE e.ts >= $1 OR EXISTS (SELECT 1 FROM calls c WHERE c.open AND c.city = e.city AND c.call_id = e.call_id)
+                 ORDER BY e.ts",
+                &[&day_start],
+            )
+            .await
+            .map_err(db)?
+        {
+            let city: String = r.get(0);
+            if let Ok(m) = serde_json::from_value::<CallEvent>(r.get(1)) {
+                out.push((parse(&format!("city/{city}/calls/{}", m.line.as_str()))?, Message::CallEvent(m), r.get(2)));
+            }
+        }
+        for r in client
+            .query(
+                "SELECT city, service, payload, rx FROM app_events WHERE ts >= $1 ORDER BY ts",
+                &[&day_start],
+            )
+            .await
+            .map_err(db)?
+        {
+            let (city, service): (String, String) = (r.get(0), r.get(1));
+            if let Ok(m) = serde_json::from_value::<AppEvent>(r.get(2)) {
+                out.push((
+                    parse(&format!("city/{city}/apps/{service}/events"))?,
+                    Message::AppEvent(m),
+                    r.get(3),
+                ));
+            }
+        }
+        for r in client
+            .query(
+                "SELECT city, intersection, payload, rx FROM commands ORDER BY ts DESC LIMIT 500",
+                &[],
+            )
+            .await
+            .map_err(db)?
+            .into_iter()
+            .rev()
+        {
+            let (city, i): (String, String) = (r.get(0), r.get(1));
+            if let Ok(m) = serde_json::from_value::<Command>(r.get(2)) {
+                out.push((
+                    parse(&format!("city/{city}/atcs/{i}/command"))?,
+                    Message::Command(m),
+                    r.get(3),
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
+async fn copy_telemetry(
+    tx: &deadpool_postgres::Transaction<'_>,
+    rows: &[TelemetryRow],
+) -> Result<(), StoreError> {
+    let sink = tx
+        .copy_in(
+            "COPY atcs_telemetry (ts, city, intersection, approach, mode, plan, cycle_s, phase, green_s, flow_vph, queue_m,
+                                  saturation, detector_ok, rx) FROM STDIN BINARY",
+        )
+        .await
+        .map_err(db)?;
+    let types = [
+        Type::TIMESTAMPTZ,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::FLOAT4,
+        Type::INT4,
+        Type::FLOAT4,
+        Type::FLOAT4,
+        Type::FLOAT4,
+        Type::FLOAT4,
+        Type::BOOL,
+        Type::TIMESTAMPTZ,
+    ];
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    pin_mut!(writer);
+    for r in rows {
+        let phase = r.phase as i32;
+        let (city, intersection, plan): (&str, &str, &str) = (&r.city, &r.intersection, &r.plan);
+        writer
+            .as_mut()
+            .write(&[
+                &r.ts,
+                &city,
+                &intersection,
+                &r.approach,
+                &r.mode,
+                &plan,
+                &r.cycle_s,
+                &phase,
+                &r.green_s,
+                &r.flow_vph,
+                &r.queue_m,
+                &r.saturation,
+                &r.detector_ok,
+                &r.rx,
+            ])
+            .await
+            .map_err(db)?;
+    }
+    writer.finish().await.map_err(db)?;
+    Ok(())
+}
+
+/// Column vectors for one `INSERT ... SELECT * FROM UNNEST(...)`.
+#[derive(Default)]
+struct CallCols {
+    id: Vec<Uuid>,
+    ts: Vec<DateTime<Utc>>,
+    city: Vec<String>,
+    call: Vec<String>,
+    line: Vec<String>,
+    kind: Vec<String>,
+    category: Vec<Option<String>>,
+    priority: Vec<Option<i16>>,
+    agency: Vec<Option<String>>,
+    unit: Vec<Option<String>>,
+    payload: Vec<serde_json::Value>,
+    rx: Vec<DateTime<Utc>>,
+}
+
+fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+fn enum_str<T: serde::Serialize>(v: &T) -> String {
+    json(v).as_str().unwrap_or_default().to_owned()
+}
+
+async fn write_events(
+    tx: &deadpool_postgres::Transaction<'_>,
+    events: &[EventRow],
+) -> Result<(), StoreError> {
+    let mut calls = CallCols::default();
+    let mut projections: std::collections::HashMap<(String, String), (&Call, DateTime<Utc>)> =
+        Default::default();
+    for e in events {
+        match e {
+            EventRow::Message {
+                topic,
+                msg,
+                rx,
+                projection,
+            } => match msg {
+                Message::CallEvent(m) => {
+                    calls.id.push(m.event_id);
+                    calls.ts.push(m.ts.with_timezone(&Utc));
+                    calls.city.push(topic.city().to_owned());
+                    calls.call.push(m.call_id.clone());
+                    calls.line.push(m.line.as_str().to_owned());
+                    calls.kind.push(m.kind.as_str().to_owned());
+                    calls
+                        .category
+                        .push(m.category.map(|c| c.as_str().to_owned()));
+                    calls.priority.push(m.priority.map(i16::from));
+                    calls.agency.push(m.agency.clone());
+                    calls.unit.push(m.unit.clone());
+                    calls.payload.push(json(m));
+                    calls.rx.push(*rx);
+                    if let Some(p) = projection {
+                        projections.insert((p.city.clone(), p.call_id.clone()), (p, *rx));
+                    }
+                }
+                Message::UnitStatus(m) => {
+                    let s = tx
+                        .prepare_cached(
+                            "INSERT INTO unit_status (ts, city, unit, agency, status, lat, lon, call_id, payload, rx)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                        )
+                        .await
+                        .map_err(db)?;
+                    let p: [&(dyn ToSql + Sync); 10] = [
+                        &m.ts.with_timezone(&Utc),
+                        &topic.city(),
+                        &m.unit,
+                        &m.agency,
+                        &enum_str(&m.status),
+                        &m.lat,
+                        &m.lon,
+                        &m.call_id,
+                        &json(m),
+                        rx,
+                    ];
+                    tx.execute(&s, &p).await.map_err(db)?;
+                }
+                Message::KpiSample(m) => {
+                    let Topic::Kpi { service, .. } = topic else {
+                        continue;
+                    };
+                    let s = tx
+                        .prepare_cached(
+                            "INSERT INTO kpi_samples (ts, city, service, metric, value, unit, target, window_s, rx)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                        )
+                        .await
+                        .map_err(db)?;
+                    tx.execute(
+                        &s,
+                        &[
+                            &m.ts.with_timezone(&Utc),
+                            &topic.city(),
+                            service,
+                            &m.metric,
+                            &m.value,
+                            &m.unit,
+                            &m.target,
+                            &m.window_s,
+                            rx,
+                        ],
+                    )
+                    .await
+                    .map_err(db)?;
+                }
+                Message::AppEvent(m) => {
+                    let s = tx
+                        .prepare_cached(
+                            "INSERT INTO app_events (event_id, ts, city, service, type, ref, opd, payload, rx)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                        )
+                        .await
+                        .map_err(db)?;
+                    tx.execute(
+                        &s,
+                        &[
+                            &m.event_id,
+                            &m.ts.with_timezone(&Utc),
+                            &topic.city(),
+                            &m.service,
+                            &m.kind,
+                            &m.reference,
+                            &m.opd,
+                            &json(m),
+                            rx,
+                        ],
+                    )
+                    .await
+                    .map_err(db)?;
+                }
+                Message::IntersectionInfo(m) => {
+                    let s = tx
+                        .prepare_cached(
+                            "INSERT INTO intersections (city, intersection, info, rx) VALUES ($1, $2, $3, $4)
+                             ON CONFLICT (city, intersection) DO UPDATE SET info = EXCLUDED.info, rx = EXCLUDED.rx",
+                        )
+                        .await
+                        .map_err(db)?;
+                    tx.execute(&s, &[&topic.city(), &m.intersection, &json(m), rx])
+                        .await
+                        .map_err(db)?;
+                }
+                Message::Command(m) => {
+                    let Topic::Command { intersection, .. } = topic else {
+                        continue;
+                    };
+                    let s = tx
+                        .prepare_cached(
+                            "INSERT INTO commands (command_id, ts, city, intersection, action, issued_by, payload, rx)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                        )
+                        .await
+                        .map_err(db)?;
+                    tx.execute(
+                        &s,
+                        &[
+                            &m.command_id,
+                            &m.ts.with_timezone(&Utc),
+                            &topic.city(),
+                            intersection,
+                            &enum_str(&m.action),
+                            &m.issued_by,
+                            &json(m),
+                            rx,
+                        ],
+                    )
+                    .await
+                    .map_err(db)?;
+                }
+                Message::CommandAck(m) => {
+                    let Topic::CommandAck { intersection, .. } = topic else {
+                        continue;
+                    };
+                    let s = tx
+                        .prepare_cached(
+                            "INSERT INTO command_acks (command_id, ts, city, intersection, status, reason, rx)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                        )
+                        .await
+                        .map_err(db)?;
+                    tx.execute(
+                        &s,
+                        &[
+                            &m.command_id,
+                            &m.ts.with_timezone(&Utc),
+                            &topic.city(),
+                            intersection,
+                            &enum_str(&m.status),
+                            &m.reason,
+                            rx,
+                        ],
+                    )
+                    .await
+                    .map_err(db)?;
+                }
+                // Telemetry goes through COPY, never here.
+                Message::IntersectionState(_) => {}
+            },
+            EventRow::AckOnly => {}
+            EventRow::Dead(d) => {
+                let s = tx
+                    .prepare_cached(
+                        "INSERT INTO dead_letters (rx, topic, reason, detail, payload, payload_bytes) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .await
+                    .map_err(db)?;
+                tx.execute(
+                    &s,
+                    &[
+                        &d.rx,
+                        &d.topic,
+                        &d.reason.as_str(),
+                        &d.detail,
+                        &d.payload,
+                        &(d.payload_bytes as i32),
+                    ],
+                )
+                .await
+                .map_err(db)?;
+            }
+        }
+    }
+    if !calls.id.is_empty() {
+        let s = tx
+            .prepare_cached(
+                "INSERT INTO call_events (event_id, ts, city, call_id, line, type, category, priority, agency, unit, payload, rx)
+                 SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                                      $8::int2[], $9::text[], $10::text[], $11::jsonb[], $12::timestamptz[])
+                 ON CONFLICT DO NOTHING",
+            )
+            .await
+            .map_err(db)?;
+        tx.execute(
+            &s,
+            &[
+                &calls.id,
+                &calls.ts,
+                &calls.city,
+                &calls.call,
+                &calls.line,
+                &calls.kind,
+                &calls.category,
+                &calls.priority,
+                &calls.agency,
+                &calls.unit,
+                &calls.payload,
+                &calls.rx,
+            ],
+        )
+        .await
+        .map_err(db)?;
+    }
+    if !projections.is_empty() {
+        let s = tx
+            .prepare_cached(
+                "INSERT INTO calls (city, call_id, line, stage, open, category, priority, agency, unit, received_at, answered_at,
+                                    classified_at, dispatched_at, en_route_at, on_scene_at, closed_at, abandoned_at, transferred_at,
+                                    answer_s, dispatch_s, projection, rx)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+                 ON CONFLICT (city, call_id) DO UPDATE SET line = EXCLUDED.line, stage = EXCLUDED.stage, open = EXCLUDED.open,
+                     category = EXCLUDED.category, priority = EXCLUDED.priority, agency = EXCLUDED.agency, unit = EXCLUDED.unit,
+                     received_at = EXCLUDED.received_at, answered_at = EXCLUDED.answered_at, classified_at = EXCLUDED.classified_at,
+                     dispatched_at = EXCLUDED.dispatched_at, en_route_at = EXCLUDED.en_route_at, on_scene_at = EXCLUDED.on_scene_at,
+                     closed_at = EXCLUDED.closed_at, abandoned_at = EXCLUDED.abandoned_at, transferred_at = EXCLUDED.transferred_at,
+                     answer_s = EXCLUDED.answer_s, dispatch_s = EXCLUDED.dispatch_s, projection = EXCLUDED.projection, rx = EXCLUDED.rx",
+            )
+            .await
+            .map_err(db)?;
+        for (p, rx) in projections.values() {
+            let at = |k: CallEventType| p.stages.get(&k).map(|t| t.with_timezone(&Utc));
+            // The columns received_at .. transferred_at, in `CallEventType::ALL` order.
+            let stages: Vec<Option<DateTime<Utc>>> =
+                CallEventType::ALL.into_iter().map(at).collect();
+            let category = p.category.map(|c| c.as_str().to_owned());
+            let priority = p.priority.map(i16::from);
+            let (answer_s, dispatch_s) =
+                (p.answer_s.map(|v| v as f32), p.dispatch_s.map(|v| v as f32));
+            let projection = json(*p);
+            tx.execute(
+                &s,
+                &[
+                    &p.city,
+                    &p.call_id,
+                    &p.line.as_str(),
+                    &p.stage.as_str(),
+                    &p.open,
+                    &category,
+                    &priority,
+                    &p.agency,
+                    &p.unit,
+                    &stages[0],
+                    &stages[1],
+                    &stages[2],
+                    &stages[3],
+                    &stages[4],
+                    &stages[5],
+                    &stages[6],
+                    &stages[7],
+                    &stages[8],
+                    &answer_s,
+                    &dispatch_s,
+                    &projection,
+                    rx,
+                ],
+            )
+            .await
+            .map_err(db)?;
+        }
+    }
+    Ok(())
+}

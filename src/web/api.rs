@@ -1,0 +1,140 @@
+//! The JSON API: the live state, the dead-letter, the contract's schemas, the
+//! scenario geometry, and operator commands to traffic controllers (which
+//! Kendali publishes on the bus, so every screen and the field agree).
+
+use actix_web::{get, post, web, HttpResponse};
+use chrono::{FixedOffset, Utc};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{ApiError, WebContext};
+use crate::bus::Qos;
+use crate::contract::validate::validate_outgoing;
+use crate::contract::{
+    schema, Command, CommandAction, ControllerMode, Message, MessageKind, RejectReason, Topic,
+};
+
+#[get("/api/state")]
+async fn state(ctx: web::Data<WebContext>) -> Result<HttpResponse, ApiError> {
+    let body = ctx
+        .hub
+        .state_json()
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadLetterQuery {
+    limit: Option<usize>,
+    reason: Option<String>,
+}
+
+#[get("/api/deadletter")]
+async fn deadletter(
+    ctx: web::Data<WebContext>,
+    q: web::Query<DeadLetterQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 10_000 {
+        return Err(ApiError::bad_request("limit must be 1..=10000"));
+    }
+    let reason = match &q.reason {
+        None => None,
+        Some(r) => Some(
+            RejectReason::ALL
+                .into_iter()
+                .find(|x| x.as_str() == r)
+                .ok_or_else(|| ApiError::bad_request(format!("unknown reason {r:?}")))?,
+        ),
+    };
+    let entries = ctx.deadletters.recent(limit, reason);
+    let counts: serde_json::Map<String, serde_json::Value> = RejectReason::ALL
+        .into_iter()
+        .map(|r| {
+            (
+                r.as_str().to_owned(),
+                ctx.metrics
+                    .rejected
+                    .with_label_values(&[r.as_str()])
+                    .get()
+                    .into(),
+            )
+        })
+        .filter(|(_, v): &(String, serde_json::Value)| v.as_u64() != Some(0))
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "counts": counts, "entries": entries })))
+}
+
+#[get("/api/contract/schemas/{kind}")]
+async fn contract_schema(kind: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let k = kind.trim_end_matches(".schema.json");
+    let kind = MessageKind::parse(k)
+        .ok_or_else(|| ApiError::not_found(format!("no message kind {k:?}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/schema+json")
+        .body(schema::schema_text(kind)))
+}
+
+#[get("/api/scenario")]
+async fn scenario(ctx: web::Data<WebContext>) -> Result<HttpResponse, ApiError> {
+    // `null` when no scenario is loaded (no simulator): the screens draw no
+    // map then, and a wall's console stays free of 404s.
+    Ok(HttpResponse::Ok().json(&ctx.scenario))
+}
+
+/// An operator command as the consoles send it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandRequest {
+    action: CommandAction,
+    approach: Option<String>,
+    seconds: Option<f64>,
+    plan: Option<String>,
+    mode: Option<ControllerMode>,
+    issued_by: String,
+}
+
+#[post("/api/atcs/{city}/{intersection}/command")]
+async fn command(
+    ctx: web::Data<WebContext>,
+    path: web::Path<(String, String)>,
+    req: web::Json<CommandRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (city, intersection) = path.into_inner();
+    let topic = Topic::parse(&format!("city/{city}/atcs/{intersection}/command"))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let req = req.into_inner();
+    let wib = FixedOffset::east_opt(7 * 3600).expect("+07:00 is a valid offset");
+    let cmd = Command {
+        command_id: Uuid::new_v4(),
+        ts: Utc::now().with_timezone(&wib),
+        action: req.action,
+        approach: req.approach,
+        seconds: req.seconds,
+        plan: req.plan,
+        mode: req.mode,
+        issued_by: req.issued_by,
+    };
+    let msg = Message::Command(cmd.clone());
+    let bytes = validate_outgoing(&topic, &msg, &ctx.limits)
+        .map_err(|r| ApiError::bad_request(r.to_string()))?;
+    ctx.bus
+        .publish(topic.to_string(), Qos::AtLeastOnce, false, bytes)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("could not publish the command: {e}")))?;
+    tracing::info!(%topic, command_id = %cmd.command_id, issued_by = %cmd.issued_by, "operator command published");
+    Ok(HttpResponse::Accepted()
+        .json(serde_json::json!({ "topic": topic.to_string(), "command": cmd })))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(state)
+        .service(deadletter)
+        .service(contract_schema)
+        .service(scenario)
+        .service(command);
+}

@@ -1,0 +1,143 @@
+//! `GET /api/history/...`: time-bucketed history from the store, answered
+//! from the per-minute rollup where it covers the range. Parameters `from`,
+//! `to` (RFC 3339; default the last hour) and `bucket` (`30s`, `5m`, `1h`...).
+
+use actix_web::{get, web, HttpResponse};
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::{ApiError, WebContext};
+use crate::contract::{CallCategory, CallLine};
+use crate::store::history::{AtcsMetric, HistoryQuery, RangeParams};
+
+fn range(p: &RangeParams) -> Result<crate::store::history::Range, ApiError> {
+    p.resolve(Utc::now())
+        .map_err(|e| ApiError::bad_request(e.0))
+}
+
+async fn answer(ctx: &WebContext, q: HistoryQuery) -> Result<HttpResponse, ApiError> {
+    let a = ctx
+        .store
+        .query(&q)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "store": ctx.store.describe(), "points": a })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AtcsParams {
+    metric: Option<AtcsMetric>,
+    approach: Option<String>,
+    #[serde(flatten)]
+    range: RangeParams,
+}
+
+#[get("/api/history/atcs/{city}/{intersection}")]
+async fn atcs(
+    ctx: web::Data<WebContext>,
+    path: web::Path<(String, String)>,
+    q: web::Query<AtcsParams>,
+) -> Result<HttpResponse, ApiError> {
+    let (city, intersection) = path.into_inner();
+    let q = q.into_inner();
+    let range = range(&q.range)?;
+    answer(
+        &ctx,
+        HistoryQuery::Atcs {
+            city,
+            intersection,
+            approach: q.approach,
+            metric: q.metric.unwrap_or(AtcsMetric::Saturation),
+            range,
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallParams {
+    line: Option<String>,
+    category: Option<CallCategory>,
+    #[serde(flatten)]
+    range: RangeParams,
+}
+
+#[get("/api/history/calls/{city}")]
+async fn calls(
+    ctx: web::Data<WebContext>,
+    path: web::Path<String>,
+    q: web::Query<CallParams>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let line = match &q.line {
+        None => None,
+        Some(l) => Some(
+            CallLine::parse(l)
+                .ok_or_else(|| ApiError::bad_request(format!("line {l:?} must be 112 or 119")))?,
+        ),
+    };
+    let range = range(&q.range)?;
+    answer(
+        &ctx,
+        HistoryQuery::Calls {
+            city: path.into_inner(),
+            line,
+            category: q.category,
+            range,
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnitParams {
+    unit: Option<String>,
+    #[serde(flatten)]
+    range: RangeParams,
+}
+
+#[get("/api/history/units/{city}")]
+async fn units(
+    ctx: web::Data<WebContext>,
+    path: web::Path<String>,
+    q: web::Query<UnitParams>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let range = range(&q.range)?;
+    answer(
+        &ctx,
+        HistoryQuery::Units {
+            city: path.into_inner(),
+            unit: q.unit,
+            range,
+        },
+    )
+    .await
+}
+
+#[get("/api/history/kpi/{city}/{service}/{metric}")]
+async fn kpi(
+    ctx: web::Data<WebContext>,
+    path: web::Path<(String, String, String)>,
+    q: web::Query<RangeParams>,
+) -> Result<HttpResponse, ApiError> {
+    let (city, service, metric) = path.into_inner();
+    let range = range(&q)?;
+    answer(
+        &ctx,
+        HistoryQuery::Kpi {
+            city,
+            service,
+            metric,
+            range,
+        },
+    )
+    .await
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(atcs).service(calls).service(units).service(kpi);
+}

@@ -1,0 +1,44 @@
+//! Operations endpoints: `/healthz` (the process answers), `/readyz` (the
+//! broker is connected and has acknowledged every subscription), `/metrics`
+//! (Prometheus text).
+
+use std::sync::atomic::Ordering;
+
+use actix_web::{get, web, HttpResponse, Responder};
+
+use super::WebContext;
+
+#[get("/healthz")]
+async fn healthz() -> impl Responder {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+#[get("/readyz")]
+async fn readyz(ctx: web::Data<WebContext>) -> impl Responder {
+    let broker = ctx.ingest.connected.load(Ordering::Relaxed);
+    let ready = ctx.ingest.ready();
+    let body = serde_json::json!({
+        "ready": ready,
+        "broker": if broker { "connected" } else { "disconnected" },
+        "subscribed": ctx.ingest.subscribed.load(Ordering::Relaxed),
+        "store": ctx.store.describe(),
+        "store_degraded": ctx.store.status.degraded.load(Ordering::Relaxed),
+        "store_lag_ms": ctx.store.status.lag_ms.load(Ordering::Relaxed),
+    });
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+#[get("/metrics")]
+async fn metrics(ctx: web::Data<WebContext>) -> impl Responder {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(ctx.metrics.render())
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(healthz).service(readyz).service(metrics);
+}

@@ -1,0 +1,44 @@
+//! The bench's accounting, at a small rate (not timed): every call event it
+//! publishes is counted once in the database and once at every screen.
+
+use crate::support;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bench_counts_every_call_event_once_in_the_database_and_once_per_screen() {
+    let test = "the_bench_counts_every_call_event_once_in_the_database_and_once_per_screen";
+    if support::postgres(test).await.is_none() || support::PrivateMosquitto::start(test).is_none() {
+        return;
+    }
+    let o = kendali::bench::BenchOptions {
+        broker: "mosquitto".into(),
+        database_url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
+        rates: vec![300.0],
+        intersections: 50,
+        call_rate: 40.0,
+        clients: 3,
+        duration_s: 3,
+        warmup_s: 1,
+        memory_clients: 0,
+        baseline_messages: 2000,
+        publisher_connections: 1,
+        kendali_exe: Some(env!("CARGO_BIN_EXE_kendali").into()),
+        http: None,
+    };
+    let report = kendali::bench::run(o).await.expect("the bench runs");
+    let s = &report.steps[0];
+    assert_eq!(s.calls_published, 160, "40/s for 4 s");
+    assert_eq!(
+        (s.calls_stored, s.calls_lost_db, s.calls_duplicated_db),
+        (160, 0, 0)
+    );
+    assert_eq!(
+        (s.calls_lost_at_clients, s.calls_duplicated_at_clients),
+        (0, 0),
+        "each of the 4 screens got each event once"
+    );
+    assert_eq!(s.clients_closed_early, 0);
+    assert!(s.achieved_rate > 0.0 && s.rows_persisted_s > 0.0);
+    assert!(report.broker_relay_rate > 0.0 && report.psql_copy_rows_s > 0.0);
+    let md = kendali::bench::markdown(&report);
+    assert!(md.contains("| 300 |") && md.contains("psql"));
+}

@@ -1,0 +1,444 @@
+//! The bus contract end to end: every message kind published through a real
+//! broker comes out of Kendali with its fields as sent; the committed JSON
+//! Schemas match the Rust types.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use kendali::contract::{self, schema, Message, MessageKind, Topic};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite;
+
+use crate::support::{self, Publisher};
+
+/// Every example message of the contract, moved to `city`, stamped `ts`.
+fn examples(city: &str) -> Vec<(Topic, Message)> {
+    let ts = chrono::Utc::now().with_timezone(&kendali::app::wib());
+    MessageKind::ALL
+        .into_iter()
+        .map(|k| {
+            let (topic, msg) = contract::messages::example(k, ts);
+            let topic = Topic::parse(&topic.to_string().replacen("cilegon", city, 1))
+                .expect("example topic");
+            (topic, msg)
+        })
+        .collect()
+}
+
+/// Reads websocket frames until `done` says every expected update arrived.
+async fn collect_updates(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    secs: u64,
+    mut done: impl FnMut(&[Value]) -> bool,
+) -> Vec<Value> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !done(&seen) {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("updates arrive in time")
+            .expect("socket open")
+            .expect("frame");
+        if let tungstenite::Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).expect("server frames are JSON");
+            for key in ["updates", "events"] {
+                if let Some(list) = v.get(key).and_then(Value::as_array) {
+                    seen.extend(list.iter().cloned());
+                }
+            }
+        }
+    }
+    seen
+}
+
+async fn round_trip(app: &kendali::app::RunningApp) {
+    let mqtt_url = app.mqtt_url.clone();
+    let city = support::city("rt");
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws?cities={city}", app.http_addr))
+            .await
+            .expect("ws connects");
+    let publisher = Publisher::connect(&mqtt_url).await;
+    let sent = examples(&city);
+    for (topic, msg) in &sent {
+        publisher.send(&topic.to_string(), 1, msg.to_json()).await;
+        // Command before its ack: keep the lifecycle order of the example.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let updates = collect_updates(&mut ws, 10, |seen| {
+        let kinds: std::collections::HashSet<&str> =
+            seen.iter().filter_map(|u| u["kind"].as_str()).collect();
+        let cmd_done = seen.iter().any(|u| {
+            u["kind"] == "command"
+                && u["value"]["status"] == "applied"
+                && !u["value"]["command"].is_null()
+        });
+        let int_done = seen.iter().any(|u| {
+            u["kind"] == "intersection"
+                && !u["value"]["info"].is_null()
+                && !u["value"]["state"].is_null()
+        });
+        ["call_event", "app_event", "unit", "kpi"]
+            .iter()
+            .all(|k| kinds.contains(k))
+            && cmd_done
+            && int_done
+    })
+    .await;
+    let last = |kind: &str| {
+        updates
+            .iter()
+            .rev()
+            .find(|u| u["kind"] == kind)
+            .cloned()
+            .expect("kind present")
+    };
+    for (_, msg) in &sent {
+        let sent_json: Value = serde_json::from_slice(&msg.to_json()).expect("JSON");
+        let got: Value = match msg {
+            Message::IntersectionInfo(_) => last("intersection")["value"]["info"].clone(),
+            Message::IntersectionState(_) => last("intersection")["value"]["state"].clone(),
+            Message::Command(_) => last("command")["value"]["command"].clone(),
+            Message::CommandAck(m) => {
+                let v = last("command")["value"].clone();
+                assert_eq!(v["status"], "applied");
+                assert_eq!(
+                    v["ack_ts"],
+                    serde_json::to_value(
+                        m.ts.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+                    )
+                    .unwrap()
+                );
+                continue;
+            }
+            Message::CallEvent(_) => last("call_event")["value"].clone(),
+            Message::AppEvent(_) => last("app_event")["value"].clone(),
+            Message::UnitStatus(_) => {
+                let mut v = last("unit")["value"].clone();
+                let o = v.as_object_mut().unwrap();
+                o.remove("city");
+                o.remove("rx");
+                v
+            }
+            Message::KpiSample(_) => {
+                let mut v = last("kpi")["value"].clone();
+                let o = v.as_object_mut().unwrap();
+                for k in ["city", "service", "rx"] {
+                    o.remove(k);
+                }
+                v
+            }
+        };
+        assert_eq!(got, sent_json, "{:?} comes out as sent", msg.kind());
+    }
+    // `ts` keeps its offset and its microseconds.
+    let ts = last("call_event")["value"]["ts"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        ts.ends_with("+07:00") && ts.contains('.'),
+        "ts as sent: {ts}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_contract_message_round_trips_through_mosquitto() {
+    let Some(url) = support::mosquitto("every_contract_message_round_trips_through_mosquitto")
+    else {
+        return;
+    };
+    let app = support::spawn(support::settings(Some(url))).await;
+    round_trip(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_contract_message_round_trips_through_the_embedded_broker() {
+    // No broker URL: the node starts its embedded broker (on a free port here).
+    let settings = support::settings(None);
+    let expected = format!("mqtt://{}", settings.mqtt.broker_addr);
+    let app = support::spawn(settings).await;
+    assert_eq!(app.mqtt_url, expected);
+    round_trip(&app).await;
+    app.stop().await;
+}
+
+#[test]
+fn committed_schemas_match_the_types() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for kind in MessageKind::ALL {
+        let path = schema::schema_file(root, kind);
+        let committed =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(
+            committed,
+            schema::schema_text(kind),
+            "{} drifted from the Rust types: run `cargo run -- schemas --write .` and commit",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn kendali_publish_refuses_an_invalid_message_with_a_clear_error() {
+    let bin = env!("CARGO_BIN_EXE_kendali");
+    let out = std::process::Command::new(bin)
+        .args(["publish", "city/cilegon/units/amb-01/status", r#"{"ts":"2026-11-22T08:00:00+07:00","unit":"amb-01","agency":"dinkes","status":"flying"}"#, "--mqtt-url", "mqtt://127.0.0.1:1"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refused: unknown_enum") && err.contains("flying"),
+        "stderr: {err}"
+    );
+    let out = std::process::Command::new(bin)
+        .args([
+            "publish",
+            "city/cilegon/calls/113",
+            "{}",
+            "--mqtt-url",
+            "mqtt://127.0.0.1:1",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused: unknown_topic"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kendali_publish_sends_a_valid_message_that_ingest_accepts() {
+    let Some(url) = support::mosquitto("kendali_publish_sends_a_valid_message_that_ingest_accepts")
+    else {
+        return;
+    };
+    let app = support::spawn(support::settings(Some(url.clone()))).await;
+    let city = support::city("pub");
+    let payload = format!(
+        r#"{{"ts":"{}","metric":"queue_len","value":12,"unit":"count","target":10}}"#,
+        support::now_wib()
+    );
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kendali"))
+        .args([
+            "publish",
+            &format!("city/{city}/kpi/epuskesmas"),
+            &payload,
+            "--mqtt-url",
+            &url,
+        ])
+        .output()
+        .await
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "publish failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = format!("{city}/epuskesmas/queue_len");
+    let v = support::eventually(10, "the KPI in the live state", || {
+        let app = &app;
+        let key = key.clone();
+        async move {
+            let s = support::get_json(app, "/api/state").await;
+            s["entities"]["kpi"].get(&key).cloned()
+        }
+    })
+    .await;
+    assert_eq!(v["value"], 12.0);
+    assert_eq!(v["target"], 10.0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_port_stops_the_start_with_a_message_naming_the_option() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let mut s = support::settings(None);
+    s.mqtt.broker_addr = addr;
+    let err = kendali::app::Application::build(s)
+        .await
+        .err()
+        .expect("the embedded broker's port is taken")
+        .to_string();
+    assert!(
+        err.contains(&addr.to_string())
+            && err.contains("--broker-addr")
+            && err.contains("--mqtt-url"),
+        "{err}"
+    );
+    let Some(url) =
+        support::mosquitto("a_taken_port_stops_the_start_with_a_message_naming_the_option")
+    else {
+        return;
+    };
+    let mut s = support::settings(Some(url));
+    s.http.addr = addr;
+    let err = kendali::app::Application::build(s)
+        .await
+        .err()
+        .expect("the web port is taken")
+        .to_string();
+    assert!(
+        err.contains(&addr.to_string())
+            && err.contains("--http")
+            && err.contains("KENDALI_HTTP_ADDR"),
+        "{err}"
+    );
+}
+
+/// Runs a command, panicking with its stderr if it fails.
+fn run(cmd: &mut std::process::Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_connects_over_tls_with_credentials() {
+    let test = "ingest_connects_over_tls_with_credentials";
+    let tools = ["/usr/bin/openssl", "/usr/bin/mosquitto_passwd"];
+    if tools.iter().any(|t| !std::path::Path::new(t).exists())
+        || support::PrivateMosquitto::start(test).is_none()
+    {
+        assert!(
+            !support::under_ci(),
+            "{test} needs openssl and mosquitto_passwd under CI=true"
+        );
+        eprintln!("\n*** SKIPPED {test}: needs openssl and mosquitto (apt-get install openssl mosquitto)\n");
+        return;
+    }
+    // A CA, a server certificate for 127.0.0.1, a password file.
+    let dir = tempfile::tempdir().unwrap();
+    let p = |f: &str| dir.path().join(f).display().to_string();
+    run(std::process::Command::new("openssl").args([
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=kendali-test-ca",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.pem"),
+    ]));
+    run(std::process::Command::new("openssl").args([
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        &p("server.key"),
+        "-out",
+        &p("server.csr"),
+    ]));
+    std::fs::write(p("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(std::process::Command::new("openssl").args([
+        "x509",
+        "-req",
+        "-in",
+        &p("server.csr"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p("ext.cnf"),
+        "-out",
+        &p("server.pem"),
+    ]));
+    run(std::process::Command::new("mosquitto_passwd").args([
+        "-c",
+        "-b",
+        &p("passwd"),
+        "kendali",
+        "rahasia-ruang",
+    ]));
+    let addr = support::free_addr();
+    std::fs::write(
+        p("mosquitto.conf"),
+        format!(
+            "listener {} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nallow_anonymous false\npassword_file {}\nuser root\n",
+            addr.port(),
+            p("ca.pem"),
+            p("server.pem"),
+            p("server.key"),
+            p("passwd")
+        ),
+    )
+    .unwrap();
+    let mut broker = std::process::Command::new("mosquitto")
+        .args(["-c", &p("mosquitto.conf")])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut s = support::settings(Some(format!(
+        "mqtts://kendali:rahasia-ruang@127.0.0.1:{}",
+        addr.port()
+    )));
+    s.mqtt.tls_ca = Some(dir.path().join("ca.pem"));
+    let app = support::spawn(s).await;
+    let ready = support::get_json(&app, "/readyz").await;
+    assert_eq!(ready["broker"], "connected", "{ready}");
+    assert_eq!(ready["subscribed"], true, "{ready}");
+    // The command endpoint publishes over the same TLS connection, and ingest reads it back.
+    let r = reqwest::Client::new()
+        .post(support::http(&app, "/api/atcs/tls-city/j1/command"))
+        .json(&serde_json::json!({"action": "set_mode", "mode": "manual", "issued_by": "petugas"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["command"]["command_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    support::eventually(10, "the command back through the TLS broker", || {
+        let (app, id) = (&app, id.clone());
+        async move {
+            support::get_json(app, "/api/state").await["entities"]["command"]
+                .get(&id)
+                .cloned()
+        }
+    })
+    .await;
+    app.stop().await;
+    // Wrong password: refused, and readiness says so.
+    let mut s = support::settings(Some(format!(
+        "mqtts://kendali:salah@127.0.0.1:{}",
+        addr.port()
+    )));
+    s.mqtt.tls_ca = Some(dir.path().join("ca.pem"));
+    let app = kendali::app::Application::build(s)
+        .await
+        .expect("starts; the broker refuses later")
+        .spawn();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let r = reqwest::get(format!("http://{}/readyz", app.http_addr))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    app.stop().await;
+    let _ = broker.kill();
+    let _ = broker.wait();
+}

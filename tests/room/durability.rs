@@ -1,0 +1,207 @@
+//! Nothing is lost: QoS 1 call events survive Kendali being killed with
+//! SIGKILL mid-stream, and an outage of the database longer than Mosquitto's
+//! default queue (1,000 messages) would hold, with none duplicated.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::support::{self, CountingPublisher, PrivateMosquitto, Screen, ThrowawayPostgres};
+
+/// `n` call events for `city`: calls of two events each (received, answered).
+fn call_events(city: &str, n: usize) -> Vec<(String, String)> {
+    let t0 = chrono::Utc::now() - chrono::Duration::seconds(60);
+    (0..n)
+        .map(|i| {
+            let (call, stage, at) = (i / 2, if i % 2 == 0 { "received" } else { "answered" }, (i % 2) as i64 * 7);
+            let ts = (t0 + chrono::Duration::milliseconds(i as i64) + chrono::Duration::seconds(at)).with_timezone(&kendali::app::wib()).to_rfc3339();
+            let line = if call % 3 == 0 { "119" } else { "112" };
+            let payload = format!(
+                r#"{{"event_id":"{}","call_id":"d{call}","ts":"{ts}","line":"{line}","type":"{stage}"}}"#,
+                uuid::Uuid::new_v4()
+            );
+            (format!("city/{city}/calls/{line}"), payload)
+        })
+        .collect()
+}
+
+async fn stored(db: &tokio_postgres::Client, city: &str) -> (i64, i64) {
+    let r = db
+        .query_one(
+            "SELECT count(*), count(DISTINCT event_id) FROM call_events WHERE city = $1",
+            &[&city],
+        )
+        .await
+        .expect("count");
+    (r.get(0), r.get(1))
+}
+
+fn kendali(mqtt: &str, db: &str, client_id: &str, http: std::net::SocketAddr) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_kendali"))
+        .args([
+            "serve",
+            "--no-sim",
+            "--mqtt-url",
+            mqtt,
+            "--database-url",
+            db,
+            "--http",
+            &http.to_string(),
+        ])
+        .env("KENDALI__MQTT__CLIENT_ID", client_id)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start kendali")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_thousand_call_events_survive_two_sigkills_with_none_lost_or_duplicated() {
+    let test = "five_thousand_call_events_survive_two_sigkills_with_none_lost_or_duplicated";
+    let Some(broker) = PrivateMosquitto::start(test) else {
+        return;
+    };
+    let Some(db_url) = support::postgres(test).await else {
+        return;
+    };
+    kendali::store::postgres::migrate(&db_url)
+        .await
+        .expect("migrate");
+    let db = support::pg(&db_url).await;
+    let city = support::city("kill");
+    let client_id = format!(
+        "kendali-kill-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let http = support::free_addr();
+    let mut child = kendali(&broker.url, &db_url, &client_id, http);
+    support::eventually(30, "kendali ready", || async move {
+        reqwest::get(format!("http://{http}/readyz"))
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+            .map(|_| ())
+    })
+    .await;
+    let publisher = CountingPublisher::connect(&broker.url).await;
+    let events = call_events(&city, 5000);
+    let mut kills = 0;
+    for (i, chunk) in events.chunks(250).enumerate() {
+        for (topic, payload) in chunk {
+            publisher.send(topic, payload.clone()).await;
+        }
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        if i == 5 || i == 12 {
+            child.kill().expect("SIGKILL"); // std's kill() is SIGKILL on Unix
+            child.wait().expect("reap");
+            kills += 1;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            child = kendali(&broker.url, &db_url, &client_id, http);
+        }
+    }
+    assert_eq!(kills, 2);
+    support::eventually(30, "the broker's acks for all 5,000", || {
+        let n = publisher.acked();
+        async move { (n >= 5000).then_some(()) }
+    })
+    .await;
+    let (total, distinct) = support::eventually(60, "5,000 distinct events stored", || {
+        let (db, city) = (&db, city.clone());
+        async move {
+            let (t, d) = stored(db, &city).await;
+            (d >= 5000).then_some((t, d))
+        }
+    })
+    .await;
+    // Give any straggler (a redelivery) the time to show up before judging.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (total2, distinct2) = stored(&db, &city).await;
+    assert_eq!((total, distinct), (5000, 5000), "0 lost, 0 duplicated");
+    assert_eq!(
+        (total2, distinct2),
+        (5000, 5000),
+        "and nothing arrived twice later"
+    );
+    let calls: i64 = db
+        .query_one(
+            "SELECT count(*) FROM calls WHERE city = $1 AND answered_at IS NOT NULL",
+            &[&city],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(calls, 2500, "every call's projection has its answer");
+    child.kill().ok();
+    child.wait().ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_loses_no_call_and_the_screens_keep_working() {
+    let test = "a_database_outage_loses_no_call_and_the_screens_keep_working";
+    let Some(broker) = PrivateMosquitto::start(test) else {
+        return;
+    };
+    let Some(pg) = ThrowawayPostgres::start(test) else {
+        return;
+    };
+    let mut settings = support::settings(Some(broker.url.clone()));
+    settings.database.url = Some(pg.url.clone());
+    let app = support::spawn(settings).await;
+    let city = support::city("out");
+    let mut screen = Screen::connect(&app, &format!("cities={city}&families=calls")).await;
+    screen.step(Duration::from_secs(5)).await.expect("snapshot");
+    let publisher = CountingPublisher::connect(&broker.url).await;
+    let events = call_events(&city, 3500);
+    let (before, during) = events.split_at(500);
+    for (t, p) in before {
+        publisher.send(t, p.clone()).await;
+    }
+    let db = support::pg(&pg.url).await;
+    support::eventually(20, "the first 500 stored", || {
+        let (db, city) = (&db, city.clone());
+        async move { (stored(db, &city).await.1 == 500).then_some(()) }
+    })
+    .await;
+    drop(db);
+    pg.pg_stop();
+    // 3,000 more while the database is away: three times Mosquitto's default queue.
+    for (t, p) in during {
+        publisher.send(t, p.clone()).await;
+    }
+    // The screens keep working: every call event reaches the live state and the screen.
+    screen
+        .until(
+            30,
+            "all 3,500 events on the screen during the outage",
+            |s| s.events.len() >= 3500,
+        )
+        .await;
+    let ready = support::get_json(&app, "/readyz").await;
+    assert_eq!(ready["store_degraded"], true, "{ready}");
+    let metrics = reqwest::get(support::http(&app, "/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("kendali_store_degraded 1"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    pg.pg_start();
+    let db = support::pg(&pg.url).await;
+    let (total, distinct) = support::eventually(60, "3,500 events stored after the outage", || {
+        let (db, city) = (&db, city.clone());
+        async move {
+            let (t, d) = stored(db, &city).await;
+            (d >= 3500).then_some((t, d))
+        }
+    })
+    .await;
+    assert_eq!((total, distinct), (3500, 3500), "0 lost, 0 duplicated");
+    support::eventually(10, "the store no longer degraded", || {
+        let app = &app;
+        async move { (support::get_json(app, "/readyz").await["store_degraded"] == false).then_some(()) }
+    })
+    .await;
+    assert_eq!(publisher.acked(), 3500);
+    app.stop().await;
+}

@@ -1,0 +1,581 @@
+//! The websocket hub against the real server and broker: snapshot + deltas
+//! equal the state; resume has no gap and no duplicate; resume past the ring
+//! resets; a stalled client is dropped while others carry on; filters; a
+//! thousand screens; bad client frames; Origin and heartbeat checks.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{self, call_event, Publisher, Screen};
+
+/// The server's entities of one city, as `(kind, key) -> value`.
+async fn server_entities(
+    app: &kendali::app::RunningApp,
+    city: &str,
+) -> BTreeMap<(String, String), Value> {
+    let s = support::get_json(app, "/api/state").await;
+    let mut out = BTreeMap::new();
+    for (kind, map) in s["entities"].as_object().unwrap() {
+        for (key, v) in map.as_object().unwrap() {
+            if v["city"] == city {
+                out.insert((kind.clone(), key.clone()), v.clone());
+            }
+        }
+    }
+    out
+}
+
+fn client_entities(s: &Screen) -> BTreeMap<(String, String), Value> {
+    s.entities
+        .iter()
+        .map(|(k, (_, v))| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Publishes a small busy city: calls with lifecycles, KPIs, intersections.
+async fn publish_city(p: &Publisher, city: &str, round: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let call = format!("{round}{i}");
+        for kind in ["received", "answered"] {
+            let (id, payload) = call_event(&call, kind, if i % 2 == 0 { "112" } else { "119" });
+            p.send(
+                &format!(
+                    "city/{city}/calls/{}",
+                    if i % 2 == 0 { "112" } else { "119" }
+                ),
+                1,
+                payload,
+            )
+            .await;
+            ids.push(id);
+        }
+        let ts = support::now_wib();
+        p.send(
+            &format!("city/{city}/kpi/perizinan"),
+            0,
+            format!(
+                r#"{{"ts":"{ts}","metric":"m{}","value":{i},"unit":"%"}}"#,
+                i % 3
+            ),
+        )
+        .await;
+        p.send(
+            &format!("city/{city}/atcs/j{}/state", i % 4),
+            0,
+            format!(r#"{{"ts":"{ts}","intersection":"j{}","mode":"adaptive","plan":"p","cycle_s":90,"phase":1,"phase_elapsed_s":{},"approaches":[{{"id":"n","green_s":30,"flow_vph":900,"queue_m":40,"saturation":0.{},"detector_ok":true}}]}}"#, i % 4, i % 60, i % 10),
+        )
+        .await;
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_plus_deltas_equals_the_server_state() {
+    let Some(url) = support::mosquitto("snapshot_plus_deltas_equals_the_server_state") else {
+        return;
+    };
+    let app = support::spawn(support::settings(Some(url.clone()))).await;
+    let city = support::city("eq");
+    let p = Publisher::connect(&url).await;
+    // Some state before the screen connects (it comes in the snapshot) ...
+    publish_city(&p, &city, "a", 20).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut screen = Screen::connect(&app, &format!("cities={city}")).await;
+    let first = screen.step(Duration::from_secs(5)).await.expect("snapshot");
+    assert_eq!(first["type"], "snapshot");
+    assert_eq!(first["reset"], false);
+    assert!(!screen.entities.is_empty());
+    // ... and more while it watches (it comes in deltas).
+    publish_city(&p, &city, "b", 40).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        screen.step(Duration::from_millis(300)).await;
+        let (client, server) = (client_entities(&screen), server_entities(&app, &city).await);
+        if client == server && server.keys().filter(|(k, _)| k == "call").count() == 60 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "client state never matched the server's:\nclient {} entities, server {}",
+            client.len(),
+            server.len()
+        );
+    }
+    // Every frame's seq only grows.
+    let seqs: Vec<u64> = screen
+        .frames
+        .iter()
+        .filter_map(|f| f["seq"].as_u64())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] <= w[1]), "seq never goes back");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_after_a_forced_disconnect_has_no_gap_and_no_duplicate() {
+    let Some(url) =
+        support::mosquitto("resume_after_a_forced_disconnect_has_no_gap_and_no_duplicate")
+    else {
+        return;
+    };
+    let app = support::spawn(support::settings(Some(url.clone()))).await;
+    let city = support::city("res");
+    let query = format!("cities={city}&families=calls");
+    let mut screen = Screen::connect(&app, &query).await;
+    screen.step(Duration::from_secs(5)).await.expect("snapshot");
+    // Events keep flowing the whole time.
+    let publisher = {
+        let (url, city) = (url.clone(), city.clone());
+        tokio::spawn(async move {
+            let p = Publisher::connect(&url).await;
+            let mut ids = Vec::new();
+            for i in 0..600 {
+                let (id, payload) = call_event(&format!("r{i}"), "received", "112");
+                p.send(&format!("city/{city}/calls/112"), 1, payload).await;
+                ids.push(id);
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            ids
+        })
+    };
+    screen
+        .until(10, "some events before the cut", |s| s.events.len() >= 100)
+        .await;
+    // Cut the connection abruptly (no close handshake) while events flow.
+    let since = screen.seq;
+    let epoch = screen.frames[0]["epoch"]
+        .as_u64()
+        .expect("snapshot carries the epoch");
+    let mut events = std::mem::take(&mut screen.events);
+    drop(screen);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut again = Screen::connect(&app, &format!("{query}&since={since}&epoch={epoch}")).await;
+    let first = again
+        .step(Duration::from_secs(5))
+        .await
+        .expect("first frame after resume");
+    assert_eq!(
+        first["type"], "resumed",
+        "a resume within the ring is not a snapshot: {first}"
+    );
+    assert_eq!(first["since"], since);
+    let ids = publisher.await.unwrap();
+    again
+        .until(15, "every event after the resume", |s| {
+            events.len() + s.events.len() >= ids.len()
+        })
+        .await;
+    events.append(&mut again.events);
+    let got: Vec<String> = events
+        .iter()
+        .map(|(_, _, v)| v["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    let unique: HashSet<&String> = got.iter().collect();
+    assert_eq!(unique.len(), got.len(), "no duplicate");
+    assert_eq!(got, ids, "every event, once, in publish order");
+    let seqs: Vec<u64> = events.iter().map(|(s, _, _)| *s).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "seq strictly grows across the resume"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_beyond_the_ring_gets_a_reset_snapshot() {
+    let Some(url) = support::mosquitto("resume_beyond_the_ring_gets_a_reset_snapshot") else {
+        return;
+    };
+    let mut settings = support::settings(Some(url.clone()));
+    settings.hub.ring_capacity = 1024;
+    let app = support::spawn(settings).await;
+    let city = support::city("ring");
+    let mut screen = Screen::connect(&app, &format!("cities={city}")).await;
+    screen.step(Duration::from_secs(5)).await.expect("snapshot");
+    let since = screen.seq;
+    drop(screen);
+    let p = Publisher::connect(&url).await;
+    // Each call event makes three updates (event, call, counters), plus feeds: well past 1,024.
+    for i in 0..600 {
+        let (_, payload) = call_event(&format!("x{i}"), "received", "119");
+        p.send(&format!("city/{city}/calls/119"), 1, payload).await;
+    }
+    support::eventually(10, "the calls in the state", || {
+        let (app, city) = (&app, city.clone());
+        async move {
+            (server_entities(app, &city)
+                .await
+                .keys()
+                .filter(|(k, _)| k == "call")
+                .count()
+                == 600)
+                .then_some(())
+        }
+    })
+    .await;
+    let mut again = Screen::connect(&app, &format!("cities={city}&since={since}")).await;
+    let first = again
+        .step(Duration::from_secs(5))
+        .await
+        .expect("first frame");
+    assert_eq!(first["type"], "snapshot");
+    assert_eq!(first["reset"], true, "a resume past the ring is a reset");
+    assert_eq!(
+        client_entities(&again)
+            .keys()
+            .filter(|(k, _)| k == "call")
+            .count(),
+        600
+    );
+    // A sequence number from another run of the hub (a restarted server) is not trusted either.
+    let seq = again.seq;
+    let mut other = Screen::connect(&app, &format!("cities={city}&since={seq}&epoch=1")).await;
+    let first = other
+        .step(Duration::from_secs(5))
+        .await
+        .expect("first frame");
+    assert_eq!(
+        (first["type"].as_str(), first["reset"].as_bool()),
+        (Some("snapshot"), Some(true))
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_is_disconnected_while_a_healthy_one_keeps_receiving() {
+    let Some(url) =
+        support::mosquitto("a_stalled_client_is_disconnected_while_a_healthy_one_keeps_receiving")
+    else {
+        return;
+    };
+    let mut settings = support::settings(Some(url.clone()));
+    settings.hub.client_queue_frames = 4;
+    settings.hub.client_max_backlog = 500;
+    let app = support::spawn(settings).await;
+    let city = support::city("slow");
+    let query = format!("cities={city}&families=calls");
+    // The stalled screen: a tiny receive buffer, and it never reads after the handshake.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(app.http_addr).await.unwrap();
+    let (stalled, _) = tokio_tungstenite::client_async(
+        format!("ws://{}/ws?{query}", app.http_addr),
+        tokio_tungstenite::MaybeTlsStream::Plain(stream),
+    )
+    .await
+    .expect("stalled client connects");
+    let mut healthy = Screen::connect(&app, &query).await;
+    healthy
+        .step(Duration::from_secs(5))
+        .await
+        .expect("snapshot");
+    let p = Publisher::connect(&url).await;
+    // Large events, so that the stalled socket's kernel buffers (megabytes) fill up quickly.
+    let pad = "x".repeat(6000);
+    let mut ids = Vec::new();
+    for i in 0..3000 {
+        let id = uuid::Uuid::new_v4().to_string();
+        let payload = format!(
+            r#"{{"event_id":"{id}","call_id":"s{i}","ts":"{}","line":"112","type":"received","note":"{} {pad}"}}"#,
+            support::now_wib(),
+            chrono::Utc::now().timestamp_micros()
+        );
+        p.send(&format!("city/{city}/calls/112"), 1, payload).await;
+        ids.push(id);
+        // The healthy screen keeps reading (and measuring) the whole time.
+        while healthy.step(Duration::from_millis(1)).await.is_some() {}
+    }
+    healthy
+        .until(20, "every event at the healthy screen", |s| {
+            s.events.len() >= ids.len()
+        })
+        .await;
+    let got: Vec<&str> = healthy
+        .events
+        .iter()
+        .map(|(_, _, v)| v["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        ids.iter().map(String::as_str).collect::<Vec<_>>(),
+        "the healthy screen got every event, in order"
+    );
+    // The stalled client is dropped as lagging; the healthy one stays.
+    support::eventually(30, "the stalled client's lagging disconnect", || {
+        let app = &app;
+        async move {
+            let m = reqwest::get(support::http(app, "/metrics"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            let value = |name: &str| {
+                m.lines()
+                    .find(|l| l.starts_with(name))
+                    .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            };
+            let lagging = value("kendali_ws_disconnects_total{reason=\"lagging\"}").unwrap_or(0.0);
+            (lagging >= 1.0 && value("kendali_ws_clients ") == Some(1.0)).then_some(())
+        }
+    })
+    .await;
+    // The stalled client, when it finally reads, finds a close telling it to resume.
+    use futures_util::StreamExt;
+    let mut stalled = stalled;
+    let mut close = None;
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(5), stalled.next()).await {
+        if let tokio_tungstenite::tungstenite::Message::Close(c) = m {
+            close = c;
+            break;
+        }
+    }
+    if let Some(c) = close {
+        assert_eq!(u16::from(c.code), kendali::hub::close::LAGGING);
+        assert!(c.reason.contains("reconnect with since="), "{}", c.reason);
+    }
+    // What the healthy screen saw, publish -> receipt. Recorded for the notes, not
+    // asserted: performance figures live in the bench.
+    let mut lat_ms: Vec<f64> = healthy
+        .events
+        .iter()
+        .zip(&healthy.event_rx_us)
+        .filter_map(|((_, _, v), rx)| {
+            Some((rx - v["note"].as_str()?.split(' ').next()?.parse::<i64>().ok()?) as f64 / 1000.0)
+        })
+        .collect();
+    lat_ms.sort_by(f64::total_cmp);
+    let pct = |p: f64| lat_ms[((lat_ms.len() - 1) as f64 * p) as usize];
+    eprintln!(
+        "healthy screen beside a stalled one: {} events, latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        lat_ms.len(),
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_filters_deliver_only_what_was_asked() {
+    let Some(url) = support::mosquitto("subscription_filters_deliver_only_what_was_asked") else {
+        return;
+    };
+    let app = support::spawn(support::settings(Some(url.clone()))).await;
+    let city = support::city("flt");
+    let mut dispatcher =
+        Screen::connect(&app, &format!("cities={city}&families=calls&lines=119")).await;
+    let mut traffic = Screen::connect(
+        &app,
+        &format!("cities={city}&families=atcs&intersections=j1"),
+    )
+    .await;
+    let mut everything = Screen::connect(&app, &format!("cities={city}")).await;
+    for s in [&mut dispatcher, &mut traffic, &mut everything] {
+        s.step(Duration::from_secs(5)).await.expect("snapshot");
+    }
+    let p = Publisher::connect(&url).await;
+    publish_city(&p, &city, "a", 12).await;
+    everything
+        .until(10, "all calls", |s| {
+            s.entities.keys().filter(|(k, _)| k == "call").count() == 12
+        })
+        .await;
+    dispatcher
+        .until(10, "the 119 calls", |s| {
+            s.entities.keys().filter(|(k, _)| k == "call").count() == 6
+        })
+        .await;
+    traffic
+        .until(10, "intersection j1", |s| {
+            s.entities
+                .contains_key(&("intersection".into(), format!("{city}/j1")))
+        })
+        .await;
+    // Let any stray frame arrive before judging.
+    for s in [&mut dispatcher, &mut traffic] {
+        while s
+            .step(Duration::from_millis(300))
+            .await
+            .is_some_and(|f| f["type"] != "heartbeat")
+        {}
+    }
+    for ((kind, _), (_, v)) in &dispatcher.entities {
+        assert!(
+            ["call", "feed", "counters"].contains(&kind.as_str()),
+            "dispatcher got a {kind}"
+        );
+        if kind == "call" {
+            assert_eq!(v["line"], "119");
+        }
+    }
+    assert!(dispatcher
+        .events
+        .iter()
+        .all(|(_, k, v)| k == "call_event" && v["line"] == "119"));
+    for (kind, key) in traffic.entities.keys() {
+        assert!(
+            kind == "intersection" || kind == "feed" || kind == "counters",
+            "traffic got a {kind}"
+        );
+        if kind == "intersection" {
+            assert_eq!(key, &format!("{city}/j1"));
+        }
+    }
+    assert!(traffic.events.is_empty());
+    // Changing the subscription on the fly brings a fresh snapshot of the new set.
+    traffic
+        .send(&format!(
+            r#"{{"type":"subscribe","cities":["{city}"],"families":["kpi"]}}"#
+        ))
+        .await;
+    traffic
+        .until(5, "the new snapshot", |s| {
+            s.frames.last().is_some_and(|f| f["type"] == "snapshot")
+        })
+        .await;
+    assert!(traffic
+        .entities
+        .keys()
+        .all(|(k, _)| k == "kpi" || k == "feed" || k == "counters"));
+    assert!(traffic.entities.keys().any(|(k, _)| k == "kpi"));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_screens_each_receive_a_published_call_event() {
+    let Some(url) = support::mosquitto("a_thousand_screens_each_receive_a_published_call_event")
+    else {
+        return;
+    };
+    let _ = rlimit::increase_nofile_limit(10_000);
+    let app = support::spawn(support::settings(Some(url.clone()))).await;
+    let city = support::city("k");
+    let mut screens = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        let mut s = Screen::connect(&app, &format!("cities={city}&families=calls")).await;
+        s.step(Duration::from_secs(10)).await.expect("snapshot");
+        screens.push(s);
+    }
+    let metrics = reqwest::get(support::http(&app, "/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("kendali_ws_clients 1000"));
+    let p = Publisher::connect(&url).await;
+    let (id, payload) = call_event("k-1", "received", "112");
+    p.send(&format!("city/{city}/calls/112"), 1, payload).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut s in screens {
+        let id = id.clone();
+        tasks.spawn(async move {
+            s.until(30, "the call event", |s| {
+                s.events
+                    .iter()
+                    .any(|(_, _, v)| v["event_id"] == id.as_str())
+            })
+            .await;
+        });
+    }
+    let mut n = 0;
+    while let Some(r) = tasks.join_next().await {
+        r.expect("every screen got the event");
+        n += 1;
+    }
+    assert_eq!(n, 1000);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_client_messages_get_an_error_frame_not_a_crash() {
+    let Some(url) = support::mosquitto("malformed_client_messages_get_an_error_frame_not_a_crash")
+    else {
+        return;
+    };
+    let app = support::spawn(support::settings(Some(url.clone()))).await;
+    let mut s = Screen::connect(&app, "families=calls").await;
+    s.step(Duration::from_secs(5)).await.expect("snapshot");
+    for bad in [
+        "not json",
+        r#"{"type":"dance"}"#,
+        r#"{"type":"subscribe","families":["weather"]}"#,
+        "[]",
+    ] {
+        s.send(bad).await;
+        s.until(5, "an error frame", |s| {
+            s.frames.last().is_some_and(|f| f["type"] == "error")
+        })
+        .await;
+        assert!(s.frames.last().unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains("bad client message"));
+    }
+    s.send(r#"{"type":"ping"}"#).await;
+    s.until(5, "pong", |s| {
+        s.frames.last().is_some_and(|f| f["type"] == "pong")
+    })
+    .await;
+    // Bad query strings are refused before the upgrade, with a reason.
+    let r = reqwest::get(support::http(&app, "/ws?lines=113"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("line must be 112 or 119"));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_origins_are_refused_and_silent_peers_are_dropped() {
+    let Some(url) = support::mosquitto("foreign_origins_are_refused_and_silent_peers_are_dropped")
+    else {
+        return;
+    };
+    let mut settings = support::settings(Some(url.clone()));
+    settings.hub.ping_interval_s = 1;
+    settings.hub.client_timeout_s = 2;
+    let app = support::spawn(settings).await;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{}/ws", app.http_addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("origin", "http://evil.example".parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 403),
+        other => panic!("a foreign origin must get 403, got {:?}", other.map(|_| ())),
+    }
+    let mut req = format!("ws://{}/ws", app.http_addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "origin",
+        format!("http://{}", app.http_addr).parse().unwrap(),
+    );
+    let (silent, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("own origin is allowed");
+    // Never read (so never answer pings): dropped after the 2 s timeout.
+    support::eventually(10, "the silent peer's timeout", || {
+        let app = &app;
+        async move {
+            let m = reqwest::get(support::http(app, "/metrics"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            m.contains("kendali_ws_disconnects_total{reason=\"timeout\"} 1")
+                .then_some(())
+        }
+    })
+    .await;
+    drop(silent);
+    app.stop().await;
+}

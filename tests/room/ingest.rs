@@ -1,0 +1,264 @@
+//! Ingest against a real broker: each bad input gets its own dead-letter
+//! reason, the loop keeps running, and call events arriving out of order
+//! still give the right stage times.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{self, Publisher};
+
+fn uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Dead-letter entries of one city, newest first.
+async fn dead_letters(app: &kendali::app::RunningApp, city: &str) -> Vec<Value> {
+    let v = support::get_json(app, "/api/deadletter?limit=10000").await;
+    v["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| {
+            e["topic"]
+                .as_str()
+                .is_some_and(|t| t.starts_with(&format!("city/{city}/")))
+        })
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_bad_input_gets_its_own_dead_letter_reason_and_ingest_keeps_running() {
+    let Some(url) = support::mosquitto(
+        "each_bad_input_gets_its_own_dead_letter_reason_and_ingest_keeps_running",
+    ) else {
+        return;
+    };
+    let app = support::spawn(support::settings(Some(url.clone()))).await;
+    let city = support::city("bad");
+    let p = Publisher::connect(&url).await;
+    let ts = support::now_wib();
+    let future = (chrono::Utc::now() + chrono::Duration::hours(2))
+        .with_timezone(&kendali::app::wib())
+        .to_rfc3339();
+    let call = |id: &str, call_id: &str, kind: &str, ts: &str| {
+        format!(
+            r#"{{"event_id":"{id}","call_id":"{call_id}","ts":"{ts}","line":"112","type":"{kind}"}}"#
+        )
+    };
+    let dup = uuid();
+    let earlier = (chrono::Utc::now() - chrono::Duration::seconds(30))
+        .with_timezone(&kendali::app::wib())
+        .to_rfc3339();
+    let kpi = format!("city/{city}/kpi/perizinan");
+    let calls = format!("city/{city}/calls/112");
+    let unit = format!("city/{city}/units/amb-01/status");
+    // (case, topic, payload, expected reason); the two `None`s are valid messages
+    // that set up the duplicate and the lifecycle cases.
+    let cases: Vec<(&str, String, String, Option<&str>)> = vec![
+        (
+            "not JSON",
+            kpi.clone(),
+            "this is not json".into(),
+            Some("invalid_json"),
+        ),
+        (
+            "wrong type",
+            kpi.clone(),
+            format!(r#"{{"ts":"{ts}","metric":"m","value":"high","unit":"%"}}"#),
+            Some("wrong_type"),
+        ),
+        (
+            "missing field",
+            kpi.clone(),
+            format!(r#"{{"ts":"{ts}","metric":"m","unit":"%"}}"#),
+            Some("missing_field"),
+        ),
+        (
+            "oversize",
+            kpi.clone(),
+            format!(r#"{{"pad":"{}"}}"#, "x".repeat(70 * 1024)),
+            Some("payload_too_large"),
+        ),
+        (
+            "unknown enum",
+            unit.clone(),
+            format!(r#"{{"ts":"{ts}","unit":"amb-01","agency":"dinkes","status":"teleporting"}}"#),
+            Some("unknown_enum"),
+        ),
+        (
+            "NaN",
+            kpi.clone(),
+            format!(r#"{{"ts":"{ts}","metric":"m","value":NaN,"unit":"%"}}"#),
+            Some("non_finite_number"),
+        ),
+        (
+            "far-future ts",
+            kpi.clone(),
+            format!(r#"{{"ts":"{future}","metric":"m","value":1,"unit":"%"}}"#),
+            Some("future_timestamp"),
+        ),
+        (
+            "bad ts",
+            kpi.clone(),
+            r#"{"ts":"yesterday","metric":"m","value":1,"unit":"%"}"#.into(),
+            Some("bad_timestamp"),
+        ),
+        (
+            "out of range",
+            format!("city/{city}/atcs/x1/state"),
+            format!(
+                r#"{{"ts":"{ts}","intersection":"x1","mode":"adaptive","plan":"p","cycle_s":90,"phase":1,"phase_elapsed_s":3,"approaches":[{{"id":"n","green_s":30,"flow_vph":900,"queue_m":40,"saturation":7.5,"detector_ok":true}}]}}"#
+            ),
+            Some("out_of_range"),
+        ),
+        (
+            "topic/payload mismatch",
+            unit.clone(),
+            format!(r#"{{"ts":"{ts}","unit":"amb-99","agency":"dinkes","status":"available"}}"#),
+            Some("topic_mismatch"),
+        ),
+        (
+            "unknown topic (inside a subscribed family)",
+            format!("city/{city}/atcs/x1/weather"),
+            "{}".into(),
+            Some("unknown_topic"),
+        ),
+        (
+            "first of a duplicate",
+            calls.clone(),
+            call(&dup, "c-dup", "received", &ts),
+            None,
+        ),
+        (
+            "duplicate event",
+            calls.clone(),
+            call(&dup, "c-dup", "received", &ts),
+            Some("duplicate_event"),
+        ),
+        (
+            "a call answered now",
+            calls.clone(),
+            call(&uuid(), "c-life", "answered", &ts),
+            None,
+        ),
+        (
+            "closed before it was answered",
+            calls.clone(),
+            call(&uuid(), "c-life", "closed", &earlier),
+            Some("lifecycle_out_of_order"),
+        ),
+    ];
+    let mut expected_total = 0;
+    for (case, topic, payload, reason) in &cases {
+        p.send(topic, 1, payload.clone()).await;
+        if let Some(reason) = reason {
+            expected_total += 1;
+            let newest = support::eventually(10, case, || {
+                let (app, city) = (&app, &city);
+                async move {
+                    let d = dead_letters(app, city).await;
+                    (d.len() == expected_total).then(|| d[0].clone())
+                }
+            })
+            .await;
+            assert_eq!(newest["reason"], *reason, "case {case}: {newest}");
+            assert!(
+                !newest["detail"].as_str().unwrap_or("").is_empty(),
+                "case {case} says why"
+            );
+            assert_eq!(newest["topic"], topic.as_str());
+        } else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // Nothing else was dead-lettered, and the loop still takes good messages.
+    assert_eq!(dead_letters(&app, &city).await.len(), expected_total);
+    p.send(
+        &kpi,
+        1,
+        format!(r#"{{"ts":"{ts}","metric":"ok","value":1,"unit":"%"}}"#),
+    )
+    .await;
+    support::eventually(10, "a good message after the bad ones", || {
+        let (app, key) = (&app, format!("{city}/perizinan/ok"));
+        async move {
+            support::get_json(app, "/api/state").await["entities"]["kpi"]
+                .get(&key)
+                .cloned()
+        }
+    })
+    .await;
+    let metrics = reqwest::get(support::http(&app, "/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (_, _, _, reason) in &cases {
+        if let Some(r) = reason {
+            assert!(
+                metrics.contains(&format!("kendali_rejected_total{{reason=\"{r}\"}}")),
+                "metric for {r}"
+            );
+        }
+    }
+    let ready = reqwest::get(support::http(&app, "/readyz")).await.unwrap();
+    assert!(ready.status().is_success());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_events_arriving_out_of_order_keep_their_stage_times() {
+    let Some(url) = support::mosquitto("call_events_arriving_out_of_order_keep_their_stage_times")
+    else {
+        return;
+    };
+    let app = support::spawn(support::settings(Some(url.clone()))).await;
+    let city = support::city("ooo");
+    let p = Publisher::connect(&url).await;
+    let wib = kendali::app::wib();
+    let t0 = chrono::Utc::now() - chrono::Duration::seconds(120);
+    let at = |s: i64| {
+        (t0 + chrono::Duration::seconds(s))
+            .with_timezone(&wib)
+            .to_rfc3339()
+    };
+    let topic = format!("city/{city}/calls/119");
+    // Published in the order: dispatched, received, answered (as a flaky network might deliver).
+    for (kind, secs, extra) in [
+        ("dispatched", 40, r#","agency":"dinkes","unit":"amb-02""#),
+        ("received", 0, r#","caller":{"lat":-6.01,"lon":106.05}"#),
+        ("answered", 12, ""),
+    ] {
+        let payload = format!(
+            r#"{{"event_id":"{}","call_id":"k-1","ts":"{}","line":"119","type":"{kind}"{extra}}}"#,
+            uuid::Uuid::new_v4(),
+            at(secs)
+        );
+        p.send(&topic, 1, payload).await;
+    }
+    let key = format!("{city}/k-1");
+    let call = support::eventually(10, "the call with three stages", || {
+        let (app, key) = (&app, key.clone());
+        async move {
+            let c = support::get_json(app, "/api/state").await["entities"]["call"]
+                .get(&key)
+                .cloned()?;
+            (c["events"] == 3).then_some(c)
+        }
+    })
+    .await;
+    assert_eq!(call["stage"], "dispatched");
+    assert_eq!(call["answer_s"], 12.0);
+    assert_eq!(call["dispatch_s"], 40.0);
+    assert_eq!(call["open"], true);
+    assert_eq!(call["unit"], "amb-02");
+    let counters =
+        support::get_json(&app, "/api/state").await["entities"]["counters"][&city].clone();
+    assert_eq!(counters["lines"]["119"]["answered_within_15s"], 1);
+    assert_eq!(counters["waiting_calls"], 0);
+    assert_eq!(counters["open_calls"], 1);
+    app.stop().await;
+}

@@ -1,0 +1,163 @@
+//! The simulated city through the real chain: a fixed-seed run of the
+//! default scenario, published through Mosquitto, gives Kendali exactly the
+//! counts the simulator made, and those counts are the pinned ones.
+
+use std::time::Duration;
+
+use kendali::sensors::{scenario::Scenario, sim::Simulation};
+
+use crate::support::{self, Publisher};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_seed_scenario_run_gives_kendali_the_expected_counts() {
+    let Some(url) =
+        support::mosquitto("a_fixed_seed_scenario_run_gives_kendali_the_expected_counts")
+    else {
+        return;
+    };
+    let app = support::spawn(support::settings(Some(url.clone()))).await;
+    let mut scenario = Scenario::resolve("cilegon-weekday").expect("the default scenario loads");
+    // Its own city on the shared broker, a fixed start of day: a reproducible run.
+    let city = support::city("sim");
+    scenario.city = city.clone();
+    scenario.start_time = Some("08:00".into());
+    let (intersections, units) = (scenario.intersections.len(), scenario.units.len());
+    let mut sim = Simulation::new(scenario, 42, 60.0);
+    let p = Publisher::connect(&url).await;
+    let publish = |batch: Vec<(kendali::contract::Topic, kendali::contract::Message)>| {
+        let p = &p;
+        async move {
+            for (topic, msg) in batch {
+                p.send(&topic.to_string(), topic.qos(), msg.to_json()).await;
+            }
+        }
+    };
+    publish(sim.initial(kendali::sensors::runner::now_wib())).await;
+    // One simulated hour: 240 steps of 250 ms at 60x.
+    for _ in 0..240 {
+        let batch = sim.step(
+            kendali::sensors::runner::now_wib(),
+            Duration::from_millis(250),
+        );
+        publish(batch).await;
+    }
+    let stats = sim.stats().clone();
+    // The pinned counts of this seed (they change only when the simulator does).
+    let pinned = serde_json::json!({
+        "calls_started": stats.calls_started,
+        "call_events": stats.call_events.values().sum::<u64>(),
+        "app_events": stats.app_events.values().sum::<u64>(),
+        "kpi_samples": stats.kpi_samples,
+        "state_messages": stats.state_messages,
+    });
+    eprintln!("fixed-seed run: {pinned}");
+    assert_eq!(
+        pinned,
+        serde_json::json!({
+            "calls_started": { "112": 15, "119": 3 },
+            "call_events": 89,
+            "app_events": 242,
+            "kpi_samples": 85,
+            "state_messages": 1261,
+        })
+    );
+    // Kendali counted the same.
+    let state = support::eventually(20, "Kendali's counters to match the simulator's", || {
+        let (app, city, stats) = (&app, city.clone(), stats.clone());
+        async move {
+            let s = support::get_json(app, "/api/state").await;
+            let c = &s["entities"]["counters"][&city];
+            let received_ok = stats
+                .calls_started
+                .iter()
+                .all(|(line, n)| c["lines"][line]["received"] == *n);
+            let apps_ok = stats.app_events.iter().all(|(svc, n)| {
+                c["app_events"][svc]
+                    .as_object()
+                    .map(|m| m.values().filter_map(|v| v.as_u64()).sum::<u64>())
+                    == Some(*n)
+            });
+            (received_ok && apps_ok).then_some(s)
+        }
+    })
+    .await;
+    let of_city = |kind: &str| {
+        state["entities"][kind]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|v| v["city"] == city.as_str())
+            .count()
+    };
+    assert_eq!(of_city("intersection"), intersections);
+    assert_eq!(of_city("unit"), units);
+    let abandoned: u64 = ["112", "119"]
+        .iter()
+        .filter_map(|l| state["entities"]["counters"][&city]["lines"][l]["abandoned"].as_u64())
+        .sum();
+    assert_eq!(abandoned, stats.calls_abandoned);
+    let dead = support::get_json(&app, "/api/deadletter?limit=10000").await;
+    let mine = dead["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["topic"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with(&format!("city/{city}/"))
+        })
+        .count();
+    assert_eq!(mine, 0, "the simulator only publishes valid messages");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_start_runs_the_simulated_city_on_the_embedded_broker_on_one_connection() {
+    // What `cargo run` does, on free ports: embedded broker, simulator, memory store.
+    let mut settings = support::settings(None);
+    settings.sim.enabled = true;
+    settings.sim.accel = Some(60.0);
+    let app = support::spawn(settings).await;
+    let metric = |m: &str, name: &str| -> f64 {
+        m.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let m = support::eventually(
+        30,
+        "telemetry, KPIs and acknowledged QoS 1 messages",
+        || {
+            let app = &app;
+            async move {
+                let m = reqwest::get(support::http(app, "/metrics"))
+                    .await
+                    .ok()?
+                    .text()
+                    .await
+                    .ok()?;
+                let ok = metric(&m, "kendali_messages_total{family=\"atcs\"}") > 100.0
+                    && metric(&m, "kendali_messages_total{family=\"kpi\"}") > 0.0
+                    && metric(&m, "kendali_mqtt_acks_total") > 100.0;
+                ok.then_some(m)
+            }
+        },
+    )
+    .await;
+    // Acks in arrival order keep the broker's session: one connection, never dropped.
+    assert_eq!(metric(&m, "kendali_mqtt_connects_total"), 1.0, "{m}");
+    let state = support::get_json(&app, "/api/state").await;
+    assert_eq!(
+        state["entities"]["intersection"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|v| v["city"] == "cilegon")
+            .count(),
+        21
+    );
+    let scenario = support::get_json(&app, "/api/scenario").await;
+    assert_eq!(scenario["city"], "cilegon");
+    app.stop().await;
+}

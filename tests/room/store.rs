@@ -1,0 +1,416 @@
+//! The store against the real PostgreSQL: migrations, every kind stored and
+//! read back, history on known data, the live state rebuilt at start-up, no
+//! call lost or duplicated across SIGKILLs of Kendali or an outage of the
+//! database longer than Mosquitto's default queue would hold.
+
+use std::time::Duration;
+
+use chrono::{DurationRound, Utc};
+use serde_json::Value;
+
+use crate::support::{self, Publisher};
+
+fn wib(t: chrono::DateTime<Utc>) -> String {
+    t.with_timezone(&kendali::app::wib()).to_rfc3339()
+}
+
+async fn count(client: &tokio_postgres::Client, sql: &str, city: &str) -> i64 {
+    client
+        .query_one(sql, &[&city])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_apply_to_an_empty_database_and_rerun_as_no_ops() {
+    let Some(url) =
+        support::postgres("migrations_apply_to_an_empty_database_and_rerun_as_no_ops").await
+    else {
+        return;
+    };
+    let applied = kendali::store::postgres::migrate(&url)
+        .await
+        .expect("migrations run");
+    assert_eq!(
+        applied.len(),
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+            .unwrap()
+            .count()
+    );
+    assert!(
+        kendali::store::postgres::migrate(&url)
+            .await
+            .expect("rerun")
+            .is_empty(),
+        "nothing applies twice"
+    );
+    let db = support::pg(&url).await;
+    for table in [
+        "atcs_telemetry",
+        "atcs_minute",
+        "intersections",
+        "call_events",
+        "calls",
+        "unit_status",
+        "kpi_samples",
+        "app_events",
+        "commands",
+        "command_acks",
+        "dead_letters",
+        "audit",
+    ] {
+        let n: i64 = db
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .unwrap_or_else(|e| panic!("{table}: {e}"))
+            .get(0);
+        assert_eq!(n, 0, "{table} exists and is empty");
+    }
+    // The command line does the same.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kendali"))
+        .args(["migrate", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_kind_is_stored_and_read_back() {
+    let Some(mqtt) = support::mosquitto("every_message_kind_is_stored_and_read_back") else {
+        return;
+    };
+    let Some(db_url) = support::postgres("every_message_kind_is_stored_and_read_back").await else {
+        return;
+    };
+    let mut settings = support::settings(Some(mqtt.clone()));
+    settings.database.url = Some(db_url.clone());
+    let app = support::spawn(settings).await;
+    let city = support::city("st");
+    let p = Publisher::connect(&mqtt).await;
+    let ts = Utc::now().with_timezone(&kendali::app::wib());
+    let mut sent = Vec::new();
+    for kind in kendali::contract::MessageKind::ALL {
+        let (topic, msg) = kendali::contract::messages::example(kind, ts);
+        let topic = topic.to_string().replacen("cilegon", &city, 1);
+        p.send(&topic, 1, msg.to_json()).await;
+        sent.push(msg);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    p.send(&format!("city/{city}/kpi/perizinan"), 1, "{\"broken\":")
+        .await;
+    let db = support::pg(&db_url).await;
+    let tables = [
+        ("SELECT count(*) FROM intersections WHERE city = $1", 1),
+        ("SELECT count(*) FROM atcs_telemetry WHERE city = $1", 3),
+        ("SELECT count(*) FROM commands WHERE city = $1", 1),
+        ("SELECT count(*) FROM command_acks WHERE city = $1", 1),
+        ("SELECT count(*) FROM call_events WHERE city = $1", 1),
+        ("SELECT count(*) FROM calls WHERE city = $1", 1),
+        ("SELECT count(*) FROM unit_status WHERE city = $1", 1),
+        ("SELECT count(*) FROM app_events WHERE city = $1", 1),
+        ("SELECT count(*) FROM kpi_samples WHERE city = $1", 1),
+        (
+            "SELECT count(*) FROM dead_letters WHERE topic LIKE 'city/' || $1 || '/%'",
+            1,
+        ),
+    ];
+    for (sql, n) in tables {
+        support::eventually(10, sql, || {
+            let (db, city) = (&db, city.clone());
+            async move { (count(db, sql, &city).await == n).then_some(()) }
+        })
+        .await;
+    }
+    // Read back: the stored payloads are the messages as sent.
+    let payload = |sql: &'static str| {
+        let (db, city) = (&db, city.clone());
+        async move {
+            db.query_one(sql, &[&city])
+                .await
+                .unwrap()
+                .get::<_, Value>(0)
+        }
+    };
+    for msg in &sent {
+        let json: Value = serde_json::from_slice(&msg.to_json()).unwrap();
+        use kendali::contract::Message as M;
+        match msg {
+            M::CallEvent(_) => assert_eq!(
+                payload("SELECT payload FROM call_events WHERE city = $1").await,
+                json
+            ),
+            M::AppEvent(_) => assert_eq!(
+                payload("SELECT payload FROM app_events WHERE city = $1").await,
+                json
+            ),
+            M::UnitStatus(_) => assert_eq!(
+                payload("SELECT payload FROM unit_status WHERE city = $1").await,
+                json
+            ),
+            M::IntersectionInfo(_) => assert_eq!(
+                payload("SELECT info FROM intersections WHERE city = $1").await,
+                json
+            ),
+            M::Command(_) => assert_eq!(
+                payload("SELECT payload FROM commands WHERE city = $1").await,
+                json
+            ),
+            M::CommandAck(a) => {
+                let r = db
+                    .query_one(
+                        "SELECT status, reason FROM command_acks WHERE city = $1",
+                        &[&city],
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(r.get::<_, String>(0), "applied");
+                assert_eq!(r.get::<_, Option<String>>(1), a.reason);
+            }
+            M::KpiSample(k) => {
+                let r = db
+                    .query_one(
+                        "SELECT value, unit, target FROM kpi_samples WHERE city = $1",
+                        &[&city],
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    (
+                        r.get::<_, f64>(0),
+                        r.get::<_, String>(1),
+                        r.get::<_, Option<f64>>(2)
+                    ),
+                    (k.value, k.unit.clone(), k.target)
+                );
+            }
+            M::IntersectionState(s) => {
+                let rows = db.query("SELECT approach, saturation, queue_m, detector_ok FROM atcs_telemetry WHERE city = $1 ORDER BY approach", &[&city]).await.unwrap();
+                for (r, a) in rows.iter().zip({
+                    let mut v = s.approaches.clone();
+                    v.sort_by(|a, b| a.id.cmp(&b.id));
+                    v
+                }) {
+                    assert_eq!(r.get::<_, String>(0), a.id);
+                    assert!((r.get::<_, f32>(1) as f64 - a.saturation).abs() < 1e-6);
+                    assert!((r.get::<_, f32>(2) as f64 - a.queue_m).abs() < 1e-4);
+                    assert_eq!(r.get::<_, bool>(3), a.detector_ok);
+                }
+            }
+        }
+    }
+    let r = db
+        .query_one(
+            "SELECT stage, open, received_at FROM calls WHERE city = $1",
+            &[&city],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.get::<_, String>(0), r.get::<_, bool>(1)),
+        ("received".to_owned(), true)
+    );
+    assert_eq!(
+        r.get::<_, chrono::DateTime<Utc>>(2),
+        ts.with_timezone(&Utc)
+            .duration_trunc(chrono::Duration::microseconds(1))
+            .unwrap()
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_queries_on_known_data_give_known_answers_and_survive_a_restart() {
+    let Some(mqtt) = support::mosquitto(
+        "history_queries_on_known_data_give_known_answers_and_survive_a_restart",
+    ) else {
+        return;
+    };
+    let Some(db_url) =
+        support::postgres("history_queries_on_known_data_give_known_answers_and_survive_a_restart")
+            .await
+    else {
+        return;
+    };
+    let mut settings = support::settings(Some(mqtt.clone()));
+    settings.database.url = Some(db_url.clone());
+    settings.database.rollup_every_s = 1;
+    let app = support::spawn(settings.clone()).await;
+    let city = support::city("hist");
+    let p = Publisher::connect(&mqtt).await;
+    let base = (Utc::now() - chrono::Duration::minutes(10))
+        .duration_trunc(chrono::Duration::minutes(1))
+        .unwrap();
+    // Two minutes of one approach: saturation .1 .2 .3 | .4 .5 .6
+    for k in 0..6i64 {
+        let ts = wib(base + chrono::Duration::seconds(20 * k));
+        let sat = 0.1 * (k + 1) as f64;
+        p.send(
+            &format!("city/{city}/atcs/j1/state"),
+            0,
+            format!(r#"{{"ts":"{ts}","intersection":"j1","mode":"adaptive","plan":"p","cycle_s":90,"phase":1,"phase_elapsed_s":3,"approaches":[{{"id":"n","green_s":30,"flow_vph":{},"queue_m":{},"saturation":{sat},"detector_ok":true}}]}}"#, 100 * (k + 1), 10 * (k + 1)),
+        )
+        .await;
+    }
+    // Four 112 calls received at base: answered after 10, 18 and 30 s, one abandoned.
+    for (i, outcome) in [Some(10), Some(18), Some(30), None].into_iter().enumerate() {
+        let call = format!("h{i}");
+        let ev = |kind: &str, at: i64| {
+            format!(
+                r#"{{"event_id":"{}","call_id":"{call}","ts":"{}","line":"112","type":"{kind}"}}"#,
+                uuid::Uuid::new_v4(),
+                wib(base + chrono::Duration::seconds(at))
+            )
+        };
+        p.send(&format!("city/{city}/calls/112"), 1, ev("received", 0))
+            .await;
+        match outcome {
+            Some(s) => {
+                p.send(&format!("city/{city}/calls/112"), 1, ev("answered", s))
+                    .await
+            }
+            None => {
+                p.send(&format!("city/{city}/calls/112"), 1, ev("abandoned", 25))
+                    .await
+            }
+        }
+    }
+    for (k, v) in [(0, 90.0), (30, 92.0), (70, 97.0)] {
+        p.send(
+            &format!("city/{city}/kpi/perizinan"),
+            1,
+            format!(
+                r#"{{"ts":"{}","metric":"on_time_pct","value":{v},"unit":"%","target":95}}"#,
+                wib(base + chrono::Duration::seconds(k))
+            ),
+        )
+        .await;
+    }
+    let from = base.to_rfc3339().replace("+00:00", "Z");
+    let to = (base + chrono::Duration::minutes(2))
+        .to_rfc3339()
+        .replace("+00:00", "Z");
+    let q = |path: String| {
+        let app = &app;
+        async move { support::get_json(app, &path).await }
+    };
+    let atcs = support::eventually(15, "two rolled-up minutes", || {
+        let path =
+            format!("/api/history/atcs/{city}/j1?metric=saturation&from={from}&to={to}&bucket=1m");
+        async move {
+            let v = q(path).await;
+            (v["points"].as_array().map(Vec::len) == Some(2) && v["points"][1]["n"] == 3)
+                .then_some(v)
+        }
+    })
+    .await;
+    let close = |a: &Value, b: f64| (a.as_f64().unwrap() - b).abs() < 1e-5;
+    assert!(
+        close(&atcs["points"][0]["avg"], 0.2) && close(&atcs["points"][0]["max"], 0.3),
+        "{atcs}"
+    );
+    assert!(
+        close(&atcs["points"][1]["avg"], 0.5) && close(&atcs["points"][1]["max"], 0.6),
+        "{atcs}"
+    );
+    // The same range at 20 s buckets comes from the raw rows.
+    let raw = q(format!(
+        "/api/history/atcs/{city}/j1?metric=queue_m&from={from}&to={to}&bucket=20s"
+    ))
+    .await;
+    assert_eq!(raw["points"].as_array().unwrap().len(), 6);
+    assert!(close(&raw["points"][5]["avg"], 60.0));
+    let calls = support::eventually(10, "the call history", || {
+        let path = format!("/api/history/calls/{city}?line=112&from={from}&to={to}&bucket=1h");
+        async move {
+            let v = q(path).await;
+            (v["points"][0]["received"] == 4 && v["points"][0]["answered"] == 3).then_some(v)
+        }
+    })
+    .await;
+    let b = &calls["points"][0];
+    assert_eq!(
+        (
+            b["answered_within_15s"].as_u64(),
+            b["answered_within_20s"].as_u64(),
+            b["abandoned"].as_u64()
+        ),
+        (Some(1), Some(2), Some(1))
+    );
+    assert!(close(&b["answer_s_avg"], (10.0 + 18.0 + 30.0) / 3.0));
+    let kpi = q(format!(
+        "/api/history/kpi/{city}/perizinan/on_time_pct?from={from}&to={to}&bucket=1m"
+    ))
+    .await;
+    assert!(
+        close(&kpi["points"][0]["avg"], 91.0) && close(&kpi["points"][1]["avg"], 97.0),
+        "{kpi}"
+    );
+    // The same history as server-drawn SVG charts (plotters), for the wall's tiles.
+    for path in [
+        format!("/api/charts/kpi/{city}/perizinan/on_time_pct.svg?from={from}&to={to}&bucket=1m&target=95"),
+        format!("/api/charts/atcs/{city}/j1.svg?metric=saturation&from={from}&to={to}&bucket=1m"),
+        format!("/api/charts/calls/{city}.svg?line=112&from={from}&to={to}&bucket=1m"),
+    ] {
+        let r = reqwest::get(support::http(&app, &path)).await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["content-type"], "image/svg+xml");
+        let body = r.text().await.unwrap();
+        assert!(body.starts_with("<svg") && body.contains("<text") && !body.contains("no data"), "{path}: {}", &body[..body.len().min(200)]);
+    }
+    let empty = reqwest::get(support::http(&app, "/api/charts/kpi/nowhere/x/y.svg"))
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 200);
+    assert!(empty.text().await.unwrap().contains("no data"));
+    let bad = reqwest::get(support::http(
+        &app,
+        &format!("/api/charts/kpi/{city}/perizinan/on_time_pct.svg?width=5"),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(bad.status(), 400);
+    // Bad parameters get a 400 that says why.
+    for bad in [
+        format!("/api/history/atcs/{city}/j1?metric=colour"),
+        format!("/api/history/atcs/{city}/j1?bucket=5x"),
+        format!("/api/history/calls/{city}?line=113"),
+        format!("/api/history/kpi/{city}/perizinan/x?from=yesterday"),
+        format!("/api/history/kpi/{city}/perizinan/x?from={to}&to={from}"),
+    ] {
+        let r = reqwest::get(support::http(&app, &bad)).await.unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        let body: Value = r.json().await.unwrap();
+        assert!(!body["error"].as_str().unwrap().is_empty());
+    }
+    // A restart rebuilds the live state from the store: the wall is not blanked.
+    let before = support::get_json(&app, "/api/state").await;
+    app.stop().await;
+    let mut again = settings.clone();
+    again.mqtt.client_id = format!("{}-2", settings.mqtt.client_id);
+    let app = support::spawn(again).await;
+    let after = support::get_json(&app, "/api/state").await;
+    for (kind, key) in [
+        ("intersection", format!("{city}/j1")),
+        ("counters", city.clone()),
+        ("kpi", format!("{city}/perizinan/on_time_pct")),
+    ] {
+        assert!(
+            after["entities"][kind].get(&key).is_some(),
+            "{kind} {key} rebuilt"
+        );
+    }
+    assert_eq!(
+        after["entities"]["counters"][&city]["lines"]["112"],
+        before["entities"]["counters"][&city]["lines"]["112"]
+    );
+    // Telemetry is stored as 32-bit floats: equal to about 7 digits.
+    let worst = |s: &Value| {
+        s["entities"]["intersection"][format!("{city}/j1")]["worst_saturation"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!((worst(&after) - worst(&before)).abs() < 1e-6);
+    app.stop().await;
+}

@@ -1,0 +1,608 @@
+//! Test support: the real services (Mosquitto, PostgreSQL) or a loud skip,
+//! free ports, and a Kendali node started in-process on them.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use kendali::app::{Application, RunningApp};
+use kendali::config::Settings;
+
+pub const MOSQUITTO: &str = "127.0.0.1:1883";
+
+/// Whether we run under CI, where a missing service fails the run.
+pub fn under_ci() -> bool {
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
+}
+
+fn reachable(addr: &str) -> bool {
+    let a: SocketAddr = addr.parse().expect("literal address");
+    TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok()
+}
+
+/// The machine's Mosquitto, or None after a loud skip notice (a panic under CI=true).
+pub fn mosquitto(test: &str) -> Option<String> {
+    if reachable(MOSQUITTO) {
+        return Some(format!("mqtt://{MOSQUITTO}"));
+    }
+    let msg = format!(
+        "Mosquitto is not answering on {MOSQUITTO}: test `{test}` needs it. Start it with \
+         `mkdir -p /run/mosquitto && chown mosquitto /run/mosquitto && mosquitto -d -c /etc/mosquitto/mosquitto.conf`"
+    );
+    if under_ci() {
+        panic!("{msg} (CI=true: a missing service fails the run)");
+    }
+    eprintln!("\n*** SKIPPED {test}: {msg}\n");
+    None
+}
+
+pub fn free_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("binding port 0");
+    l.local_addr().expect("bound listener has an address")
+}
+
+/// A unique city slug, so that tests sharing a broker do not see each other.
+pub fn city(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+/// Settings for a test node: free HTTP port, no simulator, a unique client id.
+/// On the machine's shared Mosquitto the node speaks MQTT 5 with a short
+/// session expiry, so finished tests leave no session queueing messages
+/// behind (the private brokers and the embedded one exercise MQTT 3.1.1).
+pub fn settings(mqtt_url: Option<String>) -> Settings {
+    let mut s = Settings::default();
+    if mqtt_url.as_deref() == Some(&format!("mqtt://{MOSQUITTO}")) {
+        s.mqtt.protocol = kendali::config::MqttProtocol::V5;
+        s.mqtt.session_expiry_s = 30;
+    }
+    s.http.addr = "127.0.0.1:0".parse().expect("literal address");
+    s.mqtt.url = mqtt_url;
+    s.mqtt.broker_addr = free_addr();
+    s.mqtt.client_id = format!(
+        "kendali-test-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    s.sim.enabled = false;
+    s
+}
+
+pub async fn spawn(settings: Settings) -> RunningApp {
+    let app = Application::build(settings).await.expect("kendali starts");
+    let running = app.spawn();
+    wait_ready(&running).await;
+    running
+}
+
+pub fn http(app: &RunningApp, path: &str) -> String {
+    format!("http://{}{}", app.http_addr, path)
+}
+
+/// Waits until the node reports its broker connected and every
+/// subscription acknowledged (so a message published now reaches it).
+pub async fn wait_ready(app: &RunningApp) {
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = client.get(http(app, "/readyz")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("kendali did not become ready within 10 s");
+}
+
+pub async fn get_json(app: &RunningApp, path: &str) -> serde_json::Value {
+    reqwest::get(http(app, path))
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON body")
+}
+
+/// Polls `f` until it returns Some, or panics after `secs`.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {secs} s waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A plain MQTT publisher for tests (raw bytes, no validation).
+pub struct Publisher {
+    client: rumqttc::AsyncClient,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Publisher {
+    pub async fn connect(url: &str) -> Publisher {
+        let u = kendali::bus::BrokerUrl::parse(url).expect("test url");
+        let id = format!(
+            "test-pub-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let mut o = rumqttc::MqttOptions::new(id, u.host, u.port);
+        o.set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut el) = rumqttc::AsyncClient::new(o, 10_000);
+        let task = tokio::spawn(async move {
+            loop {
+                if el.poll().await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        });
+        Publisher { client, task }
+    }
+
+    pub async fn send(&self, topic: &str, qos: u8, payload: impl Into<Vec<u8>>) {
+        let q = if qos == 0 {
+            rumqttc::QoS::AtMostOnce
+        } else {
+            rumqttc::QoS::AtLeastOnce
+        };
+        self.client
+            .publish(topic, q, false, payload.into())
+            .await
+            .expect("publish queued");
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Now in WIB, RFC 3339.
+pub fn now_wib() -> String {
+    chrono::Utc::now()
+        .with_timezone(&kendali::app::wib())
+        .to_rfc3339()
+}
+
+pub type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A screen: a websocket client that keeps the state it is sent.
+pub struct Screen {
+    pub ws: WsStream,
+    /// (kind, key) -> (seq, value)
+    pub entities: std::collections::BTreeMap<(String, String), (u64, serde_json::Value)>,
+    /// Events in arrival order: (seq, kind, value).
+    pub events: Vec<(u64, String, serde_json::Value)>,
+    /// When each event arrived here (µs since the epoch), parallel to `events`.
+    pub event_rx_us: Vec<i64>,
+    /// The last frame's `seq` (what a resume passes as `since`).
+    pub seq: u64,
+    pub frames: Vec<serde_json::Value>,
+}
+
+impl Screen {
+    pub async fn connect(app: &RunningApp, query: &str) -> Screen {
+        let (ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{}/ws?{query}", app.http_addr))
+                .await
+                .expect("ws connects");
+        Screen {
+            ws,
+            entities: Default::default(),
+            events: Vec::new(),
+            event_rx_us: Vec::new(),
+            seq: 0,
+            frames: Vec::new(),
+        }
+    }
+
+    /// Reads one frame and applies it; None on close or timeout.
+    pub async fn step(&mut self, timeout: Duration) -> Option<serde_json::Value> {
+        use futures_util::StreamExt;
+        loop {
+            let msg = tokio::time::timeout(timeout, self.ws.next())
+                .await
+                .ok()??
+                .ok()?;
+            match msg {
+                tokio_tungstenite::tungstenite::Message::Text(t) => {
+                    let v: serde_json::Value =
+                        serde_json::from_str(&t).expect("server frames are JSON");
+                    self.apply(&v);
+                    self.frames.push(v.clone());
+                    return Some(v);
+                }
+                tokio_tungstenite::tungstenite::Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    pub fn apply(&mut self, frame: &serde_json::Value) {
+        let ty = frame["type"].as_str().unwrap_or("");
+        if ty == "snapshot" {
+            self.entities.clear();
+        }
+        for list in ["updates", "events"] {
+            for u in frame[list].as_array().into_iter().flatten() {
+                let (seq, kind, key) = (
+                    u["seq"].as_u64().unwrap(),
+                    u["kind"].as_str().unwrap().to_owned(),
+                    u["key"].as_str().unwrap().to_owned(),
+                );
+                if kind.ends_with("_event") {
+                    self.events.push((seq, kind, u["value"].clone()));
+                    self.event_rx_us.push(chrono::Utc::now().timestamp_micros());
+                } else if u["value"].is_null() {
+                    self.entities.remove(&(kind, key));
+                } else {
+                    let e = self
+                        .entities
+                        .entry((kind, key))
+                        .or_insert((0, serde_json::Value::Null));
+                    if seq >= e.0 {
+                        *e = (seq, u["value"].clone());
+                    }
+                }
+            }
+        }
+        if let Some(s) = frame["seq"].as_u64() {
+            if matches!(ty, "snapshot" | "delta" | "resumed") {
+                self.seq = self.seq.max(s);
+            }
+        }
+    }
+
+    /// Reads until `done` holds, or panics after `secs`.
+    pub async fn until(&mut self, secs: u64, what: &str, mut done: impl FnMut(&Screen) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while !done(self) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                panic!("timed out after {secs} s waiting for {what}");
+            }
+            if self.step(left).await.is_none() && !done(self) {
+                panic!("socket closed or timed out waiting for {what}");
+            }
+        }
+    }
+
+    pub async fn send(&mut self, text: &str) {
+        use futures_util::SinkExt;
+        self.ws
+            .send(tokio_tungstenite::tungstenite::Message::Text(text.into()))
+            .await
+            .expect("send");
+    }
+}
+
+/// A call event payload for `city`, with a note carrying its publish time.
+pub fn call_event(call_id: &str, kind: &str, line: &str) -> (String, String) {
+    let id = uuid::Uuid::new_v4().to_string();
+    let payload = format!(
+        r#"{{"event_id":"{id}","call_id":"{call_id}","ts":"{}","line":"{line}","type":"{kind}","note":"sent {}"}}"#,
+        now_wib(),
+        chrono::Utc::now().timestamp_micros()
+    );
+    (id, payload)
+}
+
+pub const POSTGRES: &str = "127.0.0.1:5432";
+
+/// A fresh, empty database on the machine's PostgreSQL, or None after a loud
+/// skip notice (a panic under CI=true).
+pub async fn postgres(test: &str) -> Option<String> {
+    if !reachable(POSTGRES) {
+        let msg = format!(
+            "PostgreSQL is not answering on {POSTGRES}: test `{test}` needs it. Start it with \
+             `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
+        );
+        if under_ci() {
+            panic!("{msg} (CI=true: a missing service fails the run)");
+        }
+        eprintln!("\n*** SKIPPED {test}: {msg}\n");
+        return None;
+    }
+    let name = format!(
+        "kendali_test_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let (client, conn) = tokio_postgres::connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=postgres",
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("connect to the machine's PostgreSQL as postgres");
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create a test database");
+    Some(format!("postgres://postgres@127.0.0.1:5432/{name}"))
+}
+
+pub async fn pg(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test database");
+    tokio::spawn(conn);
+    client
+}
+
+/// A private Mosquitto with the production configuration Kendali ships
+/// (`kendali broker-config`), on a free port, persisting into its own folder.
+pub struct PrivateMosquitto {
+    pub url: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateMosquitto {
+    // The child is killed and reaped in `Drop`, which clippy cannot see.
+    #[allow(clippy::zombie_processes)]
+    pub fn start(test: &str) -> Option<PrivateMosquitto> {
+        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists());
+        let Some(bin) = bin else {
+            let msg =
+                format!("test `{test}` needs the mosquitto binary (apt-get install mosquitto)");
+            if under_ci() {
+                panic!("{msg} (CI=true)");
+            }
+            eprintln!("\n*** SKIPPED {test}: {msg}\n");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let addr = free_addr();
+        let conf = kendali::bus::broker::mosquitto_local_conf(addr.port(), dir.path());
+        let path = dir.path().join("mosquitto.conf");
+        std::fs::write(&path, conf).expect("write config");
+        let child = std::process::Command::new(bin)
+            .arg("-c")
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        for _ in 0..100 {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+                return Some(PrivateMosquitto {
+                    url: format!("mqtt://{addr}"),
+                    child,
+                    _dir: dir,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("private mosquitto did not start on {addr}");
+    }
+}
+
+impl Drop for PrivateMosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A QoS 1 publisher that counts the broker's acknowledgements.
+pub struct CountingPublisher {
+    pub client: rumqttc::AsyncClient,
+    pub acked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CountingPublisher {
+    pub async fn connect(url: &str) -> CountingPublisher {
+        let u = kendali::bus::BrokerUrl::parse(url).expect("test url");
+        let id = format!(
+            "test-cpub-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let mut o = rumqttc::MqttOptions::new(id, u.host, u.port);
+        o.set_inflight(1000);
+        let (client, mut el) = rumqttc::AsyncClient::new(o, 10_000);
+        let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = acked.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match el.poll().await {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        CountingPublisher {
+            client,
+            acked,
+            task,
+        }
+    }
+
+    pub async fn send(&self, topic: &str, payload: String) {
+        self.client
+            .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
+            .await
+            .expect("publish queued");
+    }
+
+    pub fn acked(&self) -> usize {
+        self.acked.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for CountingPublisher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// A throwaway PostgreSQL cluster of a test's own (`initdb` on a free port),
+/// so that a test may stop and start it without touching the machine's one.
+pub struct ThrowawayPostgres {
+    pub url: String,
+    bin: std::path::PathBuf,
+    data: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl ThrowawayPostgres {
+    fn run(&self, program: &str, args: &[String]) -> std::process::Output {
+        let exe = self.bin.join(program);
+        let mut cmd = if is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.arg("-u").arg("postgres").arg("--").arg(&exe);
+            c
+        } else {
+            std::process::Command::new(&exe)
+        };
+        cmd.args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e}", exe.display()))
+    }
+
+    pub fn start(test: &str) -> Option<ThrowawayPostgres> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql").ok().and_then(|d| {
+            d.flatten()
+                .map(|e| e.path().join("bin"))
+                .find(|p| p.join("initdb").exists())
+        });
+        let Some(bin) = bin else {
+            let msg = format!("test `{test}` needs PostgreSQL's server binaries (initdb, pg_ctl) under /usr/lib/postgresql");
+            if under_ci() {
+                panic!("{msg} (CI=true)");
+            }
+            eprintln!("\n*** SKIPPED {test}: {msg}\n");
+            return None;
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("kendali-pg")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        if is_root() {
+            let ok = std::process::Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(dir.path())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            assert!(ok, "chown of the throwaway cluster's folder to postgres");
+        }
+        let data = dir.path().join("data");
+        let port = free_addr().port();
+        let pg = ThrowawayPostgres {
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            bin,
+            data,
+            dir,
+            port,
+        };
+        let out = pg.run(
+            "initdb",
+            &[
+                "-D".into(),
+                pg.data.display().to_string(),
+                "-A".into(),
+                "trust".into(),
+                "-U".into(),
+                "postgres".into(),
+                "--no-sync".into(),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        pg.pg_start();
+        Some(pg)
+    }
+
+    pub fn pg_start(&self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log").display().to_string();
+        let out = self.run(
+            "pg_ctl",
+            &[
+                "-D".into(),
+                self.data.display().to_string(),
+                "-o".into(),
+                opts,
+                "-l".into(),
+                log,
+                "-w".into(),
+                "start".into(),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops at once, as a crash or a pulled cable would.
+    pub fn pg_stop(&self) {
+        let out = self.run(
+            "pg_ctl",
+            &[
+                "-D".into(),
+                self.data.display().to_string(),
+                "-m".into(),
+                "immediate".into(),
+                "-w".into(),
+                "stop".into(),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for ThrowawayPostgres {
+    fn drop(&mut self) {
+        let _ = self.run(
+            "pg_ctl",
+            &[
+                "-D".into(),
+                self.data.display().to_string(),
+                "-m".into(),
+                "immediate".into(),
+                "stop".into(),
+            ],
+        );
+    }
+}
