@@ -152,10 +152,18 @@ pub const HUB_INPUT_CAPACITY: usize = 65_536;
 /// Largest number of updates in one frame built from a client's backlog
 /// (such frames are the client's own, not shared: keep them small).
 const BACKLOG_FRAME_UPDATES: usize = 500;
+/// A lagging client gets frames from its backlog only while less than this
+/// is queued for it. Backlog frames are the client's own copies: the longer
+/// updates wait in the conflating backlog the more of them collapse, and a
+/// thousand slow screens hold about this much each, not a full queue each.
+const BACKLOG_DRAIN_BELOW: usize = 128 * 1024;
 /// A snapshot is shared by every client with the same subscription that
 /// connects within this long (they catch up from the ring after it): a
 /// thousand screens starting together cost one snapshot, not a thousand.
 const SNAPSHOT_REUSE: Duration = Duration::from_secs(1);
+/// Shortest gap between two frames when a call event asks for an early
+/// flush: at most 1000 / 10 + 1000 / `tick_ms` frames per second per screen.
+const EVENT_FLUSH_GAP: Duration = Duration::from_millis(10);
 /// A heartbeat frame goes to idle lanes this often.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
@@ -187,7 +195,25 @@ impl Backlog {
         }
         self.items.push_back(Some((seq, u)));
         self.live += 1;
+        if self.items.len() > 2 * self.live + 1024 {
+            self.compact();
+        }
         conflated
+    }
+
+    /// Drops the tombstones of conflated updates (a client that lags for long
+    /// would otherwise keep one per update it ever missed) and renumbers.
+    fn compact(&mut self) {
+        self.items.retain(Option::is_some);
+        self.popped = 0;
+        self.index.clear();
+        for (pos, slot) in self.items.iter().enumerate() {
+            if let Some((_, u)) = slot {
+                if !u.kind.is_event() {
+                    self.index.insert((u.kind, u.key.clone()), pos as u64);
+                }
+            }
+        }
     }
 
     /// Takes up to `n` live updates, in order.
@@ -298,6 +324,10 @@ impl Hub {
         let mut tick = tokio::time::interval(Duration::from_millis(self.settings.tick_ms));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch = Vec::with_capacity(1024);
+        // A call event does not wait for the tick: its frame leaves at most
+        // `EVENT_FLUSH_GAP` after the previous one (a dispatcher's second counts).
+        let mut last_flush = Instant::now();
+        let mut early: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 biased;
@@ -306,11 +336,26 @@ impl Hub {
                     if n == 0 {
                         break;
                     }
+                    let mut urgent = false;
                     for u in batch.drain(..) {
+                        urgent |= u.kind == UpdateKind::CallEvent;
                         self.ingest(u);
                     }
+                    if urgent && early.is_none() {
+                        early = Some(tokio::time::Instant::from_std(last_flush + EVENT_FLUSH_GAP));
+                    }
                 }
-                _ = tick.tick() => self.flush(),
+                _ = tokio::time::sleep_until(early.unwrap_or_else(tokio::time::Instant::now)), if early.is_some() => {
+                    early = None;
+                    self.flush();
+                    last_flush = Instant::now();
+                    tick.reset();
+                }
+                _ = tick.tick() => {
+                    early = None;
+                    self.flush();
+                    last_flush = Instant::now();
+                }
             }
         }
         for (_, mut c) in self.clients.drain() {
@@ -732,7 +777,7 @@ fn offer(
 fn drain_backlog(c: &mut Client, metrics: &Metrics, max_bytes: usize) {
     while !c.backlog.is_empty() {
         let queued = c.queued_bytes.load(Ordering::Relaxed);
-        if queued > 0 && queued >= max_bytes {
+        if queued > 0 && queued >= max_bytes.min(BACKLOG_DRAIN_BELOW) {
             return;
         }
         let Ok(permit) = c.tx.try_reserve() else {
@@ -823,4 +868,59 @@ fn delta_frame(seq: u64, updates: &[(u64, Arc<Update>)], summary: bool) -> Strin
     }
     out.push_str("]}");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Tags;
+
+    fn update(kind: UpdateKind, key: &str, v: u64) -> Arc<Update> {
+        Arc::new(Update::new(
+            kind,
+            "kota",
+            key.to_owned(),
+            Tags::default(),
+            Utc::now(),
+            Some(&v),
+        ))
+    }
+
+    #[test]
+    fn a_long_lagging_backlog_stays_small_and_keeps_the_latest_state_and_every_event() {
+        let mut b = Backlog::default();
+        let mut seq = 0;
+        // 100,000 updates of 10 intersections, with an event every 1,000.
+        for i in 0..100_000u64 {
+            seq += 1;
+            b.push(
+                seq,
+                update(UpdateKind::Intersection, &format!("j{}", i % 10), i),
+            );
+            if i % 1000 == 0 {
+                seq += 1;
+                b.push(seq, update(UpdateKind::CallEvent, &format!("e{i}"), i));
+            }
+            assert!(b.items.len() <= 2 * b.live + 1025, "tombstones are dropped");
+        }
+        assert_eq!(b.live, 10 + 100);
+        let out = b.take(usize::MAX);
+        assert!(b.is_empty());
+        let seqs: Vec<u64> = out.iter().map(|(s, _)| *s).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order");
+        let events = out.iter().filter(|(_, u)| u.kind.is_event()).count();
+        assert_eq!(events, 100, "no event conflated");
+        let state: Vec<&str> = out
+            .iter()
+            .filter(|(_, u)| !u.kind.is_event())
+            .map(|(_, u)| u.json.as_str())
+            .collect();
+        assert_eq!(state.len(), 10);
+        for (i, j) in state.iter().enumerate() {
+            assert!(
+                j.contains(&format!("\"value\":{}", 99_990 + i)),
+                "latest wins: {j}"
+            );
+        }
+    }
 }

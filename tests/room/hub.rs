@@ -579,3 +579,48 @@ async fn foreign_origins_are_refused_and_silent_peers_are_dropped() {
     drop(silent);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_event_leaves_in_its_own_frame_without_waiting_for_the_tick() {
+    let Some(url) =
+        support::mosquitto("a_call_event_leaves_in_its_own_frame_without_waiting_for_the_tick")
+    else {
+        return;
+    };
+    // A one-second tick: without the early flush, calls 150 ms apart would
+    // share a frame (about six to a frame).
+    let mut s = support::settings(Some(url.clone()));
+    s.hub.tick_ms = 1000;
+    let app = support::spawn(s).await;
+    let city = support::city("early");
+    let mut screen = Screen::connect(&app, &format!("cities={city}&families=calls")).await;
+    screen.step(Duration::from_secs(5)).await.expect("snapshot");
+    let p = Publisher::connect(&url).await;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let (id, payload) = call_event(&format!("E{i}"), "received", "112");
+        p.send(&format!("city/{city}/calls/112"), 1, payload).await;
+        ids.push(id);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    screen
+        .until(10, "the six call events", |s| {
+            s.events.iter().filter(|e| e.1 == "call_event").count() == 6
+        })
+        .await;
+    // The frames that carried a call event.
+    let carrying = screen
+        .frames
+        .iter()
+        .filter(|f| {
+            f["updates"]
+                .as_array()
+                .is_some_and(|u| u.iter().any(|u| u["kind"] == "call_event"))
+        })
+        .count();
+    assert!(
+        carrying >= 4,
+        "call events 150 ms apart left in {carrying} frames under a 1 s tick"
+    );
+    app.stop().await;
+}
