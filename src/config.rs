@@ -149,6 +149,10 @@ pub struct StateSettings {
     pub stale_kpi_s: u64,
     /// Closed calls kept in the live state (most recent first).
     pub closed_calls_kept: usize,
+    /// Calls held in the live state, open or closed. Past this the oldest
+    /// call leaves the live state and the screens (not the database): calls
+    /// whose closing never arrives cannot grow memory without bound.
+    pub calls_kept: usize,
     /// Recent events of each kind kept for snapshots.
     pub recent_events_kept: usize,
     /// Event ids remembered for duplicate detection.
@@ -168,6 +172,7 @@ impl Default for StateSettings {
             stale_apps_s: 600,
             stale_kpi_s: 60,
             closed_calls_kept: 200,
+            calls_kept: 5_000,
             recent_events_kept: 500,
             dedup_window: 200_000,
             kpi_window: 360,
@@ -327,6 +332,9 @@ impl Settings {
         }
         if self.hub.tick_ms == 0 || self.hub.tick_ms > 1000 {
             return bad("hub.tick_ms must be 1..=1000".into());
+        }
+        if self.state.calls_kept <= self.state.closed_calls_kept {
+            return bad("state.calls_kept must exceed state.closed_calls_kept".into());
         }
         if self.hub.ring_capacity < 1024 {
             return bad("hub.ring_capacity must be at least 1024".into());

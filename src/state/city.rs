@@ -213,6 +213,10 @@ pub struct CityState {
     intersections: HashMap<String, Intersection>,
     calls: HashMap<String, Call>,
     closed_calls: VecDeque<String>,
+    /// Call keys in the order they were first seen (may hold pruned ones).
+    call_order: VecDeque<String>,
+    /// Open calls dropped from the live state by `calls_kept`.
+    calls_evicted: u64,
     units: HashMap<String, Unit>,
     kpis: HashMap<String, Kpi>,
     counters: HashMap<String, Counters>,
@@ -250,6 +254,8 @@ impl CityState {
             intersections: HashMap::new(),
             calls: HashMap::new(),
             closed_calls: VecDeque::new(),
+            call_order: VecDeque::new(),
+            calls_evicted: 0,
             units: HashMap::new(),
             kpis: HashMap::new(),
             counters: HashMap::new(),
@@ -661,6 +667,7 @@ impl CityState {
             .calls
             .get(&key)
             .map(|c| (c.open, c.stages.contains_key(&CallEventType::Answered)));
+        let is_new = !self.calls.contains_key(&key);
         let call = self.calls.entry(key.clone()).or_insert_with(|| Call {
             city: city.to_owned(),
             call_id: m.call_id.clone(),
@@ -773,6 +780,10 @@ impl CityState {
             Some(&call_value),
         ));
         out.push(self.counters_update(city, rx));
+        if is_new {
+            self.call_order.push_back(key.clone());
+            self.bound_calls(&key, rx, out);
+        }
         if was_open && !open {
             self.closed_calls.push_back(key);
             while self.closed_calls.len() > self.settings.closed_calls_kept {
@@ -781,27 +792,65 @@ impl CityState {
                 };
                 // A closed call may have been reopened by a late event: only drop it if still closed.
                 if self.calls.get(&old).is_some_and(|c| !c.open) {
-                    if let Some(c) = self.calls.remove(&old) {
-                        let t = Tags {
-                            family: Some(Family::Calls),
-                            line: Some(c.line),
-                            ..Default::default()
-                        };
-                        out.push(Update::new::<Call>(
-                            UpdateKind::Call,
-                            city,
-                            old,
-                            t,
-                            rx,
-                            None,
-                        ));
-                    }
+                    self.drop_call(old, rx, out);
                 }
             }
         }
         let src = line.as_str().to_owned();
         self.touch_feed(city, Family::Calls, &src, Some(m.ts), rx, out);
         Ok(())
+    }
+
+    /// Drops a call from the live state (never from the store): screens get a removal.
+    fn drop_call(&mut self, key: String, rx: DateTime<Utc>, out: &mut Vec<Update>) {
+        if let Some(c) = self.calls.remove(&key) {
+            let t = Tags {
+                family: Some(Family::Calls),
+                line: Some(c.line),
+                ..Default::default()
+            };
+            out.push(Update::new::<Call>(
+                UpdateKind::Call,
+                &c.city,
+                key,
+                t,
+                rx,
+                None,
+            ));
+        }
+    }
+
+    /// Holds the live state to `calls_kept` calls, dropping the oldest first.
+    /// Calls that never close (their closing events lost at the source) would
+    /// otherwise grow the server and every screen without bound; a dropped
+    /// call stays in the database and today's counters keep counting it.
+    fn bound_calls(&mut self, newest: &str, rx: DateTime<Utc>, out: &mut Vec<Update>) {
+        while self.calls.len() > self.settings.calls_kept {
+            let Some(old) = self.call_order.pop_front() else {
+                break;
+            };
+            if old == newest {
+                self.call_order.push_back(old);
+                break;
+            }
+            if self.calls.get(&old).is_some_and(|c| c.open) {
+                self.calls_evicted += 1;
+                if self.calls_evicted == 1 || self.calls_evicted.is_multiple_of(1000) {
+                    tracing::warn!(
+                        call = %old,
+                        evicted = self.calls_evicted,
+                        kept = self.settings.calls_kept,
+                        "live state full of calls: the oldest open call leaves the screens (it stays in the database)"
+                    );
+                }
+            }
+            self.drop_call(old, rx, out);
+        }
+        // Keys of calls already pruned as closed: drop them now and then.
+        if self.call_order.len() > 2 * self.calls.len() + 1024 {
+            let calls = &self.calls;
+            self.call_order.retain(|k| calls.contains_key(k));
+        }
     }
 
     fn apply_app_event(
@@ -890,4 +939,62 @@ fn feed_update(f: &Feed, rx: DateTime<Utc>) -> Update {
         _ => {}
     }
     Update::new(UpdateKind::Feed, &f.city, key, t, rx, Some(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{decode, Limits};
+
+    fn call_event(state: &mut CityState, call: u32, kind: &str) -> Vec<Update> {
+        let now = Utc::now();
+        let ts = now.with_timezone(&Jakarta).to_rfc3339();
+        let payload = format!(
+            r#"{{"event_id":"{}","call_id":"c{call}","ts":"{ts}","line":"112","type":"{kind}"}}"#,
+            Uuid::new_v4()
+        );
+        let (topic, msg) = decode(
+            "city/kota/calls/112",
+            payload.as_bytes(),
+            &Limits::default(),
+            now,
+        )
+        .expect("a valid call event");
+        state.apply(&topic, &msg, now).expect("applies")
+    }
+
+    #[test]
+    fn calls_that_never_close_do_not_grow_the_live_state_without_bound() {
+        let settings = StateSettings {
+            calls_kept: 300,
+            closed_calls_kept: 20,
+            ..Default::default()
+        };
+        let mut state = CityState::new(settings);
+        let mut removed = Vec::new();
+        for i in 0..1000 {
+            // Every tenth call closes; the others stay open for ever.
+            call_event(&mut state, i, "received");
+            let out = if i % 10 == 0 {
+                call_event(&mut state, i, "closed")
+            } else {
+                Vec::new()
+            };
+            removed.extend(
+                out.into_iter()
+                    .filter(|u| u.kind == UpdateKind::Call && u.is_removal())
+                    .map(|u| u.key.to_string()),
+            );
+            assert!(state.calls.len() <= 300, "bounded at call {i}");
+            assert!(state.call_order.len() <= 2 * state.calls.len() + 1024);
+        }
+        // The newest calls are there, the oldest open ones are gone.
+        assert!(state.call("kota", "c999").is_some());
+        assert!(state.call("kota", "c1").is_none());
+        assert!(state.calls_evicted > 0);
+        assert!(removed.contains(&"kota/c0".to_owned()), "screens were told");
+        // Today's counters still count every call.
+        let c = &state.counters["kota"];
+        assert_eq!(c.lines["112"].received, 1000);
+    }
 }
