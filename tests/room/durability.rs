@@ -1,6 +1,7 @@
 //! Nothing is lost: QoS 1 call events survive Kendali being killed with
-//! SIGKILL mid-stream, and an outage of the database longer than Mosquitto's
-//! default queue (1,000 messages) would hold, with none duplicated.
+//! SIGKILL mid-stream, a restart of the broker under it, and an outage of the
+//! database longer than Mosquitto's default queue (1,000 messages) would
+//! hold, with none duplicated.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -203,5 +204,66 @@ async fn a_database_outage_loses_no_call_and_the_screens_keep_working() {
     })
     .await;
     assert_eq!(publisher.acked(), 3500);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_mid_stream_loses_no_call_and_duplicates_none() {
+    let test = "a_broker_restart_mid_stream_loses_no_call_and_duplicates_none";
+    let Some(mut broker) = PrivateMosquitto::start(test) else {
+        return;
+    };
+    let Some(db_url) = support::postgres(test).await else {
+        return;
+    };
+    // Kendali as it runs in production: MQTT 3.1.1, persistent session, acks after commit.
+    let mut settings = support::settings(Some(broker.url.clone()));
+    settings.database.url = Some(db_url.clone());
+    settings.mqtt.reconnect_max_ms = 500;
+    let app = support::spawn(settings).await;
+    let db = support::pg(&db_url).await;
+    let city = support::city("restart");
+    let publisher = CountingPublisher::connect_persistent(&broker.url).await;
+    let events = call_events(&city, 2000);
+    for (topic, payload) in &events[..1000] {
+        publisher.send(topic, payload.clone()).await;
+    }
+    // The broker goes down while Kendali is still taking the first half.
+    broker.restart();
+    for (topic, payload) in &events[1000..] {
+        publisher.send(topic, payload.clone()).await;
+    }
+    support::eventually(60, "the broker's acks for all 2,000", || {
+        let n = publisher.acked();
+        async move { (n >= 2000).then_some(()) }
+    })
+    .await;
+    support::eventually(60, "2,000 distinct events stored", || {
+        let (db, city) = (&db, city.clone());
+        async move { (stored(db, &city).await.1 >= 2000).then_some(()) }
+    })
+    .await;
+    // Give any straggler (a redelivery) the time to show up before judging.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        stored(&db, &city).await,
+        (2000, 2000),
+        "0 lost, 0 duplicated"
+    );
+    let m = reqwest::get(support::http(&app, "/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let connects: f64 = m
+        .lines()
+        .filter(|l| l.starts_with("kendali_mqtt_connects_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(
+        connects >= 2.0,
+        "Kendali reconnected after the restart: {connects}"
+    );
     app.stop().await;
 }

@@ -347,12 +347,13 @@ pub async fn pg(url: &str) -> tokio_postgres::Client {
 pub struct PrivateMosquitto {
     pub url: String,
     child: std::process::Child,
+    bin: &'static str,
+    conf: std::path::PathBuf,
+    addr: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
 impl PrivateMosquitto {
-    // The child is killed and reaped in `Drop`, which clippy cannot see.
-    #[allow(clippy::zombie_processes)]
     pub fn start(test: &str) -> Option<PrivateMosquitto> {
         let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
             .into_iter()
@@ -371,24 +372,46 @@ impl PrivateMosquitto {
         let conf = kendali::bus::broker::mosquitto_local_conf(addr.port(), dir.path());
         let path = dir.path().join("mosquitto.conf");
         std::fs::write(&path, conf).expect("write config");
+        let child = Self::spawn(bin, &path, addr);
+        Some(PrivateMosquitto {
+            url: format!("mqtt://{addr}"),
+            child,
+            bin,
+            conf: path,
+            addr,
+            _dir: dir,
+        })
+    }
+
+    // The child is killed and reaped in `Drop` or `restart`, which clippy cannot see.
+    #[allow(clippy::zombie_processes)]
+    fn spawn(bin: &str, conf: &std::path::Path, addr: SocketAddr) -> std::process::Child {
         let child = std::process::Command::new(bin)
             .arg("-c")
-            .arg(&path)
+            .arg(conf)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("start mosquitto");
-        for _ in 0..100 {
+        for _ in 0..200 {
             if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-                return Some(PrivateMosquitto {
-                    url: format!("mqtt://{addr}"),
-                    child,
-                    _dir: dir,
-                });
+                return child;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("private mosquitto did not start on {addr}");
+    }
+
+    /// Stops the broker as an operator would (SIGTERM: it saves its
+    /// persistence file) and starts it again on the same port and folder.
+    pub fn restart(&mut self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        self.child.wait().expect("mosquitto exits");
+        self.child = Self::spawn(self.bin, &self.conf, self.addr);
     }
 }
 
@@ -408,13 +431,25 @@ pub struct CountingPublisher {
 
 impl CountingPublisher {
     pub async fn connect(url: &str) -> CountingPublisher {
+        Self::connect_with(url, false).await
+    }
+
+    /// With a persistent session, as a field gateway that must not lose a
+    /// call across a broker restart would connect: rumqttc then resends its
+    /// unacknowledged publishes when the broker reports the session present
+    /// (with a clean session they are dropped, or collide: rumqtt #1014).
+    pub async fn connect_persistent(url: &str) -> CountingPublisher {
+        Self::connect_with(url, true).await
+    }
+
+    async fn connect_with(url: &str, persistent: bool) -> CountingPublisher {
         let u = kendali::bus::BrokerUrl::parse(url).expect("test url");
         let id = format!(
             "test-cpub-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         );
         let mut o = rumqttc::MqttOptions::new(id, u.host, u.port);
-        o.set_inflight(1000);
+        o.set_inflight(1000).set_clean_session(!persistent);
         let (client, mut el) = rumqttc::AsyncClient::new(o, 10_000);
         let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = acked.clone();
