@@ -453,7 +453,12 @@ async fn a_thousand_screens_each_receive_a_published_call_event() {
         return;
     };
     let _ = rlimit::increase_nofile_limit(10_000);
-    let app = support::spawn(support::settings(Some(url.clone()))).await;
+    // These screens read nothing (so answer no ping) until all 1,000 are
+    // connected, which takes minutes on a loaded machine: the dead-peer
+    // timeout is tested elsewhere and must not cull them here.
+    let mut settings = support::settings(Some(url.clone()));
+    settings.hub.client_timeout_s = 900;
+    let app = support::spawn(settings).await;
     let city = support::city("k");
     let mut screens = Vec::with_capacity(1000);
     for _ in 0..1000 {
@@ -467,7 +472,15 @@ async fn a_thousand_screens_each_receive_a_published_call_event() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("kendali_ws_clients 1000"));
+    assert!(
+        metrics.contains("kendali_ws_clients 1000"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("kendali_ws_"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let p = Publisher::connect(&url).await;
     let (id, payload) = call_event("k-1", "received", "112");
     p.send(&format!("city/{city}/calls/112"), 1, payload).await;
