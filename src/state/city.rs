@@ -667,7 +667,6 @@ impl CityState {
             .calls
             .get(&key)
             .map(|c| (c.open, c.stages.contains_key(&CallEventType::Answered)));
-        let is_new = !self.calls.contains_key(&key);
         let call = self.calls.entry(key.clone()).or_insert_with(|| Call {
             city: city.to_owned(),
             call_id: m.call_id.clone(),
@@ -780,7 +779,7 @@ impl CityState {
             Some(&call_value),
         ));
         out.push(self.counters_update(city, rx));
-        if is_new {
+        if was.is_none() {
             self.call_order.push_back(key.clone());
             self.bound_calls(&key, rx, out);
         }
