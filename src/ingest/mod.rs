@@ -99,11 +99,11 @@ impl IngestLoop {
                         self.status.subscribed.store(true, Ordering::Relaxed);
                     } else {
                         self.status.subscribed.store(false, Ordering::Relaxed);
-                        awaiting_subacks = filters(&self.settings).len();
+                        let filters = filters(&self.settings);
+                        awaiting_subacks = filters.len();
                         // Subscribing goes through the request channel the poll loop drains:
                         // do it from another task (rumqtt #263).
                         let client = self.client.clone();
-                        let filters = filters(&self.settings);
                         tokio::spawn(async move {
                             for f in filters {
                                 if let Err(e) = client.subscribe(f.clone(), Qos::AtLeastOnce).await

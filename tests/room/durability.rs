@@ -179,12 +179,7 @@ async fn a_database_outage_loses_no_call_and_the_screens_keep_working() {
         .await;
     let ready = support::get_json(&app, "/readyz").await;
     assert_eq!(ready["store_degraded"], true, "{ready}");
-    let metrics = reqwest::get(support::http(&app, "/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = support::metrics(&app).await;
     assert!(metrics.contains("kendali_store_degraded 1"));
     tokio::time::sleep(Duration::from_secs(2)).await;
     pg.pg_start();
@@ -250,17 +245,8 @@ async fn a_broker_restart_mid_stream_loses_no_call_and_duplicates_none() {
         (2000, 2000),
         "0 lost, 0 duplicated"
     );
-    let m = reqwest::get(support::http(&app, "/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let connects: f64 = m
-        .lines()
-        .filter(|l| l.starts_with("kendali_mqtt_connects_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let m = support::metrics(&app).await;
+    let connects = support::metric(&m, "kendali_mqtt_connects_total");
     assert!(
         connects >= 2.0,
         "Kendali reconnected after the restart: {connects}"

@@ -308,12 +308,7 @@ async fn a_stalled_client_is_disconnected_while_a_healthy_one_keeps_receiving() 
     support::eventually(30, "the stalled client's lagging disconnect", || {
         let app = &app;
         async move {
-            let m = reqwest::get(support::http(app, "/metrics"))
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
+            let m = support::metrics(app).await;
             let value = |name: &str| {
                 m.lines()
                     .find(|l| l.starts_with(name))
@@ -466,12 +461,7 @@ async fn a_thousand_screens_each_receive_a_published_call_event() {
         s.step(Duration::from_secs(10)).await.expect("snapshot");
         screens.push(s);
     }
-    let metrics = reqwest::get(support::http(&app, "/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = support::metrics(&app).await;
     assert!(
         metrics.contains("kendali_ws_clients 1000"),
         "{}",
@@ -578,12 +568,7 @@ async fn foreign_origins_are_refused_and_silent_peers_are_dropped() {
     support::eventually(10, "the silent peer's timeout", || {
         let app = &app;
         async move {
-            let m = reqwest::get(support::http(app, "/metrics"))
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
+            let m = support::metrics(app).await;
             m.contains("kendali_ws_disconnects_total{reason=\"timeout\"} 1")
                 .then_some(())
         }

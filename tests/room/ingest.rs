@@ -190,12 +190,7 @@ async fn each_bad_input_gets_its_own_dead_letter_reason_and_ingest_keeps_running
         }
     })
     .await;
-    let metrics = reqwest::get(support::http(&app, "/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = support::metrics(&app).await;
     for (_, _, _, reason) in &cases {
         if let Some(r) = reason {
             assert!(

@@ -119,34 +119,27 @@ async fn the_default_start_runs_the_simulated_city_on_the_embedded_broker_on_one
     settings.sim.enabled = true;
     settings.sim.accel = Some(60.0);
     let app = support::spawn(settings).await;
-    let metric = |m: &str, name: &str| -> f64 {
-        m.lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
     let m = support::eventually(
         30,
         "telemetry, KPIs and acknowledged QoS 1 messages",
         || {
             let app = &app;
             async move {
-                let m = reqwest::get(support::http(app, "/metrics"))
-                    .await
-                    .ok()?
-                    .text()
-                    .await
-                    .ok()?;
-                let ok = metric(&m, "kendali_messages_total{family=\"atcs\"}") > 100.0
-                    && metric(&m, "kendali_messages_total{family=\"kpi\"}") > 0.0
-                    && metric(&m, "kendali_mqtt_acks_total") > 100.0;
+                let m = support::metrics(app).await;
+                let ok = support::metric(&m, "kendali_messages_total{family=\"atcs\"}") > 100.0
+                    && support::metric(&m, "kendali_messages_total{family=\"kpi\"}") > 0.0
+                    && support::metric(&m, "kendali_mqtt_acks_total") > 100.0;
                 ok.then_some(m)
             }
         },
     )
     .await;
     // Acks in arrival order keep the broker's session: one connection, never dropped.
-    assert_eq!(metric(&m, "kendali_mqtt_connects_total"), 1.0, "{m}");
+    assert_eq!(
+        support::metric(&m, "kendali_mqtt_connects_total"),
+        1.0,
+        "{m}"
+    );
     // Every intersection of the scenario shows up (each sends its state about
     // once a second; on a loaded machine the first ones come in over seconds).
     support::eventually(30, "the scenario's 21 intersections", || {

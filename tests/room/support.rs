@@ -106,6 +106,25 @@ pub async fn get_json(app: &RunningApp, path: &str) -> serde_json::Value {
         .expect("JSON body")
 }
 
+/// The node's Prometheus text (`/metrics`).
+pub async fn metrics(app: &RunningApp) -> String {
+    reqwest::get(http(app, "/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// The sum of the samples whose line starts with `name` (a metric name,
+/// optionally with its labels).
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// Polls `f` until it returns Some, or panics after `secs`.
 pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
 where
