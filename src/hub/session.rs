@@ -1,15 +1,24 @@
-//! One websocket session: its own task, draining its own bounded queue from
-//! the hub into actix-ws, reading the client's messages, and keeping the
-//! heartbeat. Only this task ever waits on this client.
+//! One websocket session. Its task reads the client's messages and keeps the
+//! heartbeat; only this task ever waits on this client. The socket's body,
+//! [`FrameBody`], takes the hub's frames from the client's bounded queue one
+//! at a time, as the connection can write them.
 
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::web::Bytes;
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
 use bytestring::ByteString;
 use futures_util::StreamExt as _;
 use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot};
 
-use super::{close, Connected, Filter, HubHandle};
+use super::{close, ClientId, Filter, HubHandle};
 
 /// Messages a client may send.
 #[derive(Deserialize)]
@@ -38,13 +47,103 @@ async fn send(session: &mut Session, frame: ByteString, limit: Duration) -> bool
     )
 }
 
-pub async fn run(hub: HubHandle, mut session: Session, stream: MessageStream, conn: Connected) {
-    let Connected {
-        id,
-        mut frames,
-        mut kill,
-        queued_bytes,
-    } = conn;
+/// The websocket response body: the hub's frames, straight from the client's
+/// queue, beside the frames actix-ws writes for the session (pings, pongs,
+/// replies, the close frame).
+///
+/// actix-ws's own body empties its 32-message channel at every poll and
+/// encodes all of it into one fresh buffer, a private copy per socket that no
+/// queue bound sees: with 1,000 lagging screens that was most of the
+/// process's memory. Here a frame leaves the queue only when the connection
+/// asks for more (actix-http fills its write buffer up to 32 KiB), its
+/// payload is the hub's shared buffer (only the 2-10 header bytes are new), and
+/// the queue's byte count stays exact.
+pub struct FrameBody {
+    /// actix-ws's body; its end (after a close frame) ends the response.
+    control: BoxBody,
+    frames: Option<mpsc::Receiver<ByteString>>,
+    queued_bytes: Arc<AtomicUsize>,
+    /// The payload of the frame whose header just went out: nothing else may
+    /// be written before it.
+    pending: VecDeque<Bytes>,
+}
+
+impl FrameBody {
+    pub fn new(
+        control: BoxBody,
+        frames: mpsc::Receiver<ByteString>,
+        queued_bytes: Arc<AtomicUsize>,
+    ) -> FrameBody {
+        FrameBody {
+            control,
+            frames: Some(frames),
+            queued_bytes,
+            pending: VecDeque::with_capacity(1),
+        }
+    }
+}
+
+/// The header of an unmasked, final text frame of `len` bytes (RFC 6455 5.2).
+fn text_header(len: usize) -> Bytes {
+    let mut h = Vec::with_capacity(10);
+    h.push(0x81);
+    if len < 126 {
+        h.push(len as u8);
+    } else if len <= u16::MAX as usize {
+        h.push(126);
+        h.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        h.push(127);
+        h.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    Bytes::from(h)
+}
+
+impl futures_util::Stream for FrameBody {
+    type Item = Result<Bytes, Box<dyn std::error::Error>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(payload) = this.pending.pop_front() {
+            return Poll::Ready(Some(Ok(payload)));
+        }
+        // Control frames first: they are small and a pong is waited for.
+        match Pin::new(&mut this.control).poll_next(cx) {
+            Poll::Ready(Some(chunk)) => return Poll::Ready(Some(chunk)),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => {}
+        }
+        let Some(frames) = this.frames.as_mut() else {
+            return Poll::Pending;
+        };
+        match frames.poll_recv(cx) {
+            Poll::Ready(Some(frame)) => {
+                this.queued_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
+                let payload = frame.into_bytes();
+                if payload.is_empty() {
+                    return Poll::Ready(Some(Ok(text_header(0))));
+                }
+                let header = text_header(payload.len());
+                this.pending.push_back(payload);
+                Poll::Ready(Some(Ok(header)))
+            }
+            // The hub let the client go; the session closes the socket.
+            Poll::Ready(None) => {
+                this.frames = None;
+                Poll::Pending
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+pub async fn run(
+    hub: HubHandle,
+    mut session: Session,
+    stream: MessageStream,
+    id: ClientId,
+    mut kill: oneshot::Receiver<super::Close>,
+) {
     let settings = hub.settings.clone();
     let timeout = Duration::from_secs(settings.client_timeout_s);
     let mut stream = stream.max_frame_size(settings.max_client_frame_bytes);
@@ -60,16 +159,6 @@ pub async fn run(hub: HubHandle, mut session: Session, stream: MessageStream, co
                 reason = "";
                 break Some(CloseReason { code: CloseCode::Other(c.code), description: Some(c.reason) });
             }
-            f = frames.recv() => match f {
-                Some(frame) => {
-                    queued_bytes.fetch_sub(frame.len(), std::sync::atomic::Ordering::Relaxed);
-                    if !send(&mut session, frame, timeout).await {
-                        reason = "send_failed";
-                        break None;
-                    }
-                }
-                None => { reason = ""; break None; }
-            },
             m = stream.next() => match m {
                 Some(Ok(Message::Text(t))) => {
                     last_heard = Instant::now();
@@ -128,4 +217,21 @@ pub async fn run(hub: HubHandle, mut session: Session, stream: MessageStream, co
     }
     // A client that stopped reading may never take the close frame: do not wait on it.
     let _ = tokio::time::timeout(Duration::from_secs(1), session.close(closing)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text_header;
+
+    #[test]
+    fn text_frame_headers_use_the_shortest_length_form() {
+        assert_eq!(&text_header(0)[..], &[0x81, 0]);
+        assert_eq!(&text_header(125)[..], &[0x81, 125]);
+        assert_eq!(&text_header(126)[..], &[0x81, 126, 0, 126]);
+        assert_eq!(&text_header(65_535)[..], &[0x81, 126, 0xff, 0xff]);
+        assert_eq!(
+            &text_header(70_000)[..],
+            &[0x81, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]
+        );
+    }
 }

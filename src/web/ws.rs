@@ -1,11 +1,13 @@
 //! `GET /ws`: checks the `Origin` against the allowlist, parses the
-//! subscription from the query string, registers the client with the hub and
-//! hands the socket to its own session task.
+//! subscription from the query string, registers the client with the hub,
+//! hands the reading side to its own session task and answers with a body
+//! that streams the client's queue (`hub::session::FrameBody`).
 
+use actix_web::body::{BodyStream, MessageBody};
 use actix_web::{get, web, HttpRequest, HttpResponse};
 
 use super::{ApiError, WebContext};
-use crate::hub::{session, Filter};
+use crate::hub::{session, Connected, Filter};
 
 fn origin_allowed(ctx: &WebContext, req: &HttpRequest) -> bool {
     match req.headers().get("origin").and_then(|o| o.to_str().ok()) {
@@ -40,13 +42,20 @@ async fn ws(
     let (filter, resume) =
         Filter::from_query(req.query_string()).map_err(|e| ApiError::bad_request(e.0))?;
     let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let conn = ctx
+    let Connected {
+        id,
+        frames,
+        kill,
+        queued_bytes,
+    } = ctx
         .hub
         .connect(filter, resume.since, resume.epoch)
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
-    actix_web::rt::spawn(session::run(ctx.hub.clone(), session, stream, conn));
-    Ok(response)
+    actix_web::rt::spawn(session::run(ctx.hub.clone(), session, stream, id, kill));
+    Ok(response.map_body(|_, control| {
+        BodyStream::new(session::FrameBody::new(control, frames, queued_bytes)).boxed()
+    }))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
