@@ -156,7 +156,7 @@ const BACKLOG_FRAME_UPDATES: usize = 500;
 /// is queued for it. Backlog frames are the client's own copies: the longer
 /// updates wait in the conflating backlog the more of them collapse, and a
 /// thousand slow screens hold about this much each, not a full queue each.
-const BACKLOG_DRAIN_BELOW: usize = 128 * 1024;
+const BACKLOG_DRAIN_BELOW: usize = 64 * 1024;
 /// A snapshot is shared by every client with the same subscription that
 /// connects within this long (they catch up from the ring after it): a
 /// thousand screens starting together cost one snapshot, not a thousand.
@@ -168,13 +168,28 @@ const EVENT_FLUSH_GAP: Duration = Duration::from_millis(10);
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
 /// A client's own conflating backlog, used while its queue is full.
+///
+/// A thousand lagging screens hold a thousand of these, each with up to one
+/// update per entity (2,000 intersections): they are kept small. An entity is
+/// found by a 64-bit hash of its key, checked against the slot's update; the
+/// slots are compacted once a fifth of them are tombstones; a backlog that
+/// empties gives its memory back.
 #[derive(Default)]
 struct Backlog {
+    /// 16 bytes a slot: `None` is the tombstone of a conflated update.
     items: VecDeque<Option<(u64, Arc<Update>)>>,
-    /// Position (offset by `popped`) of the pending state update per entity.
-    index: HashMap<Key, u64>,
+    /// Hash of the entity's key -> position (offset by `popped`) of its pending state update.
+    index: HashMap<u64, u64>,
     popped: u64,
     live: usize,
+}
+
+fn entity_hash(u: &Update) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    u.kind.hash(&mut h);
+    u.key.hash(&mut h);
+    h.finish()
 }
 
 impl Backlog {
@@ -182,11 +197,13 @@ impl Backlog {
     fn push(&mut self, seq: u64, u: Arc<Update>) -> bool {
         let mut conflated = false;
         if !u.kind.is_event() {
-            let key = (u.kind, u.key.clone());
             let pos = self.popped + self.items.len() as u64;
-            if let Some(old) = self.index.insert(key, pos) {
+            if let Some(old) = self.index.insert(entity_hash(&u), pos) {
                 if let Some(slot) = self.items.get_mut((old - self.popped) as usize) {
-                    if slot.take().is_some() {
+                    // Another entity with the same hash keeps its slot (it is
+                    // then only not conflated).
+                    if matches!(slot, Some((_, o)) if o.kind == u.kind && o.key == u.key) {
+                        *slot = None;
                         self.live -= 1;
                         conflated = true;
                     }
@@ -195,7 +212,7 @@ impl Backlog {
         }
         self.items.push_back(Some((seq, u)));
         self.live += 1;
-        if self.items.len() > 2 * self.live + 1024 {
+        if self.items.len() > self.live + self.live / 4 + 256 {
             self.compact();
         }
         conflated
@@ -205,15 +222,17 @@ impl Backlog {
     /// would otherwise keep one per update it ever missed) and renumbers.
     fn compact(&mut self) {
         self.items.retain(Option::is_some);
+        self.items.shrink_to(2 * self.items.len() + 256);
         self.popped = 0;
         self.index.clear();
         for (pos, slot) in self.items.iter().enumerate() {
             if let Some((_, u)) = slot {
                 if !u.kind.is_event() {
-                    self.index.insert((u.kind, u.key.clone()), pos as u64);
+                    self.index.insert(entity_hash(u), pos as u64);
                 }
             }
         }
+        self.index.shrink_to(2 * self.index.len() + 64);
     }
 
     /// Takes up to `n` live updates, in order.
@@ -227,13 +246,18 @@ impl Backlog {
             if let Some((seq, u)) = slot {
                 self.live -= 1;
                 if !u.kind.is_event() {
-                    let key = (u.kind, u.key.clone());
-                    if self.index.get(&key) == Some(&(self.popped - 1)) {
-                        self.index.remove(&key);
+                    let h = entity_hash(&u);
+                    if self.index.get(&h) == Some(&(self.popped - 1)) {
+                        self.index.remove(&h);
                     }
                 }
                 out.push((seq, u));
             }
+        }
+        if self.live == 0 {
+            // Caught up: give the memory back (a screen that lagged once
+            // would otherwise keep its largest backlog's capacity for good).
+            *self = Backlog::default();
         }
         out
     }
@@ -887,6 +911,26 @@ mod tests {
     }
 
     #[test]
+    fn a_backlog_of_two_thousand_intersections_holds_about_one_slot_each() {
+        let mut b = Backlog::default();
+        for i in 0..200_000u64 {
+            b.push(
+                i + 1,
+                update(UpdateKind::Intersection, &format!("j{}", i % 2000), i),
+            );
+        }
+        assert_eq!(b.live, 2000);
+        // 16 bytes a slot, 16 an index entry (plus hashbrown's control bytes):
+        // about 100 KB for a lagging screen, not the 330 KB of a slot per
+        // update kept for twice the entities.
+        assert!(b.items.capacity() <= 4096, "{}", b.items.capacity());
+        assert!(b.index.capacity() <= 4096, "{}", b.index.capacity());
+        assert_eq!(std::mem::size_of::<Option<(u64, Arc<Update>)>>(), 16);
+        let out = b.take(500);
+        assert!(out.iter().all(|(_, u)| u.json.contains("\"value\":19")));
+    }
+
+    #[test]
     fn a_long_lagging_backlog_stays_small_and_keeps_the_latest_state_and_every_event() {
         let mut b = Backlog::default();
         let mut seq = 0;
@@ -901,11 +945,19 @@ mod tests {
                 seq += 1;
                 b.push(seq, update(UpdateKind::CallEvent, &format!("e{i}"), i));
             }
-            assert!(b.items.len() <= 2 * b.live + 1025, "tombstones are dropped");
+            assert!(
+                b.items.len() <= b.live + b.live / 4 + 257,
+                "tombstones are dropped"
+            );
         }
         assert_eq!(b.live, 10 + 100);
         let out = b.take(usize::MAX);
         assert!(b.is_empty());
+        assert_eq!(
+            (b.items.capacity(), b.index.capacity()),
+            (0, 0),
+            "a drained backlog gives its memory back"
+        );
         let seqs: Vec<u64> = out.iter().map(|(s, _)| *s).collect();
         assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order");
         let events = out.iter().filter(|(_, u)| u.kind.is_event()).count();
