@@ -53,11 +53,12 @@ async fn send(session: &mut Session, frame: ByteString, limit: Duration) -> bool
 ///
 /// actix-ws's own body empties its 32-message channel at every poll and
 /// encodes all of it into one fresh buffer, a private copy per socket that no
-/// queue bound sees: with 1,000 lagging screens that was most of the
-/// process's memory. Here a frame leaves the queue only when the connection
-/// asks for more (actix-http fills its write buffer up to 32 KiB), its
-/// payload is the hub's shared buffer (only the 2-10 header bytes are new), and
-/// the queue's byte count stays exact.
+/// queue bound sees (up to 32 frames for a slow socket; not, as measured, the
+/// main holder with 1,000 lagging screens: BENCHMARKS.md, session 3). Here a
+/// frame leaves the queue only when the connection asks for more (actix-http
+/// fills its write buffer up to 32 KiB), its payload is the hub's shared
+/// buffer (only the 2-10 header bytes are new), and the queue's byte count
+/// stays exact.
 pub struct FrameBody {
     /// actix-ws's body; its end (after a close frame) ends the response.
     control: BoxBody,
