@@ -3,7 +3,6 @@
 //! [`FrameBody`], takes the hub's frames from the client's bounded queue one
 //! at a time, as the connection can write them.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -66,7 +65,7 @@ pub struct FrameBody {
     queued_bytes: Arc<AtomicUsize>,
     /// The payload of the frame whose header just went out: nothing else may
     /// be written before it.
-    pending: VecDeque<Bytes>,
+    pending: Option<Bytes>,
 }
 
 impl FrameBody {
@@ -79,7 +78,7 @@ impl FrameBody {
             control,
             frames: Some(frames),
             queued_bytes,
-            pending: VecDeque::with_capacity(1),
+            pending: None,
         }
     }
 }
@@ -105,7 +104,7 @@ impl futures_util::Stream for FrameBody {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if let Some(payload) = this.pending.pop_front() {
+        if let Some(payload) = this.pending.take() {
             return Poll::Ready(Some(Ok(payload)));
         }
         // Control frames first: they are small and a pong is waited for.
@@ -125,7 +124,7 @@ impl futures_util::Stream for FrameBody {
                     return Poll::Ready(Some(Ok(text_header(0))));
                 }
                 let header = text_header(payload.len());
-                this.pending.push_back(payload);
+                this.pending = Some(payload);
                 Poll::Ready(Some(Ok(header)))
             }
             // The hub let the client go; the session closes the socket.
