@@ -150,13 +150,14 @@ impl HubHandle {
 /// on anyone, so this only absorbs scheduling jitter.
 pub const HUB_INPUT_CAPACITY: usize = 65_536;
 /// Largest number of updates in one frame built from a client's backlog
-/// (such frames are the client's own, not shared: keep them small).
-const BACKLOG_FRAME_UPDATES: usize = 500;
+/// (such frames are the client's own, not shared: keep them small; 500 made
+/// frames of about 150 KB with 2,000 intersections).
+const BACKLOG_FRAME_UPDATES: usize = 100;
 /// A lagging client gets frames from its backlog only while less than this
 /// is queued for it. Backlog frames are the client's own copies: the longer
 /// updates wait in the conflating backlog the more of them collapse, and a
 /// thousand slow screens hold about this much each, not a full queue each.
-const BACKLOG_DRAIN_BELOW: usize = 64 * 1024;
+const BACKLOG_DRAIN_BELOW: usize = 32 * 1024;
 /// A snapshot is shared by every client with the same subscription that
 /// connects within this long (they catch up from the ring after it): a
 /// thousand screens starting together cost one snapshot, not a thousand.

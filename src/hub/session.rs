@@ -63,8 +63,8 @@ pub struct FrameBody {
     control: BoxBody,
     frames: Option<mpsc::Receiver<ByteString>>,
     queued_bytes: Arc<AtomicUsize>,
-    /// The payload of the frame whose header just went out: nothing else may
-    /// be written before it.
+    /// What is left of the payload of the frame whose header just went out:
+    /// nothing else may be written before it.
     pending: Option<Bytes>,
 }
 
@@ -82,6 +82,12 @@ impl FrameBody {
         }
     }
 }
+
+/// Largest piece of a payload handed to actix-http at once. Its write buffer
+/// takes pieces until it holds 32 KiB and grows to fit the last one: whole
+/// 150 KB catch-up frames made every lagging socket's buffer that large.
+/// Pieces of a shared payload are slices of it, not copies.
+const WRITE_SLICE: usize = 16 * 1024;
 
 /// The header of an unmasked, final text frame of `len` bytes (RFC 6455 5.2).
 fn text_header(len: usize) -> Bytes {
@@ -104,8 +110,13 @@ impl futures_util::Stream for FrameBody {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if let Some(payload) = this.pending.take() {
-            return Poll::Ready(Some(Ok(payload)));
+        if let Some(mut rest) = this.pending.take() {
+            if rest.len() > WRITE_SLICE {
+                let head = rest.split_to(WRITE_SLICE);
+                this.pending = Some(rest);
+                return Poll::Ready(Some(Ok(head)));
+            }
+            return Poll::Ready(Some(Ok(rest)));
         }
         // Control frames first: they are small and a pong is waited for.
         match Pin::new(&mut this.control).poll_next(cx) {
@@ -221,7 +232,49 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests {
-    use super::text_header;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    use actix_web::body::{BodyStream, BoxBody};
+    use actix_web::web::Bytes;
+    use futures_util::Stream;
+    use tokio::sync::mpsc;
+
+    use super::{text_header, FrameBody, WRITE_SLICE};
+
+    #[test]
+    fn a_large_frame_goes_to_the_connection_in_slices_of_its_shared_payload() {
+        let control = BoxBody::new(BodyStream::new(futures_util::stream::pending::<
+            Result<Bytes, std::convert::Infallible>,
+        >()));
+        let (tx, rx) = mpsc::channel(4);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let mut body = FrameBody::new(control, rx, queued);
+        let payload = "x".repeat(2 * WRITE_SLICE + 1000);
+        let shared = bytestring::ByteString::from(payload.clone());
+        let start = shared.as_bytes().as_ptr() as usize;
+        tx.try_send(shared).unwrap();
+        tx.try_send("next".into()).unwrap();
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        let mut next = || match std::pin::Pin::new(&mut body).poll_next(&mut cx) {
+            Poll::Ready(Some(Ok(b))) => b,
+            _ => panic!("FrameBody had nothing to write"),
+        };
+        assert_eq!(&next()[..], &text_header(payload.len())[..]);
+        let mut written = Vec::new();
+        for expected in [WRITE_SLICE, WRITE_SLICE, 1000] {
+            let piece = next();
+            assert_eq!(piece.len(), expected);
+            // A slice of the hub's buffer, not a copy of it.
+            assert_eq!(piece.as_ptr() as usize, start + written.len());
+            written.extend_from_slice(&piece);
+        }
+        assert_eq!(written, payload.as_bytes());
+        // Only then the next frame.
+        assert_eq!(&next()[..], &text_header(4)[..]);
+        assert_eq!(&next()[..], b"next");
+    }
 
     #[test]
     fn text_frame_headers_use_the_shortest_length_form() {
