@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use kendali::config::Settings;
 
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -77,6 +78,10 @@ struct BenchArgs {
     baseline_messages: usize,
     #[arg(long, default_value_t = 2)]
     publisher_connections: usize,
+    /// The Kendali binary to measure (default: this one), e.g. another build,
+    /// or a script that runs it under a profiler.
+    #[arg(long, env = "KENDALI_BENCH_EXE")]
+    kendali_exe: Option<PathBuf>,
     /// Where the JSON and markdown reports go.
     #[arg(long, default_value = "bench-out")]
     out: PathBuf,
@@ -367,7 +372,7 @@ async fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         memory_clients: a.memory_clients,
         baseline_messages: a.baseline_messages,
         publisher_connections: a.publisher_connections,
-        kendali_exe: None,
+        kendali_exe: a.kendali_exe,
         http: a.http,
     };
     let report = kendali::bench::run(o).await?;
