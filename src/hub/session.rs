@@ -84,9 +84,11 @@ impl FrameBody {
 }
 
 /// Largest piece of a payload handed to actix-http at once. Its write buffer
-/// takes pieces until it holds 32 KiB and grows to fit the last one: whole
-/// 150 KB catch-up frames made every lagging socket's buffer that large.
-/// Pieces of a shared payload are slices of it, not copies.
+/// takes pieces until it holds 32 KiB and grows to fit the last one, so a
+/// whole large frame (a snapshot of a big city) would grow every slow
+/// socket's buffer to that size. With slices it stays near 64 KB (measured:
+/// BENCHMARKS.md, session 4). Pieces of a shared payload are slices of it,
+/// not copies.
 const WRITE_SLICE: usize = 16 * 1024;
 
 /// The header of an unmasked, final text frame of `len` bytes (RFC 6455 5.2).
