@@ -186,11 +186,8 @@ struct Backlog {
 }
 
 fn entity_hash(u: &Update) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = rustc_hash::FxHasher::default();
-    u.kind.hash(&mut h);
-    u.key.hash(&mut h);
-    h.finish()
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one((u.kind, &u.key))
 }
 
 impl Backlog {

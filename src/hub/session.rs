@@ -133,11 +133,8 @@ impl futures_util::Stream for FrameBody {
             Poll::Ready(Some(frame)) => {
                 this.queued_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
                 let payload = frame.into_bytes();
-                if payload.is_empty() {
-                    return Poll::Ready(Some(Ok(text_header(0))));
-                }
                 let header = text_header(payload.len());
-                this.pending = Some(payload);
+                this.pending = Some(payload).filter(|p| !p.is_empty());
                 Poll::Ready(Some(Ok(header)))
             }
             // The hub let the client go; the session closes the socket.
