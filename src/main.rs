@@ -12,6 +12,10 @@ use kendali::config::Settings;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Kendali: the real-time city operations room (ATCS, 112/119, field units, city services).
 #[derive(Parser)]
 #[command(version, about, args_conflicts_with_subcommands = true)]

@@ -89,7 +89,7 @@ impl FrameBody {
 /// socket's buffer to that size. With slices it stays near 64 KB (measured:
 /// BENCHMARKS.md, session 4). Pieces of a shared payload are slices of it,
 /// not copies.
-const WRITE_SLICE: usize = 16 * 1024;
+const WRITE_SLICE: usize = 8 * 1024;
 
 /// The header of an unmasked, final text frame of `len` bytes (RFC 6455 5.2).
 fn text_header(len: usize) -> Bytes {
