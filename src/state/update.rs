@@ -112,7 +112,7 @@ thread_local! {
 /// Serialises into a reused scratch buffer, then copies once into an exactly
 /// sized string. `serde_json::to_string` grows its buffer by doubling: the
 /// bench's profile at 20,000 msg/s had `realloc` and its copies at about 8 %
-/// of Kendali's CPU, almost all of it here.
+/// of Kendali's CPU, most of it from here.
 fn encode<T: Serialize>(wire: &Wire<'_, T>) -> String {
     SCRATCH.with_borrow_mut(|buf| {
         buf.clear();
