@@ -131,7 +131,7 @@ pub struct MemoryCheck {
     pub clients: usize,
     pub clients_connected: usize,
     pub rate: f64,
-    /// Resident set when the check started (after the steps), MB.
+    /// Resident set when the check started (its own fresh Kendali), MB.
     pub start_rss_mb: f64,
     /// Peak resident set during the check alone, MB.
     pub peak_rss_mb: f64,

@@ -763,6 +763,7 @@ impl Hub {
         let max_bytes = self.settings.client_queue_bytes;
         self.snapshots
             .retain(|_, (_, built, _)| built.elapsed() < SNAPSHOT_REUSE);
+        let mut lagging = false;
         for (id, c) in self.clients.iter_mut() {
             if !c.backlog.is_empty() {
                 drain_backlog(c, &self.metrics, max_bytes);
@@ -781,11 +782,12 @@ impl Hub {
                     continue;
                 }
             }
+            lagging |= !c.backlog.is_empty();
             let queued = c.tx.max_capacity() - c.tx.capacity();
             max_lag = max_lag.max(queued + c.backlog.live);
         }
         self.metrics.ws_max_lag_frames.set(max_lag as i64);
-        self.lagging = self.clients.values().any(|c| !c.backlog.is_empty());
+        self.lagging = lagging;
         for (id, reason, close) in dead {
             self.drop_client(id, reason, close);
         }
