@@ -199,13 +199,13 @@ pub struct HubSettings {
     pub tick_ms: u64,
     /// Sequence numbers kept for resume (`since=`).
     pub ring_capacity: usize,
-    /// Frames queued per client before its updates go to its conflating backlog.
+    /// Frames queued per client before it lags (is then fed from the ring).
     pub client_queue_frames: usize,
     /// Bytes queued per client, likewise: frames differ in size by 1000x, so
     /// memory is bounded by bytes as well as by frames.
     pub client_queue_bytes: usize,
-    /// A client whose backlog (after conflation) passes this many updates is
-    /// disconnected with close code 4001 and told to resume.
+    /// A lagging client owed more than this many updates (after conflation)
+    /// is disconnected with close code 4001 and told to resume.
     pub client_max_backlog: usize,
     /// Heartbeat ping interval and the silence after which a peer is dropped, seconds.
     pub ping_interval_s: u64,

@@ -4,9 +4,10 @@
 //! current entities (for snapshots), the resume ring, the lanes (clients with
 //! equal subscriptions, which share one encoded frame per tick) and each
 //! client's bounded queue. It never awaits a client: frames are offered with
-//! `try_send`; a client whose queue is full gets its updates conflated in a
-//! backlog of its own (events kept, the latest state per entity wins) and is
-//! disconnected, told to resume, when that backlog passes its bound. Each
+//! `try_send`; a client whose queue is full falls behind: it keeps only a
+//! cursor into the resume ring and is offered catch-up frames from there
+//! (every event, the latest state per entity), and is disconnected, told to
+//! resume, when what it is owed passes its bound or leaves the ring. Each
 //! websocket session is its own task (`session.rs`) that drains its queue.
 //!
 //! The resume ring keeps, for every sequence number, the update or a
@@ -149,21 +150,21 @@ impl HubHandle {
 /// Capacity of the state -> hub channel. The hub drains it without waiting
 /// on anyone, so this only absorbs scheduling jitter.
 pub const HUB_INPUT_CAPACITY: usize = 65_536;
-/// Largest number of updates in one frame built from a client's backlog
+/// Largest number of updates in one catch-up frame of a lagging client
 /// (such frames are the client's own, not shared: keep them small; 500 made
 /// frames of about 150 KB with 2,000 intersections).
-const BACKLOG_FRAME_UPDATES: usize = 50;
-/// A lagging client gets frames from its backlog only while less than this
-/// is queued for it. Backlog frames are the client's own copies: the longer
-/// updates wait in the conflating backlog the more of them collapse, and a
-/// thousand slow screens hold about this much each, not a full queue each.
-const BACKLOG_DRAIN_BELOW: usize = 16 * 1024;
+const CATCH_UP_FRAME_UPDATES: usize = 50;
+/// A lagging client gets catch-up frames only while less than this is
+/// queued for it. Catch-up frames are the client's own copies: the longer
+/// updates wait in the ring the more of them are superseded, and a thousand
+/// slow screens hold about this much each, not a full queue each.
+const CATCH_UP_BELOW: usize = 16 * 1024;
 /// A snapshot is shared by every client with the same subscription that
 /// connects within this long (they catch up from the ring after it): a
 /// thousand screens starting together cost one snapshot, not a thousand.
 const SNAPSHOT_REUSE: Duration = Duration::from_secs(1);
 /// Lagging clients are offered catch-up frames this often, not only on the
-/// hub's ticks: with at most `BACKLOG_DRAIN_BELOW` plus one backlog frame per
+/// hub's ticks: with at most `CATCH_UP_BELOW` plus one catch-up frame per
 /// offer, a screen that reads fast again catches up at up to about 3 MB/s
 /// while a thousand that cannot read hold about 30 KB of private frames each.
 const CATCH_UP_EVERY: Duration = Duration::from_millis(10);
@@ -173,101 +174,63 @@ const EVENT_FLUSH_GAP: Duration = Duration::from_millis(10);
 /// A heartbeat frame goes to idle lanes this often.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
-/// A client's own conflating backlog, used while its queue is full.
+/// A lagging client's place in the resume ring, used while its queue is full.
 ///
-/// A thousand lagging screens hold a thousand of these, each with up to one
-/// update per entity (2,000 intersections): they are kept small. An entity is
-/// found by a 64-bit hash of its key, checked against the slot's update; the
-/// slots are compacted once a fifth of them are tombstones; a backlog that
-/// empties gives its memory back.
-#[derive(Default)]
-struct Backlog {
-    /// 16 bytes a slot: `None` is the tombstone of a conflated update.
-    items: VecDeque<Option<(u64, Arc<Update>)>>,
-    /// Hash of the entity's key -> position (offset by `popped`) of its pending state update.
-    index: HashMap<u64, u64>,
-    popped: u64,
-    live: usize,
+/// The ring already keeps every event and, for each entity, only its latest
+/// update (older ones are tombstones): walking it from a sequence number
+/// yields exactly the conflated catch-up a lagging screen needs. So a lagging
+/// client holds a cursor, not a copy: a thousand slow screens of 2,000
+/// intersections cost a thousand cursors, not a thousand backlogs of about
+/// 100 KB each (session 5's memory check).
+struct Behind {
+    /// Everything matching up to this sequence number is queued for the client.
+    cursor: u64,
+    /// State updates of a rate-capped lane released in the frame that did
+    /// not fit, older than `cursor` (the ring walk starts after it): sent first.
+    carry: Vec<(u64, Arc<Update>)>,
+    /// Upper bound on the updates still owed to the client (counted exactly
+    /// from the ring only when this passes `client_max_backlog`).
+    owed: usize,
 }
 
-fn entity_hash(u: &Update) -> u64 {
-    use std::hash::BuildHasher;
-    rustc_hash::FxBuildHasher.hash_one((u.kind, &u.key))
+/// The part of the resume ring a lagging client may be sent: up to the last
+/// flushed sequence number (pending updates reach lanes with the next tick).
+struct RingView<'a> {
+    ring: &'a VecDeque<Option<Arc<Update>>>,
+    base: u64,
+    upto: u64,
 }
 
-impl Backlog {
-    /// Adds an update; returns true when it replaced an older one of the same entity.
-    fn push(&mut self, seq: u64, u: Arc<Update>) -> bool {
-        let mut conflated = false;
-        if !u.kind.is_event() {
-            let pos = self.popped + self.items.len() as u64;
-            if let Some(old) = self.index.insert(entity_hash(&u), pos) {
-                if let Some(slot) = self.items.get_mut((old - self.popped) as usize) {
-                    // Another entity with the same hash keeps its slot (it is
-                    // then only not conflated).
-                    if matches!(slot, Some((_, o)) if o.kind == u.kind && o.key == u.key) {
-                        *slot = None;
-                        self.live -= 1;
-                        conflated = true;
-                    }
-                }
-            }
-        }
-        self.items.push_back(Some((seq, u)));
-        self.live += 1;
-        if self.items.len() > self.live + self.live / 4 + 256 {
-            self.compact();
-        }
-        conflated
+impl RingView<'_> {
+    /// The live updates after `cursor` that match `filter`, in order.
+    fn after<'a>(
+        &'a self,
+        cursor: u64,
+        filter: &'a Filter,
+    ) -> impl Iterator<Item = (u64, &'a Arc<Update>)> + 'a {
+        let start = (cursor + 1).saturating_sub(self.base) as usize;
+        let end = ((self.upto + 1).saturating_sub(self.base) as usize)
+            .min(self.ring.len())
+            .max(start);
+        self.ring
+            .range(start..end)
+            .enumerate()
+            .filter_map(move |(i, slot)| {
+                let u = slot.as_ref().filter(|u| filter.matches(u))?;
+                Some((self.base + (start + i) as u64, u))
+            })
     }
+}
 
-    /// Drops the tombstones of conflated updates (a client that lags for long
-    /// would otherwise keep one per update it ever missed) and renumbers.
-    fn compact(&mut self) {
-        self.items.retain(Option::is_some);
-        self.items.shrink_to(2 * self.items.len() + 256);
-        self.popped = 0;
-        self.index.clear();
-        for (pos, slot) in self.items.iter().enumerate() {
-            if let Some((_, u)) = slot {
-                if !u.kind.is_event() {
-                    self.index.insert(entity_hash(u), pos as u64);
-                }
-            }
-        }
-        self.index.shrink_to(2 * self.index.len() + 64);
-    }
-
-    /// Takes up to `n` live updates, in order.
-    fn take(&mut self, n: usize) -> Vec<(u64, Arc<Update>)> {
-        let mut out = Vec::with_capacity(n.min(self.live));
-        while out.len() < n {
-            let Some(slot) = self.items.pop_front() else {
-                break;
-            };
-            self.popped += 1;
-            if let Some((seq, u)) = slot {
-                self.live -= 1;
-                if !u.kind.is_event() {
-                    let h = entity_hash(&u);
-                    if self.index.get(&h) == Some(&(self.popped - 1)) {
-                        self.index.remove(&h);
-                    }
-                }
-                out.push((seq, u));
-            }
-        }
-        if self.live == 0 {
-            // Caught up: give the memory back (a screen that lagged once
-            // would otherwise keep its largest backlog's capacity for good).
-            *self = Backlog::default();
-        }
-        out
-    }
-
-    fn is_empty(&self) -> bool {
-        self.live == 0
-    }
+/// What a drain left of a client's lag.
+#[derive(PartialEq, Eq, Debug)]
+enum Lag {
+    /// Nothing owed: the client takes the lanes' frames again.
+    None,
+    /// Still behind; its queue is full for now.
+    Behind,
+    /// The ring dropped updates the client was owed: it must resume.
+    Lost,
 }
 
 struct Client {
@@ -275,7 +238,8 @@ struct Client {
     tx: mpsc::Sender<ByteString>,
     queued_bytes: Arc<AtomicUsize>,
     kill: Option<oneshot::Sender<Close>>,
-    backlog: Backlog,
+    /// `Some` while the client lags: it is fed from the ring, not the lanes.
+    behind: Option<Behind>,
 }
 
 #[derive(Default)]
@@ -309,7 +273,7 @@ pub struct Hub {
     next_id: ClientId,
     /// Recent snapshots per (subscription, reset), with the seq they are valid at.
     snapshots: HashMap<(Filter, bool), (u64, Instant, ByteString)>,
-    /// Some client has a backlog: it is offered catch-up frames every
+    /// Some client lags: it is offered catch-up frames every
     /// `CATCH_UP_EVERY`, between the ticks.
     lagging: bool,
 }
@@ -468,10 +432,10 @@ impl Hub {
                     tx,
                     queued_bytes: queued_bytes.clone(),
                     kill: Some(kill_tx),
-                    backlog: Backlog::default(),
+                    behind: None,
                 };
                 self.start_client(&mut client, since, foreign);
-                self.lagging |= !client.backlog.is_empty();
+                self.lagging |= client.behind.is_some();
                 if reply
                     .send(Connected {
                         id,
@@ -492,8 +456,9 @@ impl Hub {
                 };
                 self.leave_lane(id, &client.filter);
                 client.filter = filter.clone();
-                client.backlog = Backlog::default();
+                client.behind = None;
                 self.start_client(&mut client, None, false);
+                self.lagging |= client.behind.is_some();
                 self.lanes.entry(filter).or_default().clients.push(id);
                 self.clients.insert(id, client);
             }
@@ -509,38 +474,17 @@ impl Hub {
     fn start_client(&mut self, client: &mut Client, since: Option<u64>, reset: bool) {
         if let Some(s) = since {
             let covered = s + 1 >= self.ring_base && s <= self.seq;
+            // Only up to the last flush: the pending updates reach the client
+            // with the next tick's lane frame, and must not arrive twice.
             let live_missed = if covered {
-                self.ring
-                    .iter()
-                    .skip((s + 1 - self.ring_base) as usize)
-                    .flatten()
-                    .filter(|u| client.filter.matches(u))
-                    .count()
+                self.ring_view().after(s, &client.filter).count()
             } else {
                 0
             };
             // A catch-up larger than the client may queue would only end in a
             // lagging disconnect: give it a reset snapshot instead.
             if covered && live_missed <= self.settings.client_max_backlog {
-                let start = (s + 1 - self.ring_base) as usize;
-                let missed: Vec<(u64, Arc<Update>)> = self
-                    .ring
-                    .iter()
-                    .enumerate()
-                    .skip(start)
-                    .filter_map(|(i, slot)| {
-                        slot.as_ref()
-                            .map(|u| (self.ring_base + i as u64, u.clone()))
-                    })
-                    .filter(|(_, u)| client.filter.matches(u))
-                    .collect();
-                // Nothing committed to the pending list is in `missed` twice: pending
-                // updates are also in the ring, so send only those up to the last flush.
-                let flushed_upto = self
-                    .pending
-                    .first()
-                    .map(|(s, _)| *s - 1)
-                    .unwrap_or(self.seq);
+                let flushed_upto = self.flushed();
                 let frame = format!(
                     "{{\"type\":\"resumed\",\"seq\":{},\"since\":{s},\"epoch\":{},\"server_time\":\"{}\"}}",
                     flushed_upto.max(s),
@@ -548,19 +492,17 @@ impl Hub {
                     Utc::now().to_rfc3339()
                 );
                 let _ = offer(client, frame.into(), usize::MAX);
-                for (seq, u) in missed.into_iter().filter(|(seq, _)| *seq <= flushed_upto) {
-                    client.backlog.push(seq, u);
-                }
-                drain_backlog(client, &self.metrics, self.settings.client_queue_bytes);
+                client.behind = Some(Behind {
+                    cursor: s,
+                    carry: Vec::new(),
+                    owed: live_missed,
+                });
+                drain(client, &self.ring_view(), &self.metrics, &self.settings);
                 return;
             }
         }
         let reset = reset || since.is_some();
-        let upto = self
-            .pending
-            .first()
-            .map(|(s, _)| *s - 1)
-            .unwrap_or(self.seq);
+        let upto = self.flushed();
         let key = (client.filter.clone(), reset);
         let reusable = self
             .snapshots
@@ -582,28 +524,37 @@ impl Hub {
         let _ = offer(client, frame, usize::MAX);
         // A shared snapshot may be a little older: catch up from the ring.
         if snap_seq < upto {
-            let start = (snap_seq + 1 - self.ring_base) as usize;
-            for (i, slot) in self.ring.iter().enumerate().skip(start) {
-                let seq = self.ring_base + i as u64;
-                if seq > upto {
-                    break;
-                }
-                if let Some(u) = slot.as_ref().filter(|u| client.filter.matches(u)) {
-                    client.backlog.push(seq, u.clone());
-                }
-            }
-            drain_backlog(client, &self.metrics, self.settings.client_queue_bytes);
+            client.behind = Some(Behind {
+                cursor: snap_seq,
+                carry: Vec::new(),
+                owed: (upto - snap_seq) as usize,
+            });
+            drain(client, &self.ring_view(), &self.metrics, &self.settings);
         }
+    }
+
+    /// The ring up to the last flushed sequence number.
+    fn ring_view(&self) -> RingView<'_> {
+        RingView {
+            ring: &self.ring,
+            base: self.ring_base,
+            upto: self.flushed(),
+        }
+    }
+
+    /// The last sequence number handed to the lanes: pending updates are
+    /// sequenced (and in the ring) but go out with the next flush.
+    fn flushed(&self) -> u64 {
+        self.pending
+            .first()
+            .map(|(s, _)| *s - 1)
+            .unwrap_or(self.seq)
     }
 
     /// Everything up to the last flushed sequence number: pending updates
     /// (sequenced but not yet sent) reach the client with the next tick.
     fn snapshot_frame(&self, filter: &Filter, reset: bool) -> String {
-        let upto = self
-            .pending
-            .first()
-            .map(|(s, _)| *s - 1)
-            .unwrap_or(self.seq);
+        let upto = self.flushed();
         let mut out = String::with_capacity(64 * 1024);
         let _ = write!(
             out,
@@ -638,11 +589,7 @@ impl Hub {
     }
 
     fn state_json(&self) -> String {
-        let upto = self
-            .pending
-            .first()
-            .map(|(s, _)| *s - 1)
-            .unwrap_or(self.seq);
+        let upto = self.flushed();
         let mut by_kind: HashMap<UpdateKind, Vec<&Arc<Update>>> = HashMap::default();
         for (s, u) in self.mirror.values() {
             if *s <= upto {
@@ -708,6 +655,8 @@ impl Hub {
     /// One tick: build each lane's frame once, offer it to the lane's clients.
     fn flush(&mut self) {
         let pending = std::mem::take(&mut self.pending);
+        // Everything up to here has gone to the lanes before this tick.
+        let before = pending.first().map(|(s, _)| *s - 1).unwrap_or(self.seq);
         self.metrics.hub_seq.set(self.seq as i64);
         let now = Instant::now();
         let mut dead: Vec<(ClientId, &'static str, Option<Close>)> = Vec::new();
@@ -716,9 +665,15 @@ impl Hub {
         let filters: Vec<Filter> = self.lanes.keys().cloned().collect();
         for filter in filters {
             let lane = self.lanes.get_mut(&filter).expect("key taken from the map");
-            let updates = select_for_lane(&filter, lane, &pending, now, &self.metrics);
+            let (updates, matched) = select_for_lane(&filter, lane, &pending, now, &self.metrics);
             let heartbeat_due = lane.last_frame.is_none_or(|t| now - t >= HEARTBEAT_EVERY);
             if updates.is_empty() && !heartbeat_due {
+                // Lagging clients of the lane may be owed this tick's updates.
+                for id in &lane.clients {
+                    if let Some(b) = self.clients.get_mut(id).and_then(|c| c.behind.as_mut()) {
+                        b.owed += matched;
+                    }
+                }
                 continue;
             }
             lane.last_frame = Some(now);
@@ -735,12 +690,9 @@ impl Hub {
                 let Some(c) = self.clients.get_mut(id) else {
                     continue;
                 };
-                if !c.backlog.is_empty() {
-                    for (s, u) in &updates {
-                        if c.backlog.push(*s, u.clone()) {
-                            self.metrics.ws_conflated.inc();
-                        }
-                    }
+                if let Some(b) = c.behind.as_mut() {
+                    // This tick's updates are in the ring, after its cursor.
+                    b.owed += matched;
                     continue;
                 }
                 match offer(c, frame.clone(), self.settings.client_queue_bytes) {
@@ -749,9 +701,18 @@ impl Hub {
                         self.metrics.ws_bytes.inc_by(frame.len() as u64);
                     }
                     Err(mpsc::error::TrySendError::Full(_)) => {
-                        for (s, u) in &updates {
-                            c.backlog.push(*s, u.clone());
-                        }
+                        // The ring holds everything after `before`; a rate-capped
+                        // lane may also release older updates, carried separately.
+                        let carry: Vec<(u64, Arc<Update>)> = updates
+                            .iter()
+                            .filter(|(s, _)| *s <= before)
+                            .cloned()
+                            .collect();
+                        c.behind = Some(Behind {
+                            cursor: before,
+                            owed: matched + carry.len(),
+                            carry,
+                        });
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => {
                         dead.push((*id, "client_gone", None))
@@ -759,32 +720,25 @@ impl Hub {
                 }
             }
         }
-        let max_backlog = self.settings.client_max_backlog;
-        let max_bytes = self.settings.client_queue_bytes;
         self.snapshots
             .retain(|_, (_, built, _)| built.elapsed() < SNAPSHOT_REUSE);
+        let view = RingView {
+            ring: &self.ring,
+            base: self.ring_base,
+            upto: self.seq,
+        };
         let mut lagging = false;
         for (id, c) in self.clients.iter_mut() {
-            if !c.backlog.is_empty() {
-                drain_backlog(c, &self.metrics, max_bytes);
-                if c.backlog.live > max_backlog {
-                    // The client knows what it received (frames may still sit in its queue): it resumes from there.
-                    let reason =
-                        "lagging: reconnect with since=<the last seq you received>".to_owned();
-                    dead.push((
-                        *id,
-                        "lagging",
-                        Some(Close {
-                            code: close::LAGGING,
-                            reason,
-                        }),
-                    ));
+            if c.behind.is_some() {
+                if let Some(close) = catch_up_one(c, &view, &self.metrics, &self.settings) {
+                    dead.push((*id, "lagging", Some(close)));
                     continue;
                 }
             }
-            lagging |= !c.backlog.is_empty();
+            let owed = c.behind.as_ref().map_or(0, |b| b.owed);
+            lagging |= c.behind.is_some();
             let queued = c.tx.max_capacity() - c.tx.capacity();
-            max_lag = max_lag.max(queued + c.backlog.live);
+            max_lag = max_lag.max(queued + owed);
         }
         self.metrics.ws_max_lag_frames.set(max_lag as i64);
         self.lagging = lagging;
@@ -793,15 +747,29 @@ impl Hub {
         }
     }
 
-    /// Offers every lagging client its backlog, between ticks.
+    /// Offers every lagging client catch-up frames, between ticks.
     fn catch_up(&mut self) {
-        let max_bytes = self.settings.client_queue_bytes;
+        let view = RingView {
+            ring: &self.ring,
+            base: self.ring_base,
+            upto: self
+                .pending
+                .first()
+                .map(|(s, _)| *s - 1)
+                .unwrap_or(self.seq),
+        };
         let mut lagging = false;
-        for c in self.clients.values_mut().filter(|c| !c.backlog.is_empty()) {
-            drain_backlog(c, &self.metrics, max_bytes);
-            lagging |= !c.backlog.is_empty();
+        let mut dead = Vec::new();
+        for (id, c) in self.clients.iter_mut().filter(|(_, c)| c.behind.is_some()) {
+            if let Some(close) = catch_up_one(c, &view, &self.metrics, &self.settings) {
+                dead.push((*id, close));
+            }
+            lagging |= c.behind.is_some();
         }
         self.lagging = lagging;
+        for (id, close) in dead {
+            self.drop_client(id, "lagging", Some(close));
+        }
     }
 }
 
@@ -822,21 +790,73 @@ fn offer(
     Ok(())
 }
 
-/// Offers a lagging client its backlog as frames while its queue has room.
-fn drain_backlog(c: &mut Client, metrics: &Metrics, max_bytes: usize) {
-    while !c.backlog.is_empty() {
+/// Drains a lagging client and checks its bounds: the close to send when it
+/// must reconnect and resume (it knows what it received, and frames may still
+/// sit in its queue).
+fn catch_up_one(
+    c: &mut Client,
+    view: &RingView,
+    metrics: &Metrics,
+    settings: &HubSettings,
+) -> Option<Close> {
+    let lost = || Close {
+        code: close::LAGGING,
+        reason: "lagging: reconnect with since=<the last seq you received>".to_owned(),
+    };
+    if drain(c, view, metrics, settings) == Lag::Lost {
+        return Some(lost());
+    }
+    let b = c.behind.as_mut()?;
+    if b.owed > settings.client_max_backlog {
+        // `owed` only ever overestimates (superseded updates are not
+        // subtracted): count exactly, which is rare since the bound then
+        // needs as many new updates again to be passed.
+        b.owed = b.carry.len() + view.after(b.cursor, &c.filter).count();
+        if b.owed > settings.client_max_backlog {
+            return Some(lost());
+        }
+    }
+    None
+}
+
+/// Offers a lagging client catch-up frames from the ring while its queue has
+/// room: every event and the latest value of each entity after its cursor,
+/// in order. Returns `Lag::None` once it is level with the lanes again.
+fn drain(c: &mut Client, view: &RingView, metrics: &Metrics, settings: &HubSettings) -> Lag {
+    loop {
+        let Some(b) = c.behind.as_mut() else {
+            return Lag::None;
+        };
+        if b.carry.is_empty() && b.cursor >= view.upto {
+            c.behind = None;
+            return Lag::None;
+        }
+        if b.cursor + 1 < view.base {
+            return Lag::Lost;
+        }
         let queued = c.queued_bytes.load(Ordering::Relaxed);
-        if queued > 0 && queued >= max_bytes.min(BACKLOG_DRAIN_BELOW) {
-            return;
+        if queued > 0 && queued >= settings.client_queue_bytes.min(CATCH_UP_BELOW) {
+            return Lag::Behind;
         }
         let Ok(permit) = c.tx.try_reserve() else {
-            return;
+            return Lag::Behind;
         };
-        let chunk = c.backlog.take(BACKLOG_FRAME_UPDATES);
-        let Some(last) = chunk.last().map(|(s, _)| *s) else {
-            return;
-        };
-        let frame: ByteString = delta_frame(last, &chunk, c.filter.summary).into();
+        let mut chunk = std::mem::take(&mut b.carry);
+        let mut cursor = view.upto.max(b.cursor);
+        for (seq, u) in view.after(b.cursor, &c.filter) {
+            chunk.push((seq, u.clone()));
+            if chunk.len() >= CATCH_UP_FRAME_UPDATES {
+                cursor = seq;
+                break;
+            }
+        }
+        b.cursor = cursor;
+        b.owed = b.owed.saturating_sub(chunk.len());
+        if chunk.is_empty() {
+            continue;
+        }
+        // The frame's seq is the cursor: everything matching up to it is sent.
+        let frame: ByteString = delta_frame(cursor, &chunk, c.filter.summary).into();
         metrics.ws_frames.inc();
         metrics.ws_bytes.inc_by(frame.len() as u64);
         c.queued_bytes.fetch_add(frame.len(), Ordering::Relaxed);
@@ -845,18 +865,21 @@ fn drain_backlog(c: &mut Client, metrics: &Metrics, max_bytes: usize) {
 }
 
 /// The lane's updates of this tick: matching, conflated per entity (latest
-/// wins), rate-capped per entity where asked; events always, in order.
+/// wins), rate-capped per entity where asked; events always, in order. Also
+/// how many of `pending` matched (what a lagging client of the lane may be owed).
 fn select_for_lane(
     filter: &Filter,
     lane: &mut Lane,
     pending: &[(u64, Arc<Update>)],
     now: Instant,
     metrics: &Metrics,
-) -> Vec<(u64, Arc<Update>)> {
+) -> (Vec<(u64, Arc<Update>)>, usize) {
     let mut latest: HashMap<Key, usize> = HashMap::default();
     let mut out: Vec<Option<(u64, Arc<Update>)>> = Vec::new();
     let cap = Duration::from_millis(filter.min_interval_ms as u64);
+    let mut matched = 0;
     for (seq, u) in pending.iter().filter(|(_, u)| filter.matches(u)) {
+        matched += 1;
         if u.kind.is_event() {
             out.push(Some((*seq, u.clone())));
             continue;
@@ -891,7 +914,7 @@ fn select_for_lane(
         }
         out.sort_by_key(|o| o.as_ref().map(|(s, _)| *s));
     }
-    out.into_iter().flatten().collect()
+    (out.into_iter().flatten().collect(), matched)
 }
 
 fn push_update(out: &mut String, first: &mut bool, seq: u64, u: &Update, summary: bool) {
@@ -924,80 +947,129 @@ mod tests {
     use super::*;
     use crate::state::Tags;
 
-    fn update(kind: UpdateKind, key: &str, v: u64) -> Arc<Update> {
-        Arc::new(Update::new(
+    fn update(kind: UpdateKind, key: &str, v: u64) -> Update {
+        Update::new(
             kind,
             "kota",
             key.to_owned(),
             Tags::default(),
             Utc::now(),
             Some(&v),
-        ))
+        )
     }
 
-    #[test]
-    fn a_backlog_of_two_thousand_intersections_holds_about_one_slot_each() {
-        let mut b = Backlog::default();
-        for i in 0..200_000u64 {
-            b.push(
-                i + 1,
-                update(UpdateKind::Intersection, &format!("j{}", i % 2000), i),
-            );
-        }
-        assert_eq!(b.live, 2000);
-        // 16 bytes a slot, 16 an index entry (plus hashbrown's control bytes):
-        // about 100 KB for a lagging screen, not the 330 KB of a slot per
-        // update kept for twice the entities.
-        assert!(b.items.capacity() <= 4096, "{}", b.items.capacity());
-        assert!(b.index.capacity() <= 4096, "{}", b.index.capacity());
-        assert_eq!(std::mem::size_of::<Option<(u64, Arc<Update>)>>(), 16);
-        let out = b.take(500);
-        assert!(out.iter().all(|(_, u)| u.json.contains("\"value\":19")));
+    /// A hub with one client that does not read, its queue four frames deep.
+    fn hub_with_a_client(ring_capacity: usize) -> (Hub, Connected) {
+        let settings = HubSettings {
+            ring_capacity,
+            client_queue_frames: 4,
+            client_queue_bytes: 4096,
+            ..HubSettings::default()
+        };
+        let (_tx, input) = mpsc::channel(16);
+        let (mut hub, _) = Hub::new(settings, 100, Arc::new(Metrics::new()), input);
+        let (reply, mut rx) = oneshot::channel();
+        hub.command(HubCommand::Connect {
+            filter: Filter::default(),
+            since: None,
+            epoch: None,
+            reply,
+        });
+        let connected = rx.try_recv().expect("connected at once");
+        (hub, connected)
     }
 
-    #[test]
-    fn a_long_lagging_backlog_stays_small_and_keeps_the_latest_state_and_every_event() {
-        let mut b = Backlog::default();
-        let mut seq = 0;
-        // 100,000 updates of 10 intersections, with an event every 1,000.
-        for i in 0..100_000u64 {
-            seq += 1;
-            b.push(
-                seq,
-                update(UpdateKind::Intersection, &format!("j{}", i % 10), i),
-            );
-            if i % 1000 == 0 {
-                seq += 1;
-                b.push(seq, update(UpdateKind::CallEvent, &format!("e{i}"), i));
+    /// Reads what is queued, as the session would; returns every update of every frame.
+    fn read(c: &mut Connected, out: &mut Vec<serde_json::Value>) {
+        while let Ok(frame) = c.frames.try_recv() {
+            c.queued_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
+            let v: serde_json::Value = serde_json::from_str(&frame).expect("frame is JSON");
+            for key in ["updates", "events"] {
+                if let Some(list) = v[key].as_array() {
+                    out.extend(list.iter().cloned());
+                }
             }
-            assert!(
-                b.items.len() <= b.live + b.live / 4 + 257,
-                "tombstones are dropped"
-            );
         }
-        assert_eq!(b.live, 10 + 100);
-        let out = b.take(usize::MAX);
-        assert!(b.is_empty());
-        assert_eq!(
-            (b.items.capacity(), b.index.capacity()),
-            (0, 0),
-            "a drained backlog gives its memory back"
+    }
+
+    #[test]
+    fn a_lagging_client_holds_a_cursor_and_catches_up_with_every_event_and_the_latest_state() {
+        let (mut hub, mut client) = hub_with_a_client(4 << 20);
+        let mut got = Vec::new();
+        // 100,000 updates of 10 intersections, an event every 1,000, a tick
+        // every 500, and the client reads nothing.
+        for i in 0..100_000u64 {
+            hub.ingest(update(UpdateKind::Intersection, &format!("j{}", i % 10), i));
+            if i % 1000 == 0 {
+                hub.ingest(update(UpdateKind::CallEvent, &format!("e{i}"), i));
+            }
+            if i % 500 == 499 {
+                hub.flush();
+            }
+        }
+        let c = &hub.clients[&client.id];
+        let behind = c.behind.as_ref().expect("the client lags");
+        assert!(behind.carry.is_empty(), "a lagging client keeps no copies");
+        // `owed` (+500 a tick) passed `client_max_backlog` (50,000) on the
+        // way and was then counted exactly: the client was not dropped for it.
+        assert!(behind.owed < 50_000, "{}", behind.owed);
+        assert!(hub.lagging);
+        // Now it reads, and the hub offers catch-up frames between the ticks.
+        for _ in 0..10_000 {
+            read(&mut client, &mut got);
+            if hub.clients[&client.id].behind.is_none() {
+                break;
+            }
+            hub.catch_up();
+        }
+        assert!(hub.clients[&client.id].behind.is_none(), "caught up");
+        hub.catch_up();
+        assert!(!hub.lagging, "no catch-up timer once nobody lags");
+        // Live again: the next tick reaches it through its lane.
+        hub.ingest(update(UpdateKind::CallEvent, "last", 0));
+        hub.flush();
+        read(&mut client, &mut got);
+        let seqs: Vec<u64> = got.iter().map(|u| u["seq"].as_u64().unwrap()).collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "in order, nothing twice"
         );
-        let seqs: Vec<u64> = out.iter().map(|(s, _)| *s).collect();
-        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order");
-        let events = out.iter().filter(|(_, u)| u.kind.is_event()).count();
-        assert_eq!(events, 100, "no event conflated");
-        let state: Vec<&str> = out
+        let events: Vec<&str> = got
             .iter()
-            .filter(|(_, u)| !u.kind.is_event())
-            .map(|(_, u)| u.json.as_str())
+            .filter(|u| u["kind"] == "call_event")
+            .map(|u| u["key"].as_str().unwrap())
             .collect();
-        assert_eq!(state.len(), 10);
-        for (i, j) in state.iter().enumerate() {
-            assert!(
-                j.contains(&format!("\"value\":{}", 99_990 + i)),
-                "latest wins: {j}"
+        let want: Vec<String> = (0..100)
+            .map(|i| format!("e{}", i * 1000))
+            .chain(["last".to_owned()])
+            .collect();
+        assert_eq!(events, want, "every event once, in order");
+        let mut latest = HashMap::default();
+        for u in got.iter().filter(|u| u["kind"] == "intersection") {
+            latest.insert(
+                u["key"].as_str().unwrap().to_owned(),
+                u["value"].as_u64().unwrap(),
             );
         }
+        assert_eq!(latest.len(), 10);
+        for (key, value) in latest {
+            let j: u64 = key[1..].parse().unwrap();
+            assert_eq!(value, 99_990 + j, "latest wins for {key}");
+        }
+    }
+
+    #[test]
+    fn a_lagging_client_whose_updates_left_the_ring_is_told_to_resume() {
+        let (mut hub, mut client) = hub_with_a_client(1024);
+        for i in 0..5_000u64 {
+            hub.ingest(update(UpdateKind::CallEvent, &format!("e{i}"), i));
+            if i % 100 == 99 {
+                hub.flush();
+            }
+        }
+        assert!(!hub.clients.contains_key(&client.id), "dropped");
+        let close = client.kill.try_recv().expect("a close for the client");
+        assert_eq!(close.code, close::LAGGING);
+        assert!(close.reason.contains("since="), "{}", close.reason);
     }
 }
