@@ -87,6 +87,8 @@ pub struct Step {
     pub bytes_per_client_s: f64,
     pub call_latency: Latency,
     pub telemetry_latency: Latency,
+    /// `kendali_store_rows_total` per second: approach readings (four per
+    /// telemetry message, one table row since schema v2) plus events.
     pub rows_persisted_s: f64,
     pub store_lag_ms_max: i64,
     pub store_buffered_rows_end: i64,
@@ -118,6 +120,7 @@ pub struct Report {
     pub steps: Vec<Step>,
     pub sustainable_max_rate: Option<f64>,
     pub broker_relay_rate: f64,
+    /// In approach readings per second, as `rows_persisted_s`.
     pub psql_copy_rows_s: f64,
     pub ingest_to_relay_ratio: Option<f64>,
     pub persisted_to_copy_ratio: Option<f64>,
@@ -702,33 +705,28 @@ async fn relay_rate(url: &BrokerUrl, messages: usize, connections: usize) -> any
     Ok(if secs > 0.0 { n as f64 / secs } else { 0.0 })
 }
 
-/// `psql \copy` of the same telemetry rows into the same table.
+/// `psql \copy` of the same telemetry into the same table, one row per
+/// message as Kendali writes it; counted in approach readings (four per
+/// message), the unit of `kendali_store_rows_total`.
 async fn copy_rate(db_url: &str, dir: &std::path::Path, messages: usize) -> anyhow::Result<f64> {
     let path = dir.join("telemetry.csv");
-    let mut csv = String::with_capacity(messages * 4 * 110);
+    let mut csv = String::with_capacity(messages * 200);
     let now = chrono::Utc::now();
     for i in 0..messages {
         let ts = (now + chrono::Duration::microseconds(i as i64)).to_rfc3339();
-        for (a, sat) in [
-            ("utara", 0.8),
-            ("selatan", 0.7),
-            ("timur", 0.5),
-            ("barat", 0.4),
-        ] {
-            csv.push_str(&format!(
-                "{ts},copy,j{:04},{a},adaptive,pagi,120,1,40,1200,60,{sat},t,{ts}\n",
-                i % 2000
-            ));
-        }
+        csv.push_str(&format!(
+            "{ts},copy,j{:04},adaptive,pagi,120,1,{ts},\"{{utara,selatan,timur,barat}}\",\"{{40,40,40,40}}\",\"{{1200,1200,1200,1200}}\",\"{{60,60,60,60}}\",\"{{0.8,0.7,0.5,0.4}}\",\"{{t,t,t,t}}\"\n",
+            i % 2000
+        ));
     }
     std::fs::write(&path, csv)?;
-    let rows = messages * 4;
+    let readings = messages * 4;
     let t = Instant::now();
     let out = Command::new("psql")
         .arg(db_url)
         .arg("-qc")
         .arg(format!(
-            "\\copy atcs_telemetry (ts, city, intersection, approach, mode, plan, cycle_s, phase, green_s, flow_vph, queue_m, saturation, detector_ok, rx) FROM '{}' CSV",
+            "\\copy atcs_state (ts, city, intersection, mode, plan, cycle_s, phase, rx, approach, green_s, flow_vph, queue_m, saturation, detector_ok) FROM '{}' CSV",
             path.display()
         ))
         .output()
@@ -739,7 +737,7 @@ async fn copy_rate(db_url: &str, dir: &std::path::Path, messages: usize) -> anyh
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    Ok(rows as f64 / t.elapsed().as_secs_f64())
+    Ok(readings as f64 / t.elapsed().as_secs_f64())
 }
 
 /// The report as a markdown table.

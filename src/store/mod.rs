@@ -15,6 +15,7 @@
 
 pub mod history;
 pub mod memory;
+pub mod minutes;
 pub mod postgres;
 pub mod timescale;
 
@@ -77,6 +78,18 @@ pub struct TelemetryRow {
     pub rx: DateTime<Utc>,
 }
 
+impl TelemetryRow {
+    /// Rows of one message: the store buffers a message's approaches one row
+    /// each, in order, sharing its time, source and receive time. They are
+    /// one row of `atcs_state`.
+    pub fn same_message(&self, other: &TelemetryRow) -> bool {
+        self.ts == other.ts
+            && self.rx == other.rx
+            && Arc::ptr_eq(&self.intersection, &other.intersection)
+            && Arc::ptr_eq(&self.city, &other.city)
+    }
+}
+
 /// Anything that is not telemetry.
 #[derive(Clone, Debug)]
 pub enum EventRow {
@@ -130,6 +143,19 @@ pub struct StoreHandle {
 }
 
 impl StoreHandle {
+    /// History answers whole minutes before the one `rx` falls in from the rollup.
+    fn set_rollup_upto(&self, rx: DateTime<Utc>) {
+        let complete = history::RangeParams::bucket_of(
+            &history::Range {
+                from: rx,
+                to: rx,
+                bucket: chrono::Duration::minutes(1),
+            },
+            rx,
+        );
+        *self.rollup_upto.lock().unwrap_or_else(|e| e.into_inner()) = Some(complete);
+    }
+
     pub async fn query(&self, q: &HistoryQuery) -> Result<HistoryAnswer, StoreError> {
         match &self.backend {
             Backend::Memory(m) => Ok(m.query(q)),
@@ -199,17 +225,43 @@ pub struct StoreTask {
     pub metrics: Arc<Metrics>,
 }
 
+/// A write's batch, acks, result, the receive time of its newest message,
+/// and the receive time before which every telemetry row is in it or in an
+/// earlier batch.
 type Written = (
     Batch,
     Vec<Option<AckToken>>,
     Result<(), StoreError>,
     Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+);
+
+/// A write of summed minutes: the rows (put back if it failed) and the
+/// receive time they are complete up to.
+type MinutesWritten = (
+    Vec<minutes::MinuteRow>,
+    Option<DateTime<Utc>>,
+    Result<(), StoreError>,
 );
 
 impl StoreTask {
     pub async fn run(mut self) {
-        if let Backend::Postgres(pg) = self.handle.backend.clone() {
-            tokio::spawn(maintenance(pg, self.handle.clone(), self.settings.clone()));
+        let pg = match &self.handle.backend {
+            Backend::Postgres(pg) => Some(pg.clone()),
+            Backend::Memory(_) => None,
+        };
+        // Rows received before this are the previous run's: their minutes are
+        // recomputed from the raw rows (`repair`); later ones are summed here.
+        let start = Utc::now();
+        let mut minutes = minutes::Minutes::since(start);
+        let mut repair: Option<tokio::task::JoinHandle<Result<u64, StoreError>>> = None;
+        let mut repaired = pg.is_none();
+        let mut minutes_inflight: Option<tokio::task::JoinHandle<MinutesWritten>> = None;
+        let mut rollup_tick =
+            tokio::time::interval(Duration::from_secs(self.settings.rollup_every_s.max(1)));
+        rollup_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        if let Some(pg) = &pg {
+            tokio::spawn(maintenance(pg.clone(), self.settings.clone()));
         }
         let mut telemetry: VecDeque<TelemetryRow> = VecDeque::new();
         let mut events: VecDeque<(EventRow, Option<AckToken>)> = VecDeque::new();
@@ -228,7 +280,7 @@ impl StoreTask {
                 biased;
                 done = async { inflight.as_mut().expect("guarded by the condition").await }, if inflight.is_some() => {
                     inflight = None;
-                    let Ok((batch, acks, result, upto)) = done else {
+                    let Ok((batch, acks, result, upto, complete)) = done else {
                         tracing::error!("store write task panicked; its batch will be retried");
                         continue;
                     };
@@ -240,6 +292,9 @@ impl StoreTask {
                             }
                             self.metrics.store_degraded.set(0);
                             self.metrics.store_rows.inc_by((batch.telemetry.len() + batch.events.len()) as u64);
+                            if pg.is_some() {
+                                minutes.add(&batch.telemetry, complete);
+                            }
                             if let Some(upto) = upto {
                                 let lag = (Utc::now() - upto).num_milliseconds().max(0);
                                 self.handle.status.lag_ms.store(lag, Ordering::Relaxed);
@@ -288,6 +343,51 @@ impl StoreTask {
                     None => closed = true,
                 },
                 _ = tick.tick() => {}
+                _ = rollup_tick.tick(), if pg.is_some() => {
+                    let pg = pg.clone().expect("guarded by the condition");
+                    if !repaired && repair.is_none() {
+                        let handle = self.handle.clone();
+                        repair = Some(tokio::spawn(async move {
+                            let from = pg.rollup_watermark().await?.unwrap_or(start - chrono::Duration::days(1));
+                            let n = pg.rollup(from, start).await?;
+                            handle.set_rollup_upto(start);
+                            Ok(n)
+                        }));
+                    } else if repaired && minutes_inflight.is_none() && !minutes.is_empty() {
+                        let rows = minutes.take();
+                        let upto = minutes.complete_upto;
+                        minutes_inflight = Some(tokio::spawn(async move {
+                            let r = pg.merge_minutes(&rows, upto).await;
+                            (rows, upto, r)
+                        }));
+                    }
+                }
+                done = async { repair.as_mut().expect("guarded by the condition").await }, if repair.is_some() => {
+                    repair = None;
+                    match done {
+                        Ok(Ok(n)) => {
+                            repaired = true;
+                            tracing::info!(minutes = n, "rollup: minutes received before this start recomputed from the raw rows");
+                        }
+                        Ok(Err(e)) => tracing::warn!(error = %e, "rollup repair failed; will retry"),
+                        Err(_) => tracing::error!("rollup repair panicked; will retry"),
+                    }
+                }
+                done = async { minutes_inflight.as_mut().expect("guarded by the condition").await }, if minutes_inflight.is_some() => {
+                    minutes_inflight = None;
+                    match done {
+                        Ok((_, upto, Ok(()))) => {
+                            if let Some(upto) = upto {
+                                self.handle.set_rollup_upto(upto);
+                            }
+                        }
+                        Ok((rows, _, Err(e))) => {
+                            tracing::warn!(error = %e, "writing the per-minute rollup failed; will retry");
+                            minutes.put_back(rows);
+                        }
+                        Err(_) => tracing::error!("per-minute rollup write panicked; its minutes are lost"),
+                    }
+                }
             }
             self.metrics
                 .store_buffered
@@ -302,8 +402,13 @@ impl StoreTask {
                 retry_at = None;
                 last_flush = Instant::now();
                 let mut batch = Batch::default();
-                let n = telemetry.len().min(self.settings.batch_rows);
+                let mut n = telemetry.len().min(self.settings.batch_rows);
+                // A message's rows go in one batch: they are one table row.
+                while n > 0 && n < telemetry.len() && telemetry[n - 1].same_message(&telemetry[n]) {
+                    n += 1;
+                }
                 batch.telemetry.extend(telemetry.drain(..n));
+                let complete = telemetry.front().map(|r| r.rx).or(newest_rx);
                 let n = events.len().min(self.settings.batch_rows);
                 let mut acks = Vec::with_capacity(n);
                 for (row, ack) in events.drain(..n) {
@@ -323,7 +428,7 @@ impl StoreTask {
                         }
                         Backend::Postgres(p) => p.write(&batch).await,
                     };
-                    (batch, acks, r, upto)
+                    (batch, acks, r, upto, complete)
                 }));
             }
             if closed
@@ -428,42 +533,18 @@ impl StoreTask {
     }
 }
 
-/// Plain-PostgreSQL housekeeping: the per-minute rollup and retention.
-async fn maintenance(pg: PgBackend, handle: StoreHandle, settings: DatabaseSettings) {
-    let mut tick = tokio::time::interval(Duration::from_secs(settings.rollup_every_s.max(1)));
-    let mut last_retention = Instant::now() - Duration::from_secs(3600);
-    let mut watermark = pg.rollup_watermark().await.ok().flatten();
+/// Retention, hourly (on TimescaleDB, policies keep the hypertables).
+async fn maintenance(pg: PgBackend, settings: DatabaseSettings) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;
-        // Rows are committed a little after they are received: leave them a moment.
-        let to = Utc::now() - chrono::Duration::seconds(2);
-        let from = watermark.unwrap_or(to - chrono::Duration::days(1));
-        match pg.rollup(from, to).await {
-            Ok(_) => {
-                watermark = Some(to);
-                // Minutes complete in source time: everything before the last minute received.
-                let complete = history::RangeParams::bucket_of(
-                    &history::Range {
-                        from,
-                        to,
-                        bucket: chrono::Duration::minutes(1),
-                    },
-                    to,
-                );
-                *handle.rollup_upto.lock().unwrap_or_else(|e| e.into_inner()) = Some(complete);
-            }
-            Err(e) => tracing::warn!(error = %e, "rollup failed; will retry"),
-        }
-        if last_retention.elapsed() > Duration::from_secs(3600) {
-            last_retention = Instant::now();
-            match pg
-                .retention(settings.telemetry_retention_days, settings.retention_days)
-                .await
-            {
-                Ok(n) if n > 0 => tracing::info!(rows = n, "retention removed old rows"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "retention failed; will retry"),
-            }
+        match pg
+            .retention(settings.telemetry_retention_days, settings.retention_days)
+            .await
+        {
+            Ok(n) if n > 0 => tracing::info!(rows = n, "retention removed old rows"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention failed; will retry"),
         }
     }
 }

@@ -1,7 +1,6 @@
 //! The PostgreSQL backend (TimescaleDB-compatible): migrations, batched
 //! writes (binary COPY for telemetry, `UNNEST` inserts with `ON CONFLICT DO
-//! NOTHING` for events, one transaction per batch), the per-minute rollup on
-//! plain PostgreSQL, retention, history queries and the start-up restore.
+//! NOTHING` for events, one transaction per batch), the per-minute rollup, retention, history queries and the start-up restore.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -15,6 +14,7 @@ use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 use super::history::*;
+use super::minutes::MinuteRow;
 use super::{Batch, EventRow, StoreError, TelemetryRow};
 use crate::contract::*;
 use crate::state::city::Call;
@@ -44,10 +44,18 @@ fn db(e: impl std::fmt::Display) -> StoreError {
 
 /// Applies the migrations in migrations/ that have not run yet; returns the versions applied.
 pub async fn migrate(url: &str) -> Result<Vec<String>, StoreError> {
+    migrate_upto(url, None).await
+}
+
+/// Applies the migrations up to `version` (all with `None`): an upgrade
+/// test starts from an older schema.
+pub async fn migrate_upto(url: &str, version: Option<i32>) -> Result<Vec<String>, StoreError> {
     let config = tokio_postgres::Config::from_str(url).map_err(db)?;
     let (mut client, conn) = config.connect(NoTls).await.map_err(db)?;
     let conn = tokio::spawn(conn);
+    let target = version.map_or(refinery::Target::Latest, refinery::Target::Version);
     let report = embedded::migrations::runner()
+        .set_target(target)
         .run_async(&mut client)
         .await
         .map_err(db)?;
@@ -85,8 +93,12 @@ impl PgBackend {
             .map_err(db)?;
         let flavour = super::timescale::setup(&pool).await?;
         match flavour {
-            Flavour::Timescale => tracing::info!("store: TimescaleDB (hypertables, compression, retention policies, continuous aggregate)"),
-            Flavour::Plain => tracing::info!("store: plain PostgreSQL (time indexes; rollups and retention kept by Kendali)"),
+            Flavour::Timescale => {
+                tracing::info!("store: TimescaleDB (hypertables, compression, retention policies)")
+            }
+            Flavour::Plain => tracing::info!(
+                "store: plain PostgreSQL (time indexes; rollups and retention kept by Kendali)"
+            ),
         }
         Ok(PgBackend { pool, flavour })
     }
@@ -108,28 +120,90 @@ impl PgBackend {
         tx.commit().await.map_err(db)
     }
 
-    /// Recomputes every minute touched by telemetry received in `[rx_from, rx_to)`
-    /// and records `rx_to` as the watermark, in one transaction (plain flavour only).
+    /// Adds summed minutes to `atcs_minute` (samples add up, averages are
+    /// weighted, maxima take the greater) and raises the watermark to
+    /// `complete_upto`, in one transaction.
+    pub async fn merge_minutes(
+        &self,
+        rows: &[MinuteRow],
+        complete_upto: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await.map_err(db)?;
+        let tx = client.transaction().await.map_err(db)?;
+        let col = |f: fn(&MinuteRow) -> f32| rows.iter().map(f).collect::<Vec<f32>>();
+        let avg = |total: f64, r: &MinuteRow| (total / r.sums.samples.max(1) as f64) as f32;
+        let bucket: Vec<DateTime<Utc>> = rows.iter().map(|r| r.bucket).collect();
+        let city: Vec<&str> = rows.iter().map(|r| &*r.city).collect();
+        let intersection: Vec<&str> = rows.iter().map(|r| &*r.intersection).collect();
+        let approach: Vec<&str> = rows.iter().map(|r| r.approach.as_str()).collect();
+        let samples: Vec<i32> = rows.iter().map(|r| r.sums.samples as i32).collect();
+        tx.execute(
+            "INSERT INTO atcs_minute AS m (bucket, city, intersection, approach, samples, saturation_avg, saturation_max,
+                 flow_vph_avg, queue_m_avg, queue_m_max, green_s_avg)
+             SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::int[], $6::real[], $7::real[],
+                 $8::real[], $9::real[], $10::real[], $11::real[])
+             ON CONFLICT (city, intersection, approach, bucket) DO UPDATE SET
+                 samples = m.samples + EXCLUDED.samples,
+                 saturation_avg = (m.saturation_avg * m.samples + EXCLUDED.saturation_avg * EXCLUDED.samples) / (m.samples + EXCLUDED.samples),
+                 saturation_max = greatest(m.saturation_max, EXCLUDED.saturation_max),
+                 flow_vph_avg = (m.flow_vph_avg * m.samples + EXCLUDED.flow_vph_avg * EXCLUDED.samples) / (m.samples + EXCLUDED.samples),
+                 queue_m_avg = (m.queue_m_avg * m.samples + EXCLUDED.queue_m_avg * EXCLUDED.samples) / (m.samples + EXCLUDED.samples),
+                 queue_m_max = greatest(m.queue_m_max, EXCLUDED.queue_m_max),
+                 green_s_avg = (m.green_s_avg * m.samples + EXCLUDED.green_s_avg * EXCLUDED.samples) / (m.samples + EXCLUDED.samples)",
+            &[
+                &bucket,
+                &city,
+                &intersection,
+                &approach,
+                &samples,
+                &rows.iter().map(|r| avg(r.sums.saturation, r)).collect::<Vec<f32>>(),
+                &col(|r| r.sums.saturation_max),
+                &rows.iter().map(|r| avg(r.sums.flow_vph, r)).collect::<Vec<f32>>(),
+                &rows.iter().map(|r| avg(r.sums.queue_m, r)).collect::<Vec<f32>>(),
+                &col(|r| r.sums.queue_m_max),
+                &rows.iter().map(|r| avg(r.sums.green_s, r)).collect::<Vec<f32>>(),
+            ],
+        )
+        .await
+        .map_err(db)?;
+        if let Some(upto) = complete_upto {
+            tx.execute(
+                "INSERT INTO rollup_state (name, rx_watermark) VALUES ('atcs_minute', $1)
+                 ON CONFLICT (name) DO UPDATE SET rx_watermark = greatest(rollup_state.rx_watermark, EXCLUDED.rx_watermark)",
+                &[&upto],
+            )
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    /// Recomputes from the raw rows every minute touched by telemetry
+    /// received in `[rx_from, rx_to)`, counting only rows received before
+    /// `rx_to`, and records `rx_to` as the watermark, in one transaction. A
+    /// node runs it when it starts, for what it had summed but not written
+    /// before it stopped; what it commits afterwards (received after `rx_to`)
+    /// it adds with `merge_minutes`.
     pub async fn rollup(
         &self,
         rx_from: DateTime<Utc>,
         rx_to: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        if self.flavour == Flavour::Timescale {
-            return Ok(0);
-        }
         let mut client = self.pool.get().await.map_err(db)?;
         // A BRIN index only knows the page ranges summarised so far, and
         // summarising is VACUUM's job: with autovacuum off (as on some
         // servers) every page written since start-up matched every window.
-        // This reads only the pages added since the last call.
-        client
-            .batch_execute(
-                "SELECT brin_summarize_new_values('atcs_telemetry_rx_brin'::regclass);
-                 SELECT brin_summarize_new_values('atcs_telemetry_ts_brin'::regclass)",
-            )
-            .await
-            .map_err(db)?;
+        // This reads only the pages added since the last call. (A hypertable
+        // has its indexes per chunk, and chunks by time instead.)
+        if self.flavour == Flavour::Plain {
+            client
+                .batch_execute(
+                    "SELECT brin_summarize_new_values('atcs_state_rx_brin'::regclass);
+                     SELECT brin_summarize_new_values('atcs_state_ts_brin'::regclass)",
+                )
+                .await
+                .map_err(db)?;
+        }
         let tx = client.transaction().await.map_err(db)?;
         // The window is a recent slice of an append-only table: its BRIN on
         // `rx` and the entity index are always right. Without statistics
@@ -147,7 +221,7 @@ impl PgBackend {
                 // hour at 20,000 rows/s, growing with the table.
                 "WITH touched AS (
                      SELECT DISTINCT city, intersection, date_bin('1 minute', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b
-                     FROM atcs_telemetry WHERE rx >= $1 AND rx < $2)
+                     FROM atcs_state WHERE rx >= $1 AND rx < $2)
                  INSERT INTO atcs_minute AS m (bucket, city, intersection, approach, samples, saturation_avg, saturation_max,
                      flow_vph_avg, queue_m_avg, queue_m_max, green_s_avg)
                  SELECT touched.b, touched.city, touched.intersection, a.approach, a.samples, a.saturation_avg, a.saturation_max,
@@ -158,7 +232,7 @@ impl PgBackend {
                          avg(t.green_s) AS green_s_avg
                      FROM atcs_telemetry t
                      WHERE t.city = touched.city AND t.intersection = touched.intersection
-                         AND t.ts >= touched.b AND t.ts < touched.b + INTERVAL '1 minute'
+                         AND t.ts >= touched.b AND t.ts < touched.b + INTERVAL '1 minute' AND t.rx < $2
                      GROUP BY t.approach) a
                  ON CONFLICT (city, intersection, approach, bucket) DO UPDATE SET
                      samples = EXCLUDED.samples, saturation_avg = EXCLUDED.saturation_avg, saturation_max = EXCLUDED.saturation_max,
@@ -192,25 +266,23 @@ impl PgBackend {
         Ok(row.map(|r| r.get(0)))
     }
 
-    /// Deletes what is older than the retention (plain flavour; TimescaleDB has policies).
+    /// Deletes what is older than the retention (on TimescaleDB, policies
+    /// keep the hypertables and only the rollup is Kendali's).
     pub async fn retention(&self, telemetry_days: i64, other_days: i64) -> Result<u64, StoreError> {
-        if self.flavour == Flavour::Timescale {
-            return Ok(0);
-        }
         let client = self.pool.get().await.map_err(db)?;
-        let mut n = 0;
         let t = Utc::now() - chrono::Duration::days(telemetry_days);
         let o = Utc::now() - chrono::Duration::days(other_days);
-        n += client
-            .execute("DELETE FROM atcs_telemetry WHERE ts < $1", &[&t])
+        let mut n = client
+            .execute("DELETE FROM atcs_minute WHERE bucket < $1", &[&o])
             .await
             .map_err(db)?;
-        for table in ["atcs_minute"] {
-            n += client
-                .execute(&format!("DELETE FROM {table} WHERE bucket < $1"), &[&o])
-                .await
-                .map_err(db)?;
+        if self.flavour == Flavour::Timescale {
+            return Ok(n);
         }
+        n += client
+            .execute("DELETE FROM atcs_state WHERE ts < $1", &[&t])
+            .await
+            .map_err(db)?;
         for table in [
             "unit_status",
             "kpi_samples",
@@ -247,26 +319,14 @@ impl PgBackend {
             } => {
                 let col = metric.column();
                 // Whole-minute buckets are answered from the rollup up to its watermark, raw rows after it.
-                let source = match self.flavour {
-                    Flavour::Timescale => Some("atcs_minute_cagg"),
-                    Flavour::Plain => Some("atcs_minute"),
-                };
-                let split = match (source, rollup_upto) {
-                    (Some(_), Some(w))
-                        if range.bucket.num_seconds() % 60 == 0 && range.from < w =>
-                    {
+                let split = match rollup_upto {
+                    Some(w) if range.bucket.num_seconds() % 60 == 0 && range.from < w => {
                         Some(w.min(range.to))
-                    }
-                    (Some(_), None)
-                        if self.flavour == Flavour::Timescale
-                            && range.bucket.num_seconds() % 60 == 0 =>
-                    {
-                        Some(range.to)
                     }
                     _ => None,
                 };
                 let mut points = Vec::new();
-                if let (Some(table), Some(split)) = (source, split) {
+                if let Some(split) = split {
                     let (avg, max) = match metric {
                         AtcsMetric::Saturation => ("saturation_avg", "saturation_max"),
                         AtcsMetric::FlowVph => ("flow_vph_avg", "flow_vph_avg"),
@@ -276,7 +336,7 @@ impl PgBackend {
                     let sql = format!(
                         "SELECT to_timestamp(floor(extract(epoch FROM bucket)::float8 / $5::float8) * $5::float8) AS t, sum(samples)::bigint,
                                 (sum({avg} * samples) / sum(samples))::float8, max({max})::float8
-                         FROM {table} WHERE city = $1 AND intersection = $2 AND ($3::text IS NULL OR approach = $3)
+                         FROM atcs_minute WHERE city = $1 AND intersection = $2 AND ($3::text IS NULL OR approach = $3)
                            AND bucket >= $4 AND bucket < $6 GROUP BY 1 ORDER BY 1"
                     );
                     let rows = client
@@ -455,7 +515,7 @@ impl PgBackend {
                 "SELECT t.ts, t.city, t.intersection, t.approach, t.mode, t.plan, t.cycle_s, t.phase, t.green_s, t.flow_vph,
                         t.queue_m, t.saturation, t.detector_ok, t.rx
                  FROM atcs_telemetry t
-                 JOIN (SELECT city, intersection, max(ts) AS ts FROM atcs_telemetry WHERE ts > now() - interval '15 minutes'
+                 JOIN (SELECT city, intersection, max(ts) AS ts FROM atcs_state WHERE ts > now() - interval '15 minutes'
                        GROUP BY 1, 2) last USING (city, intersection, ts)
                  ORDER BY t.city, t.intersection, t.approach",
                 &[],
@@ -584,14 +644,15 @@ impl PgBackend {
     }
 }
 
+/// Binary COPY into `atcs_state`: one row per message, its approaches in arrays.
 async fn copy_telemetry(
     tx: &deadpool_postgres::Transaction<'_>,
     rows: &[TelemetryRow],
 ) -> Result<(), StoreError> {
     let sink = tx
         .copy_in(
-            "COPY atcs_telemetry (ts, city, intersection, approach, mode, plan, cycle_s, phase, green_s, flow_vph, queue_m,
-                                  saturation, detector_ok, rx) FROM STDIN BINARY",
+            "COPY atcs_state (ts, city, intersection, mode, plan, cycle_s, phase, rx,
+                              approach, green_s, flow_vph, queue_m, saturation, detector_ok) FROM STDIN BINARY",
         )
         .await
         .map_err(db)?;
@@ -601,19 +662,34 @@ async fn copy_telemetry(
         Type::TEXT,
         Type::TEXT,
         Type::TEXT,
-        Type::TEXT,
         Type::FLOAT4,
         Type::INT4,
-        Type::FLOAT4,
-        Type::FLOAT4,
-        Type::FLOAT4,
-        Type::FLOAT4,
-        Type::BOOL,
         Type::TIMESTAMPTZ,
+        Type::TEXT_ARRAY,
+        Type::FLOAT4_ARRAY,
+        Type::FLOAT4_ARRAY,
+        Type::FLOAT4_ARRAY,
+        Type::FLOAT4_ARRAY,
+        Type::BOOL_ARRAY,
     ];
     let writer = BinaryCopyInWriter::new(sink, &types);
     pin_mut!(writer);
-    for r in rows {
+    let (mut green, mut flow, mut queue, mut saturation) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut detector = Vec::new();
+    for message in rows.chunk_by(TelemetryRow::same_message) {
+        let r = &message[0];
+        let approach: Vec<&str> = message.iter().map(|a| a.approach.as_str()).collect();
+        green.clear();
+        green.extend(message.iter().map(|a| a.green_s));
+        flow.clear();
+        flow.extend(message.iter().map(|a| a.flow_vph));
+        queue.clear();
+        queue.extend(message.iter().map(|a| a.queue_m));
+        saturation.clear();
+        saturation.extend(message.iter().map(|a| a.saturation));
+        detector.clear();
+        detector.extend(message.iter().map(|a| a.detector_ok));
         let phase = r.phase as i32;
         let (city, intersection, plan): (&str, &str, &str) = (&r.city, &r.intersection, &r.plan);
         writer
@@ -622,17 +698,17 @@ async fn copy_telemetry(
                 &r.ts,
                 &city,
                 &intersection,
-                &r.approach,
                 &r.mode,
                 &plan,
                 &r.cycle_s,
                 &phase,
-                &r.green_s,
-                &r.flow_vph,
-                &r.queue_m,
-                &r.saturation,
-                &r.detector_ok,
                 &r.rx,
+                &approach,
+                &green,
+                &flow,
+                &queue,
+                &saturation,
+                &detector,
             ])
             .await
             .map_err(db)?;

@@ -1,9 +1,11 @@
 //! The TimescaleDB path, small and guarded: when the `timescaledb` extension
 //! is available, the time-series tables of the shared schema become
-//! hypertables with compression and retention policies, and the per-minute
-//! rollup becomes a continuous aggregate. Every step is idempotent
-//! (`if_not_exists`), so it runs at every start. On plain PostgreSQL nothing
-//! here runs and Kendali keeps the rollup and the retention itself.
+//! hypertables with compression and retention policies. Every step is
+//! idempotent (`if_not_exists`), so it runs at every start. On plain
+//! PostgreSQL nothing here runs and Kendali keeps the retention itself.
+//! Kendali keeps the per-minute rollup on both: since schema v2 the
+//! telemetry's approaches are arrays, which a continuous aggregate cannot
+//! unnest.
 //!
 //! TimescaleDB is not installed on the development machine: this path is
 //! reviewed, not tested; the plain path is the tested one.
@@ -15,7 +17,7 @@ use super::StoreError;
 
 /// Time-series tables and their time column.
 const HYPERTABLES: [(&str, &str); 6] = [
-    ("atcs_telemetry", "ts"),
+    ("atcs_state", "ts"),
     ("call_events", "ts"),
     ("unit_status", "ts"),
     ("kpi_samples", "ts"),
@@ -48,21 +50,10 @@ pub async fn setup(pool: &Pool) -> Result<Flavour, StoreError> {
                 format!("SELECT add_compression_policy('{t}', INTERVAL '2 days', if_not_exists => true)"),
                 format!(
                     "SELECT add_retention_policy('{t}', INTERVAL '{}', if_not_exists => true)",
-                    if *t == "atcs_telemetry" { "30 days" } else { "400 days" }
+                    if *t == "atcs_state" { "30 days" } else { "400 days" }
                 ),
             ]
         }))
-        .chain([
-            "CREATE MATERIALIZED VIEW IF NOT EXISTS atcs_minute_cagg WITH (timescaledb.continuous) AS
-               SELECT time_bucket(INTERVAL '1 minute', ts) AS bucket, city, intersection, approach, count(*)::int AS samples,
-                      avg(saturation)::real AS saturation_avg, max(saturation) AS saturation_max, avg(flow_vph)::real AS flow_vph_avg,
-                      avg(queue_m)::real AS queue_m_avg, max(queue_m) AS queue_m_max, avg(green_s)::real AS green_s_avg
-               FROM atcs_telemetry GROUP BY 1, 2, 3, 4 WITH NO DATA"
-                .to_owned(),
-            "SELECT add_continuous_aggregate_policy('atcs_minute_cagg', start_offset => INTERVAL '1 hour',
-               end_offset => INTERVAL '1 minute', schedule_interval => INTERVAL '1 minute', if_not_exists => true)"
-                .to_owned(),
-        ])
         .collect();
     for step in steps {
         if let Err(e) = client.batch_execute(&step).await {

@@ -23,6 +23,71 @@ async fn count(client: &tokio_postgres::Client, sql: &str, city: &str) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_of_schema_v1_reads_the_same_after_the_upgrade_to_one_row_per_message() {
+    let Some(url) = support::postgres(
+        "telemetry_of_schema_v1_reads_the_same_after_the_upgrade_to_one_row_per_message",
+    )
+    .await
+    else {
+        return;
+    };
+    kendali::store::postgres::migrate_upto(&url, Some(1))
+        .await
+        .expect("schema v1");
+    let db = support::pg(&url).await;
+    // Two messages of one junction, four approaches each, as v1 stored them.
+    db.batch_execute(
+        "INSERT INTO atcs_telemetry
+         SELECT TIMESTAMPTZ '2026-11-23 03:00:00+00' + m * INTERVAL '20 seconds', 'kota', 'j1', a, 'adaptive', 'pagi',
+                120, m, 30 + m, 1000 + m, 10 * i, i / 10.0, i <> 3, TIMESTAMPTZ '2026-11-23 03:00:01+00' + m * INTERVAL '20 seconds'
+         FROM generate_series(0, 1) m, unnest(ARRAY['barat', 'selatan', 'timur', 'utara']) WITH ORDINALITY AS x(a, i)",
+    )
+    .await
+    .unwrap();
+    let read =
+        "SELECT ts, approach, mode, phase, green_s, flow_vph, queue_m, saturation, detector_ok, rx
+                FROM atcs_telemetry ORDER BY ts, approach";
+    let rows = |r: Vec<tokio_postgres::Row>| -> Vec<String> {
+        r.iter()
+            .map(|r| {
+                let ts: chrono::DateTime<Utc> = r.get(0);
+                let rx: chrono::DateTime<Utc> = r.get(9);
+                format!(
+                    "{ts} {} {} {} {} {} {} {} {} {rx}",
+                    r.get::<_, String>(1),
+                    r.get::<_, String>(2),
+                    r.get::<_, i32>(3),
+                    r.get::<_, f32>(4),
+                    r.get::<_, f32>(5),
+                    r.get::<_, f32>(6),
+                    r.get::<_, f32>(7),
+                    r.get::<_, bool>(8)
+                )
+            })
+            .collect()
+    };
+    let before = rows(db.query(read, &[]).await.unwrap());
+    assert_eq!(before.len(), 8);
+    let applied = kendali::store::postgres::migrate(&url).await.expect("v2");
+    assert_eq!(applied.len(), 1, "{applied:?}");
+    assert_eq!(
+        rows(db.query(read, &[]).await.unwrap()),
+        before,
+        "the view gives back v1's rows"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM atcs_state WHERE city = $1",
+            "kota"
+        )
+        .await,
+        2,
+        "one table row per message"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_apply_to_an_empty_database_and_rerun_as_no_ops() {
     let Some(url) =
         support::postgres("migrations_apply_to_an_empty_database_and_rerun_as_no_ops").await
@@ -310,6 +375,35 @@ async fn history_queries_on_known_data_give_known_answers_and_survive_a_restart(
         close(&atcs["points"][0]["avg"], 0.2) && close(&atcs["points"][0]["max"], 0.3),
         "{atcs}"
     );
+    // The rollup itself: the store sums the rows it commits, per minute.
+    let db = support::pg(&db_url).await;
+    let minutes = || {
+        let (db, city) = (&db, &city);
+        async move {
+            let rows = db
+                .query(
+                    "SELECT samples, saturation_avg::float8, saturation_max::float8, queue_m_avg::float8
+                     FROM atcs_minute WHERE city = $1 ORDER BY bucket",
+                    &[city],
+                )
+                .await
+                .unwrap();
+            let got: Vec<(i32, f64, f64, f64)> = rows
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+                .collect();
+            let want = [(3, 0.2, 0.3, 20.0), (3, 0.5, 0.6, 50.0)];
+            (got.len() == 2
+                && got.iter().zip(want).all(|(g, w)| {
+                    g.0 == w.0
+                        && (g.1 - w.1).abs() < 1e-5
+                        && (g.2 - w.2).abs() < 1e-5
+                        && (g.3 - w.3).abs() < 1e-4
+                }))
+            .then_some(())
+        }
+    };
+    support::eventually(15, "two summed minutes in atcs_minute", minutes).await;
     assert!(
         close(&atcs["points"][1]["avg"], 0.5) && close(&atcs["points"][1]["max"], 0.6),
         "{atcs}"
@@ -387,6 +481,14 @@ async fn history_queries_on_known_data_give_known_answers_and_survive_a_restart(
     // A restart rebuilds the live state from the store: the wall is not blanked.
     let before = support::get_json(&app, "/api/state").await;
     app.stop().await;
+    // A node that stopped before writing its sums: the next start recomputes
+    // the minutes received since the last write from the raw rows.
+    db.batch_execute(&format!(
+        "DELETE FROM atcs_minute WHERE city = '{city}';
+         UPDATE rollup_state SET rx_watermark = now() - interval '5 minutes'"
+    ))
+    .await
+    .unwrap();
     let mut again = settings.clone();
     again.mqtt.client_id = format!("{}-2", settings.mqtt.client_id);
     let app = support::spawn(again).await;
@@ -412,5 +514,6 @@ async fn history_queries_on_known_data_give_known_answers_and_survive_a_restart(
             .unwrap()
     };
     assert!((worst(&after) - worst(&before)).abs() < 1e-6);
+    support::eventually(15, "the minutes recomputed at start", minutes).await;
     app.stop().await;
 }
