@@ -9,6 +9,8 @@
 //! inserts in one transaction), flushed when a batch is full or after
 //! `flush_ms`. A failed write is retried with backoff; the broker holds the
 //! unacknowledged QoS 1 messages meanwhile, and the screens carry on.
+//! Committed telemetry is summed per minute (`minutes.rs`) and those sums are
+//! written every `rollup_every_s`, beside the batches.
 //!
 //! Backends: PostgreSQL/TimescaleDB (`postgres.rs`), or bounded memory
 //! (`memory.rs`) when no database is configured.

@@ -28,7 +28,7 @@ mod embedded {
 pub enum Flavour {
     /// Plain PostgreSQL: BRIN/B-tree time indexes, rollups and retention kept by Kendali.
     Plain,
-    /// TimescaleDB: hypertables, compression, retention policies, a continuous aggregate.
+    /// TimescaleDB: hypertables, compression, retention policies.
     Timescale,
 }
 
