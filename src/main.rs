@@ -60,7 +60,11 @@ struct BenchArgs {
     )]
     database_url: String,
     /// Telemetry rates to step through, ATCS state messages per second.
-    #[arg(long, value_delimiter = ',', default_value = "10000,25000,50000,75000")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "10000,25000,50000,60000,75000"
+    )]
     rates: Vec<f64>,
     #[arg(long, default_value_t = 2000)]
     intersections: usize,
