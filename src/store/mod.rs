@@ -441,6 +441,28 @@ impl StoreTask {
                 break;
             }
         }
+        // What was summed goes out before the process does (a write in
+        // flight finishes first). If it cannot, within 5 s, the next start
+        // recomputes those minutes from the raw rows.
+        if let Some(pg) = pg.filter(|_| repaired) {
+            let last = async {
+                if let Some(w) = minutes_inflight.take() {
+                    if let Ok((rows, _, Err(_))) = w.await {
+                        minutes.put_back(rows);
+                    }
+                }
+                if minutes.is_empty() {
+                    return Ok(());
+                }
+                let rows = minutes.take();
+                pg.merge_minutes(&rows, minutes.complete_upto).await
+            };
+            match tokio::time::timeout(Duration::from_secs(5), last).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "the last per-minute sums were not written; the next start recomputes them"),
+                Err(_) => tracing::warn!("the last per-minute sums were not written within 5 s; the next start recomputes them"),
+            }
+        }
         tracing::info!("store stopped");
     }
 
