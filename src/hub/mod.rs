@@ -208,7 +208,7 @@ impl RingView<'_> {
         cursor: u64,
         filter: &'a Filter,
     ) -> impl Iterator<Item = (u64, &'a Arc<Update>)> + 'a {
-        let start = (cursor + 1).saturating_sub(self.base) as usize;
+        let start = ((cursor + 1).saturating_sub(self.base) as usize).min(self.ring.len());
         let end = ((self.upto + 1).saturating_sub(self.base) as usize)
             .min(self.ring.len())
             .max(start);
@@ -752,11 +752,7 @@ impl Hub {
         let view = RingView {
             ring: &self.ring,
             base: self.ring_base,
-            upto: self
-                .pending
-                .first()
-                .map(|(s, _)| *s - 1)
-                .unwrap_or(self.seq),
+            upto: self.flushed(),
         };
         let mut lagging = false;
         let mut dead = Vec::new();
