@@ -219,9 +219,13 @@ impl PgBackend {
                 // (city, intersection, ts) index. A plain join let the planner
                 // sort the whole table on every run: minutes per run after an
                 // hour at 20,000 rows/s, growing with the table.
+                // (Rows written before schema v2 are in atcs_telemetry_v1.)
                 "WITH touched AS (
-                     SELECT DISTINCT city, intersection, date_bin('1 minute', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b
-                     FROM atcs_state WHERE rx >= $1 AND rx < $2)
+                     SELECT city, intersection, date_bin('1 minute', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b
+                     FROM atcs_state WHERE rx >= $1 AND rx < $2
+                     UNION
+                     SELECT city, intersection, date_bin('1 minute', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00')
+                     FROM atcs_telemetry_v1 WHERE rx >= $1 AND rx < $2)
                  INSERT INTO atcs_minute AS m (bucket, city, intersection, approach, samples, saturation_avg, saturation_max,
                      flow_vph_avg, queue_m_avg, queue_m_max, green_s_avg)
                  SELECT touched.b, touched.city, touched.intersection, a.approach, a.samples, a.saturation_avg, a.saturation_max,
@@ -279,10 +283,13 @@ impl PgBackend {
         if self.flavour == Flavour::Timescale {
             return Ok(n);
         }
-        n += client
-            .execute("DELETE FROM atcs_state WHERE ts < $1", &[&t])
-            .await
-            .map_err(db)?;
+        // Rows written before schema v2 age out of their own table.
+        for table in ["atcs_state", "atcs_telemetry_v1"] {
+            n += client
+                .execute(&format!("DELETE FROM {table} WHERE ts < $1"), &[&t])
+                .await
+                .map_err(db)?;
+        }
         for table in [
             "unit_status",
             "kpi_samples",
@@ -515,7 +522,10 @@ impl PgBackend {
                 "SELECT t.ts, t.city, t.intersection, t.approach, t.mode, t.plan, t.cycle_s, t.phase, t.green_s, t.flow_vph,
                         t.queue_m, t.saturation, t.detector_ok, t.rx
                  FROM atcs_telemetry t
-                 JOIN (SELECT city, intersection, max(ts) AS ts FROM atcs_state WHERE ts > now() - interval '15 minutes'
+                 JOIN (SELECT city, intersection, max(ts) AS ts
+                       FROM (SELECT city, intersection, ts FROM atcs_state WHERE ts > now() - interval '15 minutes'
+                             UNION ALL
+                             SELECT city, intersection, ts FROM atcs_telemetry_v1 WHERE ts > now() - interval '15 minutes') recent
                        GROUP BY 1, 2) last USING (city, intersection, ts)
                  ORDER BY t.city, t.intersection, t.approach",
                 &[],

@@ -78,12 +78,28 @@ async fn telemetry_of_schema_v1_reads_the_same_after_the_upgrade_to_one_row_per_
     assert_eq!(
         count(
             &db,
-            "SELECT count(*) FROM atcs_state WHERE city = $1",
+            "SELECT count(*) FROM atcs_telemetry_v1 WHERE city = $1",
             "kota"
         )
         .await,
-        2,
-        "one table row per message"
+        8,
+        "v1's rows stay in place, renamed (converting them would hold the start)"
+    );
+    // New telemetry goes in one row per message, beside them in the view.
+    db.batch_execute(
+        "INSERT INTO atcs_state VALUES (TIMESTAMPTZ '2026-11-23 03:01:00+00', 'kota', 'j1', 'adaptive', 'pagi', 120, 2,
+             TIMESTAMPTZ '2026-11-23 03:01:01+00', ARRAY['barat', 'utara'], ARRAY[32, 33]::real[], ARRAY[1002, 1003]::real[],
+             ARRAY[10, 40]::real[], ARRAY[0.1, 0.4]::real[], ARRAY[true, false])",
+    )
+    .await
+    .unwrap();
+    let after = rows(db.query(read, &[]).await.unwrap());
+    assert_eq!(after.len(), 10);
+    assert_eq!(after[..8], before[..], "ordered by time, v1's rows first");
+    assert!(
+        after[9].contains(" utara adaptive 2 33 1003 40 0.4 false "),
+        "{}",
+        after[9]
     );
 }
 
