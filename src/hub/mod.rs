@@ -654,9 +654,9 @@ impl Hub {
 
     /// One tick: build each lane's frame once, offer it to the lane's clients.
     fn flush(&mut self) {
-        let pending = std::mem::take(&mut self.pending);
         // Everything up to here has gone to the lanes before this tick.
-        let before = pending.first().map(|(s, _)| *s - 1).unwrap_or(self.seq);
+        let before = self.flushed();
+        let pending = std::mem::take(&mut self.pending);
         self.metrics.hub_seq.set(self.seq as i64);
         let now = Instant::now();
         let mut dead: Vec<(ClientId, &'static str, Option<Close>)> = Vec::new();

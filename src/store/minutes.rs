@@ -21,7 +21,7 @@ use rustc_hash::FxHashMap as HashMap;
 use super::TelemetryRow;
 
 /// Sums of one approach over one minute.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Sums {
     pub samples: u32,
     pub saturation: f64,
@@ -33,25 +33,20 @@ pub struct Sums {
 }
 
 impl Sums {
-    fn add(&mut self, r: &TelemetryRow) {
-        if self.samples == 0 {
-            self.saturation_max = r.saturation;
-            self.queue_m_max = r.queue_m;
+    /// One reading.
+    fn of(r: &TelemetryRow) -> Sums {
+        Sums {
+            samples: 1,
+            saturation: r.saturation as f64,
+            saturation_max: r.saturation,
+            flow_vph: r.flow_vph as f64,
+            queue_m: r.queue_m as f64,
+            queue_m_max: r.queue_m,
+            green_s: r.green_s as f64,
         }
-        self.samples += 1;
-        self.saturation += r.saturation as f64;
-        self.saturation_max = self.saturation_max.max(r.saturation);
-        self.flow_vph += r.flow_vph as f64;
-        self.queue_m += r.queue_m as f64;
-        self.queue_m_max = self.queue_m_max.max(r.queue_m);
-        self.green_s += r.green_s as f64;
     }
 
     fn merge(&mut self, o: &Sums) {
-        if self.samples == 0 {
-            *self = o.clone();
-            return;
-        }
         self.samples += o.samples;
         self.saturation += o.saturation;
         self.saturation_max = self.saturation_max.max(o.saturation_max);
@@ -72,7 +67,7 @@ pub struct MinuteRow {
     pub sums: Sums,
 }
 
-type Key = (Arc<str>, Arc<str>, i64);
+type Key = (Arc<str>, Arc<str>, DateTime<Utc>);
 
 /// Sums not yet written, and the receive time up to which they are complete.
 #[derive(Default)]
@@ -84,9 +79,9 @@ pub struct Minutes {
     pub from: Option<DateTime<Utc>>,
 }
 
-/// The minute a source time falls in, as seconds since the epoch.
-fn minute_of(ts: DateTime<Utc>) -> i64 {
-    ts.timestamp().div_euclid(60) * 60
+/// The start of the minute `t` falls in.
+pub fn minute_of(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp().div_euclid(60) * 60, 0).unwrap_or(t)
 }
 
 impl Minutes {
@@ -101,19 +96,20 @@ impl Minutes {
     /// Folds in committed rows; `upto` is the receive time of the newest
     /// message of the batch (batches commit in arrival order).
     pub fn add(&mut self, rows: &[TelemetryRow], upto: Option<DateTime<Utc>>) {
-        for r in rows.iter().filter(|r| self.from.is_none_or(|f| r.rx >= f)) {
+        let from = self.from;
+        for r in rows.iter().filter(|r| from.is_none_or(|f| r.rx >= f)) {
             let key = (r.city.clone(), r.intersection.clone(), minute_of(r.ts));
-            let approaches = self.sums.entry(key).or_default();
-            match approaches.iter_mut().find(|(a, _)| *a == r.approach) {
-                Some((_, s)) => s.add(r),
-                None => {
-                    let mut s = Sums::default();
-                    s.add(r);
-                    approaches.push((r.approach.clone(), s));
-                }
-            }
+            self.merge(key, &r.approach, &Sums::of(r));
         }
         self.complete_upto = self.complete_upto.max(upto);
+    }
+
+    fn merge(&mut self, key: Key, approach: &str, sums: &Sums) {
+        let approaches = self.sums.entry(key).or_default();
+        match approaches.iter_mut().find(|(a, _)| a == approach) {
+            Some((_, s)) => s.merge(sums),
+            None => approaches.push((approach.to_owned(), sums.clone())),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -123,8 +119,7 @@ impl Minutes {
     /// Takes everything summed so far, to be written.
     pub fn take(&mut self) -> Vec<MinuteRow> {
         let mut out = Vec::with_capacity(self.sums.len() * 4);
-        for ((city, intersection, minute), approaches) in self.sums.drain() {
-            let bucket = DateTime::from_timestamp(minute, 0).unwrap_or_default();
+        for ((city, intersection, bucket), approaches) in self.sums.drain() {
             for (approach, sums) in approaches {
                 out.push(MinuteRow {
                     bucket,
@@ -141,12 +136,7 @@ impl Minutes {
     /// Puts back rows whose write failed (sums add, so nothing is counted twice).
     pub fn put_back(&mut self, rows: Vec<MinuteRow>) {
         for r in rows {
-            let key = (r.city, r.intersection, r.bucket.timestamp());
-            let approaches = self.sums.entry(key).or_default();
-            match approaches.iter_mut().find(|(a, _)| *a == r.approach) {
-                Some((_, s)) => s.merge(&r.sums),
-                None => approaches.push((r.approach, r.sums)),
-            }
+            self.merge((r.city, r.intersection, r.bucket), &r.approach, &r.sums);
         }
     }
 }

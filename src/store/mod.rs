@@ -147,15 +147,7 @@ pub struct StoreHandle {
 impl StoreHandle {
     /// History answers whole minutes before the one `rx` falls in from the rollup.
     fn set_rollup_upto(&self, rx: DateTime<Utc>) {
-        let complete = history::RangeParams::bucket_of(
-            &history::Range {
-                from: rx,
-                to: rx,
-                bucket: chrono::Duration::minutes(1),
-            },
-            rx,
-        );
-        *self.rollup_upto.lock().unwrap_or_else(|e| e.into_inner()) = Some(complete);
+        *self.rollup_upto.lock().unwrap_or_else(|e| e.into_inner()) = Some(minutes::minute_of(rx));
     }
 
     pub async fn query(&self, q: &HistoryQuery) -> Result<HistoryAnswer, StoreError> {

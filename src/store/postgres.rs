@@ -14,7 +14,7 @@ use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 use super::history::*;
-use super::minutes::MinuteRow;
+use super::minutes::{MinuteRow, Sums};
 use super::{Batch, EventRow, StoreError, TelemetryRow};
 use crate::contract::*;
 use crate::state::city::Call;
@@ -130,8 +130,12 @@ impl PgBackend {
     ) -> Result<(), StoreError> {
         let mut client = self.pool.get().await.map_err(db)?;
         let tx = client.transaction().await.map_err(db)?;
-        let col = |f: fn(&MinuteRow) -> f32| rows.iter().map(f).collect::<Vec<f32>>();
-        let avg = |total: f64, r: &MinuteRow| (total / r.sums.samples.max(1) as f64) as f32;
+        let max = |f: fn(&Sums) -> f32| rows.iter().map(|r| f(&r.sums)).collect::<Vec<f32>>();
+        let avg = |f: fn(&Sums) -> f64| {
+            rows.iter()
+                .map(|r| (f(&r.sums) / r.sums.samples.max(1) as f64) as f32)
+                .collect::<Vec<f32>>()
+        };
         let bucket: Vec<DateTime<Utc>> = rows.iter().map(|r| r.bucket).collect();
         let city: Vec<&str> = rows.iter().map(|r| &*r.city).collect();
         let intersection: Vec<&str> = rows.iter().map(|r| &*r.intersection).collect();
@@ -156,12 +160,12 @@ impl PgBackend {
                 &intersection,
                 &approach,
                 &samples,
-                &rows.iter().map(|r| avg(r.sums.saturation, r)).collect::<Vec<f32>>(),
-                &col(|r| r.sums.saturation_max),
-                &rows.iter().map(|r| avg(r.sums.flow_vph, r)).collect::<Vec<f32>>(),
-                &rows.iter().map(|r| avg(r.sums.queue_m, r)).collect::<Vec<f32>>(),
-                &col(|r| r.sums.queue_m_max),
-                &rows.iter().map(|r| avg(r.sums.green_s, r)).collect::<Vec<f32>>(),
+                &avg(|s| s.saturation),
+                &max(|s| s.saturation_max),
+                &avg(|s| s.flow_vph),
+                &avg(|s| s.queue_m),
+                &max(|s| s.queue_m_max),
+                &avg(|s| s.green_s),
             ],
         )
         .await
