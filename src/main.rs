@@ -97,6 +97,11 @@ struct BenchArgs {
     /// watch the wall in a browser while the bench runs (`.ci/wall-soak`).
     #[arg(long)]
     http: Option<std::net::SocketAddr>,
+    /// Only measure Kendali's own CPU per message in its decode and state
+    /// stages, for this many messages, in one thread with nothing beside it
+    /// (repeatable where the end-to-end steps are noisy); prints JSON.
+    #[arg(long)]
+    stage_cost: Option<usize>,
 }
 
 #[derive(Args)]
@@ -368,6 +373,11 @@ async fn publish(a: PublishArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(n) = a.stage_cost {
+        let c = kendali::bench::stage::measure(n, a.intersections);
+        println!("{}", serde_json::to_string_pretty(&c)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let o = kendali::bench::BenchOptions {
         broker: a.broker,
         database_url: a.database_url,

@@ -46,7 +46,7 @@ pub fn call_event_payload(city: &str, i: u64, event_id: &uuid::Uuid) -> (String,
     )
 }
 
-fn state_payload(id: &str, ts: &str, k: u64) -> String {
+pub(crate) fn state_payload(id: &str, ts: &str, k: u64) -> String {
     // Two decimals, as controllers report the degree of saturation.
     let s = |a: u64| format!("{:.2}", 0.3 + ((k + a) % 70) as f64 / 100.0);
     format!(

@@ -13,6 +13,7 @@
 pub mod load;
 pub mod procstat;
 pub mod screens;
+pub mod stage;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};

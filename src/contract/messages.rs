@@ -27,7 +27,7 @@ pub mod ts_format {
     }
 
     pub fn serialize<S: serde::Serializer>(ts: &Ts, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&ts.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false))
+        crate::contract::rfc3339::serialize_ts(ts, s)
     }
 }
 

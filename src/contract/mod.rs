@@ -7,6 +7,7 @@
 //! `CONTRACT.md` at the top of the repository.
 
 pub mod messages;
+pub mod rfc3339;
 pub mod schema;
 pub mod topic;
 pub mod validate;

@@ -918,7 +918,7 @@ fn push_update(out: &mut String, first: &mut bool, seq: u64, u: &Update, summary
         out.push(',');
     }
     *first = false;
-    // `u.json` is an object: splice the sequence number in as its first field.
+    // The wire form is an object: splice the sequence number in as its first field.
     let _ = write!(out, "{{\"seq\":{seq},{}", &u.wire(summary)[1..]);
 }
 
@@ -926,7 +926,7 @@ fn delta_frame(seq: u64, updates: &[(u64, Arc<Update>)], summary: bool) -> Strin
     let mut out = String::with_capacity(
         64 + updates
             .iter()
-            .map(|(_, u)| u.json.len() + 16)
+            .map(|(_, u)| u.wire(summary).len() + 16)
             .sum::<usize>(),
     );
     let _ = write!(out, "{{\"type\":\"delta\",\"seq\":{seq},\"updates\":[");

@@ -11,21 +11,38 @@ use chrono_tz::Asia::Jakarta;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::update::{Tags, Update, UpdateKind};
+use super::update::{encode, Deferred, Tags, Update, UpdateKind};
 use crate::config::StateSettings;
 use crate::contract::*;
 
-/// An intersection: its metadata and latest controller state.
+/// An intersection: its metadata and latest controller state. Cloning it
+/// (the snapshot an update keeps until a screen needs it) copies no data.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Intersection {
-    pub city: String,
-    pub id: String,
-    pub info: Option<IntersectionInfo>,
-    pub state: Option<IntersectionState>,
+    pub city: Arc<str>,
+    pub id: Arc<str>,
+    pub info: Option<Arc<IntersectionInfo>>,
+    pub state: Option<Arc<IntersectionState>>,
     /// Highest degree of saturation over the approaches, and which approach holds it.
     pub worst_saturation: Option<f64>,
-    pub worst_approach: Option<String>,
+    pub worst_approach: Option<Arc<str>>,
+    #[serde(serialize_with = "crate::contract::rfc3339::utc_option")]
     pub rx: Option<DateTime<Utc>>,
+    /// Its key (`{city}/{id}`) and district, for its updates' key and tags.
+    #[serde(skip)]
+    key: Arc<str>,
+    #[serde(skip)]
+    district: Option<Arc<str>>,
+}
+
+impl Deferred for Intersection {
+    fn full(&self, kind: UpdateKind, key: &str, rx: DateTime<Utc>) -> String {
+        encode(kind, key, rx, Some(self))
+    }
+
+    fn summary(&self, kind: UpdateKind, key: &str, rx: DateTime<Utc>) -> Option<String> {
+        Some(encode(kind, key, rx, Some(&IntersectionSummary::of(self))))
+    }
 }
 
 /// An intersection for a screen that asked for `view=summary`: the same
@@ -36,6 +53,7 @@ pub struct IntersectionSummary<'a> {
     pub id: &'a str,
     pub worst_saturation: Option<f64>,
     pub worst_approach: Option<&'a str>,
+    #[serde(serialize_with = "crate::contract::rfc3339::utc_option")]
     pub rx: Option<DateTime<Utc>>,
     pub state: Option<StateSummary<'a>>,
 }
@@ -91,6 +109,7 @@ pub struct Call {
     /// Seconds from received to dispatched, once both are known.
     pub dispatch_s: Option<f64>,
     pub events: u32,
+    #[serde(serialize_with = "crate::contract::rfc3339::utc")]
     pub rx: DateTime<Utc>,
 }
 
@@ -100,6 +119,7 @@ pub struct Unit {
     pub city: String,
     #[serde(flatten)]
     pub status: UnitStatus,
+    #[serde(serialize_with = "crate::contract::rfc3339::utc")]
     pub rx: DateTime<Utc>,
 }
 
@@ -110,6 +130,7 @@ pub struct Kpi {
     pub service: String,
     #[serde(flatten)]
     pub sample: KpiSample,
+    #[serde(serialize_with = "crate::contract::rfc3339::utc")]
     pub rx: DateTime<Utc>,
 }
 
@@ -151,8 +172,10 @@ pub struct Feed {
     pub family: Family,
     pub source: String,
     /// Server time of the last message.
+    #[serde(serialize_with = "crate::contract::rfc3339::utc")]
     pub last_rx: DateTime<Utc>,
     /// Source time of the last message.
+    #[serde(serialize_with = "crate::contract::rfc3339::ts_option")]
     pub last_ts: Option<Ts>,
     pub stale: bool,
     pub stale_after_s: u64,
@@ -174,7 +197,9 @@ pub struct CommandEntry {
     pub command: Option<Command>,
     pub status: &'static str,
     pub reason: Option<String>,
+    #[serde(serialize_with = "crate::contract::rfc3339::ts_option")]
     pub ack_ts: Option<Ts>,
+    #[serde(serialize_with = "crate::contract::rfc3339::utc")]
     pub rx: DateTime<Utc>,
 }
 
@@ -227,6 +252,8 @@ pub struct CityState {
     seen_order: VecDeque<Uuid>,
     complaint_opd: HashMap<String, (String, String)>,
     complaint_order: VecDeque<String>,
+    /// Reused to build map keys for lookups.
+    scratch: String,
 }
 
 fn wib_date(t: DateTime<Utc>) -> NaiveDate {
@@ -264,6 +291,7 @@ impl CityState {
             command_order: VecDeque::new(),
             seen_events: HashSet::new(),
             seen_order: VecDeque::new(),
+            scratch: String::new(),
             complaint_opd: HashMap::new(),
             complaint_order: VecDeque::new(),
         }
@@ -302,16 +330,17 @@ impl CityState {
                 ));
             }
         }
-        let city = topic.city().to_owned();
+        let city = topic.city();
         let mut out = Vec::with_capacity(4);
         match (topic, msg) {
             (Topic::IntersectionInfo { intersection, .. }, Message::IntersectionInfo(m)) => {
-                let e = self.intersection_mut(&city, intersection);
-                e.info = Some(m.clone());
-                out.push(self.intersection_update(&city, intersection, rx));
+                let e = self.intersection_mut(city, intersection);
+                e.district = m.district.as_deref().map(Arc::from);
+                e.info = Some(Arc::new(m.clone()));
+                out.push(intersection_update(e, rx));
             }
             (Topic::IntersectionState { intersection, .. }, Message::IntersectionState(m)) => {
-                let e = self.intersection_mut(&city, intersection);
+                let e = self.intersection_mut(city, intersection);
                 // A late message (older ts) must not overwrite a newer state.
                 if e.state.as_ref().is_some_and(|s| s.ts > m.ts) {
                     return Ok(out);
@@ -321,14 +350,19 @@ impl CityState {
                     .iter()
                     .max_by(|a, b| a.saturation.total_cmp(&b.saturation));
                 e.worst_saturation = worst.map(|a| a.saturation);
-                e.worst_approach = worst.map(|a| a.id.clone());
-                e.state = Some(m.clone());
+                e.worst_approach = match worst {
+                    Some(a) if e.worst_approach.as_deref() == Some(a.id.as_str()) => {
+                        e.worst_approach.take()
+                    }
+                    worst => worst.map(|a| a.id.as_str().into()),
+                };
+                e.state = Some(Arc::new(m.clone()));
                 e.rx = Some(rx);
-                out.push(self.intersection_update(&city, intersection, rx));
-                self.touch_feed(&city, Family::Atcs, intersection, Some(m.ts), rx, &mut out);
+                out.push(intersection_update(e, rx));
+                self.touch_feed(city, Family::Atcs, intersection, Some(m.ts), rx, &mut out);
             }
             (Topic::Command { intersection, .. }, Message::Command(m)) => {
-                let entry = self.command_entry(&city, intersection, m.command_id, rx);
+                let entry = self.command_entry(city, intersection, m.command_id, rx);
                 entry.command = Some(m.clone());
                 entry.rx = rx;
                 let id = m.command_id;
@@ -336,7 +370,7 @@ impl CityState {
                 out.push(self.command_update(id));
             }
             (Topic::CommandAck { intersection, .. }, Message::CommandAck(m)) => {
-                let entry = self.command_entry(&city, intersection, m.command_id, rx);
+                let entry = self.command_entry(city, intersection, m.command_id, rx);
                 entry.status = match m.status {
                     AckStatus::Applied => "applied",
                     AckStatus::Rejected => "rejected",
@@ -349,7 +383,7 @@ impl CityState {
                 out.push(self.command_update(id));
             }
             (Topic::Call { .. }, Message::CallEvent(m)) => {
-                self.apply_call_event(&city, m, rx, &mut out)?;
+                self.apply_call_event(city, m, rx, &mut out)?;
             }
             (Topic::Unit { unit, .. }, Message::UnitStatus(m)) => {
                 let key = format!("{city}/{unit}");
@@ -357,23 +391,23 @@ impl CityState {
                     return Ok(out);
                 }
                 let u = Unit {
-                    city: city.clone(),
+                    city: city.to_owned(),
                     status: m.clone(),
                     rx,
                 };
                 out.push(Update::new(
                     UpdateKind::Unit,
-                    &city,
+                    city,
                     key.clone(),
                     tags(Family::Units),
                     rx,
                     Some(&u),
                 ));
                 self.units.insert(key, u);
-                self.touch_feed(&city, Family::Units, "all", Some(m.ts), rx, &mut out);
+                self.touch_feed(city, Family::Units, "all", Some(m.ts), rx, &mut out);
             }
             (Topic::AppEvents { service, .. }, Message::AppEvent(m)) => {
-                self.apply_app_event(&city, service, m, rx, &mut out);
+                self.apply_app_event(city, service, m, rx, &mut out);
             }
             (Topic::Kpi { service, .. }, Message::KpiSample(m)) => {
                 let key = format!("{city}/{service}/{}", m.metric);
@@ -381,21 +415,21 @@ impl CityState {
                     return Ok(out);
                 }
                 let k = Kpi {
-                    city: city.clone(),
+                    city: city.to_owned(),
                     service: service.clone(),
                     sample: m.clone(),
                     rx,
                 };
                 out.push(Update::new(
                     UpdateKind::Kpi,
-                    &city,
+                    city,
                     key.clone(),
                     tags(Family::Kpi),
                     rx,
                     Some(&k),
                 ));
                 self.kpis.insert(key, k);
-                self.touch_feed(&city, Family::Kpi, service, Some(m.ts), rx, &mut out);
+                self.touch_feed(city, Family::Kpi, service, Some(m.ts), rx, &mut out);
             }
             _ => unreachable!("decode() chooses the message type from the topic"),
         }
@@ -428,42 +462,30 @@ impl CityState {
     }
 
     fn intersection_mut(&mut self, city: &str, id: &str) -> &mut Intersection {
+        let key = scratch_key(&mut self.scratch, &[city, id]);
+        if !self.intersections.contains_key(key) {
+            let key: Arc<str> = key.into();
+            self.intersections.insert(
+                key.to_string(),
+                Intersection {
+                    city: city.into(),
+                    id: id.into(),
+                    key,
+                    ..Default::default()
+                },
+            );
+        }
+        let key = scratch_key(&mut self.scratch, &[city, id]);
         self.intersections
-            .entry(format!("{city}/{id}"))
-            .or_insert_with(|| Intersection {
-                city: city.to_owned(),
-                id: id.to_owned(),
-                ..Default::default()
-            })
+            .get_mut(key)
+            .expect("inserted above if it was missing")
     }
 
     /// The district an intersection lies in, from its info.
     fn district_of(&self, city: &str, id: &str) -> Option<Arc<str>> {
         self.intersections
             .get(&format!("{city}/{id}"))
-            .and_then(|e| e.info.as_ref())
-            .and_then(|i| i.district.as_deref())
-            .map(Arc::from)
-    }
-
-    fn intersection_update(&self, city: &str, id: &str, rx: DateTime<Utc>) -> Update {
-        let key = format!("{city}/{id}");
-        let e = self.intersections.get(&key);
-        let district = e
-            .and_then(|e| e.info.as_ref())
-            .and_then(|i| i.district.as_deref())
-            .map(Arc::from);
-        let t = Tags {
-            family: Some(Family::Atcs),
-            intersection: Some(id.into()),
-            district,
-            line: None,
-        };
-        let u = Update::new(UpdateKind::Intersection, city, key, t, rx, e);
-        match e {
-            Some(e) => u.with_summary(&IntersectionSummary::of(e)),
-            None => u,
-        }
+            .and_then(|e| e.district.clone())
     }
 
     /// The command's entry, created pending if this is the first we hear of it
@@ -537,6 +559,8 @@ impl CityState {
         }
     }
 
+    /// A message came from `source`: refresh its feed's freshness. An
+    /// intersection's feed carries its district, so per-district screens get it.
     fn touch_feed(
         &mut self,
         city: &str,
@@ -546,14 +570,16 @@ impl CityState {
         rx: DateTime<Utc>,
         out: &mut Vec<Update>,
     ) {
-        let key = format!("{city}/{}/{source}", family.as_str());
-        let district = if family == Family::Atcs {
-            self.district_of(city, source)
-        } else {
-            None
+        let district = match family {
+            Family::Atcs => {
+                let key = scratch_key(&mut self.scratch, &[city, source]);
+                self.intersections.get(key).and_then(|e| e.district.clone())
+            }
+            _ => None,
         };
+        let key = scratch_key(&mut self.scratch, &[city, family.as_str(), source]);
         let stale_after_s = self.settings.stale_after(family).as_secs();
-        match self.feeds.get_mut(&key) {
+        match self.feeds.get_mut(key) {
             Some(f) => {
                 f.last_rx = rx;
                 f.last_ts = ts.or(f.last_ts);
@@ -579,7 +605,7 @@ impl CityState {
                     district,
                 };
                 out.push(feed_update(&f, rx));
-                self.feeds.insert(key, f);
+                self.feeds.insert(key.to_owned(), f);
             }
         }
     }
@@ -917,6 +943,36 @@ impl CityState {
         out.push(self.counters_update(city, rx));
         self.touch_feed(city, Family::Apps, service, Some(m.ts), rx, out);
     }
+}
+
+/// `{a}/{b}/..` in `buf`, reused so that looking up an entity allocates nothing.
+fn scratch_key<'a>(buf: &'a mut String, parts: &[&str]) -> &'a str {
+    buf.clear();
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            buf.push('/');
+        }
+        buf.push_str(p);
+    }
+    buf
+}
+
+/// An intersection's update, encoded when a screen first needs it.
+fn intersection_update(e: &Intersection, rx: DateTime<Utc>) -> Update {
+    let t = Tags {
+        family: Some(Family::Atcs),
+        intersection: Some(e.id.clone()),
+        district: e.district.clone(),
+        line: None,
+    };
+    Update::deferred(
+        UpdateKind::Intersection,
+        e.city.clone(),
+        e.key.clone(),
+        t,
+        rx,
+        Box::new(e.clone()),
+    )
 }
 
 fn tags(family: Family) -> Tags {

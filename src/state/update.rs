@@ -1,9 +1,10 @@
 //! What the live state tells the rest of the room: [`Update`]s. An update is
 //! either an entity's whole new value (state-like: the latest replaces the
 //! previous, so it may be conflated) or one event (delivered once, in order).
-//! Each update is serialised once, here, and shared by reference afterwards.
+//! Each update is serialised at most once per form (now, or when a screen
+//! first needs it) and shared by reference afterwards.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -76,8 +77,34 @@ pub struct Tags {
     pub line: Option<CallLine>,
 }
 
-/// One change of the live state, serialised once.
-#[derive(Clone, Debug)]
+/// A value whose update is encoded only when a screen first needs it.
+///
+/// An intersection changes 25 times a second under the bench's load, and a
+/// wall capped at one update per entity per second is sent one in 25 of them:
+/// encoding each at once (its full form and its summary) was a third of the
+/// state task's time. The snapshot shares the state's data (`Arc`s), so
+/// keeping it costs no copy.
+pub trait Deferred: Send + Sync + std::fmt::Debug {
+    /// The update's wire object, `{"kind":..,"key":..,"rx":..,"value":..}`.
+    fn full(&self, kind: UpdateKind, key: &str, rx: DateTime<Utc>) -> String;
+    /// The same with the summarised value (for `view=summary`), if there is one.
+    fn summary(&self, kind: UpdateKind, key: &str, rx: DateTime<Utc>) -> Option<String>;
+}
+
+#[derive(Debug)]
+enum Body {
+    /// Encoded when the update was made.
+    Encoded { json: String, value_at: usize },
+    /// Encoded on first use, each form at most once.
+    Deferred {
+        value: Box<dyn Deferred>,
+        full: OnceLock<(String, usize)>,
+        summary: OnceLock<Option<String>>,
+    },
+}
+
+/// One change of the live state, serialised at most once per form.
+#[derive(Debug)]
 pub struct Update {
     pub kind: UpdateKind,
     pub city: Arc<str>,
@@ -86,20 +113,16 @@ pub struct Update {
     pub tags: Tags,
     /// When Kendali received the message behind this update.
     pub rx: DateTime<Utc>,
-    /// `{"kind":..,"key":..,"rx":..,"value":..}`; `value` is null when the entity was removed.
-    pub json: String,
-    /// The same update with a summarised value, for screens that asked for
-    /// `view=summary` (the wall colouring 2,000 junctions needs their worst
-    /// saturation and mode, not every approach's figures).
-    pub summary: Option<String>,
-    /// Where `value` starts in `json` (it runs to the closing brace).
-    value_at: usize,
+    /// The entity was removed (`value` is null).
+    removal: bool,
+    body: Body,
 }
 
 #[derive(Serialize)]
 struct Wire<'a, T: Serialize> {
     kind: UpdateKind,
     key: &'a str,
+    #[serde(serialize_with = "crate::contract::rfc3339::utc")]
     rx: DateTime<Utc>,
     value: Option<&'a T>,
 }
@@ -109,22 +132,46 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Serialises into a reused scratch buffer, then copies once into an exactly
-/// sized string. `serde_json::to_string` grows its buffer by doubling: the
-/// bench's profile at 20,000 msg/s had `realloc` and its copies at about 8 %
-/// of Kendali's CPU, most of it from here.
-fn encode<T: Serialize>(wire: &Wire<'_, T>) -> String {
+/// Serialises an update's wire object into a reused scratch buffer, then
+/// copies once into an exactly sized string. `serde_json::to_string` grows
+/// its buffer by doubling: the bench's profile at 20,000 msg/s had `realloc`
+/// and its copies at about 8 % of Kendali's CPU, most of it from here.
+pub fn encode<T: Serialize>(
+    kind: UpdateKind,
+    key: &str,
+    rx: DateTime<Utc>,
+    value: Option<&T>,
+) -> String {
     SCRATCH.with_borrow_mut(|buf| {
         buf.clear();
         // Entity values are plain structs of strings, numbers, maps and timestamps.
-        serde_json::to_writer(&mut *buf, wire).expect("state values always serialise");
+        serde_json::to_writer(
+            &mut *buf,
+            &Wire {
+                kind,
+                key,
+                rx,
+                value,
+            },
+        )
+        .expect("state values always serialise");
         std::str::from_utf8(buf)
             .expect("serde_json writes UTF-8")
             .to_owned()
     })
 }
 
+/// Where `value` starts in a wire object: it is the last field, so it runs
+/// from after the first `,"value":` (kind, key and rx cannot contain that
+/// text) to the final `}`.
+fn value_at(json: &str) -> usize {
+    json.find(",\"value\":")
+        .map(|i| i + 9)
+        .expect("Wire always writes a value field")
+}
+
 impl Update {
+    /// An update encoded now.
     pub fn new<T: Serialize>(
         kind: UpdateKind,
         city: &str,
@@ -133,56 +180,82 @@ impl Update {
         rx: DateTime<Utc>,
         value: Option<&T>,
     ) -> Update {
-        let json = encode(&Wire {
-            kind,
-            key: &key,
-            rx,
-            value,
-        });
-        // `value` is the last field, so it runs from after the first `,"value":` (kind, key
-        // and rx cannot contain that text) to the final `}`.
-        let value_at = json
-            .find(",\"value\":")
-            .map(|i| i + 9)
-            .expect("Wire always writes a value field");
+        let json = encode(kind, &key, rx, value);
         Update {
             kind,
             city: city.into(),
             key: key.into(),
             tags,
             rx,
-            json,
-            summary: None,
-            value_at,
+            removal: value.is_none(),
+            body: Body::Encoded {
+                value_at: value_at(&json),
+                json,
+            },
         }
     }
 
-    /// Adds the summarised form of the value.
-    pub fn with_summary<S: Serialize>(mut self, summary: &S) -> Update {
-        let json = encode(&Wire {
-            kind: self.kind,
-            key: &self.key,
-            rx: self.rx,
-            value: Some(summary),
-        });
-        self.summary = Some(json);
-        self
+    /// An update of a present entity, encoded when first needed.
+    pub fn deferred(
+        kind: UpdateKind,
+        city: Arc<str>,
+        key: Arc<str>,
+        tags: Tags,
+        rx: DateTime<Utc>,
+        value: Box<dyn Deferred>,
+    ) -> Update {
+        Update {
+            kind,
+            city,
+            key,
+            tags,
+            rx,
+            removal: false,
+            body: Body::Deferred {
+                value,
+                full: OnceLock::new(),
+                summary: OnceLock::new(),
+            },
+        }
+    }
+
+    fn full(&self) -> (&str, usize) {
+        match &self.body {
+            Body::Encoded { json, value_at } => (json, *value_at),
+            Body::Deferred { value, full, .. } => {
+                let (json, at) = full.get_or_init(|| {
+                    let json = value.full(self.kind, &self.key, self.rx);
+                    let at = value_at(&json);
+                    (json, at)
+                });
+                (json, *at)
+            }
+        }
     }
 
     /// The wire object for a screen, summarised if it asked for it and there is a summary.
     pub fn wire(&self, summary: bool) -> &str {
-        match (&self.summary, summary) {
-            (Some(s), true) => s,
-            _ => &self.json,
+        if let (
+            Body::Deferred {
+                value, summary: s, ..
+            },
+            true,
+        ) = (&self.body, summary)
+        {
+            if let Some(s) = s.get_or_init(|| value.summary(self.kind, &self.key, self.rx)) {
+                return s;
+            }
         }
+        self.full().0
     }
 
     /// The entity value (or event) as JSON text; `null` for a removal.
     pub fn value_json(&self) -> &str {
-        &self.json[self.value_at..self.json.len() - 1]
+        let (json, at) = self.full();
+        &json[at..json.len() - 1]
     }
 
     pub fn is_removal(&self) -> bool {
-        self.value_json() == "null"
+        self.removal
     }
 }
