@@ -378,7 +378,7 @@ impl Simulation {
                     city: ctx.city.to_owned(),
                     intersection: c.id.clone(),
                 };
-                ctx.emit(topic, Message::IntersectionState(state));
+                ctx.emit(topic, Message::IntersectionState(state.into()));
             }
         }
         self.fleet.report_moving(&mut ctx);
@@ -905,7 +905,7 @@ mod tests {
             for (_, m) in sim.step(*now, STEP) {
                 if let Message::IntersectionState(s) = m {
                     if s.intersection == id {
-                        return s;
+                        return (*s).clone();
                     }
                 }
             }

@@ -82,6 +82,19 @@ pub enum ControllerMode {
     Off,
 }
 
+impl ControllerMode {
+    /// The mode as it is written on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ControllerMode::Adaptive => "adaptive",
+            ControllerMode::Fixed => "fixed",
+            ControllerMode::Manual => "manual",
+            ControllerMode::Flashing => "flashing",
+            ControllerMode::Off => "off",
+        }
+    }
+}
+
 /// Live measurements of one approach.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ApproachState {
@@ -492,7 +505,8 @@ impl MessageKind {
 #[serde(untagged)]
 pub enum Message {
     IntersectionInfo(IntersectionInfo),
-    IntersectionState(IntersectionState),
+    /// Shared, not copied, with the live state that keeps it.
+    IntersectionState(std::sync::Arc<IntersectionState>),
     Command(Command),
     CommandAck(CommandAck),
     CallEvent(CallEvent),
@@ -583,7 +597,7 @@ pub fn example(kind: MessageKind, ts: Ts) -> (super::Topic, Message) {
                 city,
                 intersection: id("simpang-pci"),
             },
-            Message::IntersectionState(IntersectionState {
+            Message::IntersectionState(std::sync::Arc::new(IntersectionState {
                 ts,
                 intersection: id("simpang-pci"),
                 mode: ControllerMode::Adaptive,
@@ -617,7 +631,7 @@ pub fn example(kind: MessageKind, ts: Ts) -> (super::Topic, Message) {
                         detector_ok: false,
                     },
                 ],
-            }),
+            })),
         ),
         MessageKind::Command => (
             T::Command {

@@ -151,7 +151,9 @@ pub fn decode(
         .map_err(|e| Rejection::new(RejectReason::NotUtf8, format!("payload is not UTF-8: {e}")))?;
     let msg = match topic.kind() {
         MessageKind::IntersectionInfo => Message::IntersectionInfo(parse(text)?),
-        MessageKind::IntersectionState => Message::IntersectionState(parse(text)?),
+        MessageKind::IntersectionState => {
+            Message::IntersectionState(std::sync::Arc::new(parse(text)?))
+        }
         MessageKind::Command => Message::Command(parse(text)?),
         MessageKind::CommandAck => Message::CommandAck(parse(text)?),
         MessageKind::CallEvent => Message::CallEvent(parse(text)?),

@@ -356,7 +356,7 @@ impl CityState {
                     }
                     worst => worst.map(|a| a.id.as_str().into()),
                 };
-                e.state = Some(Arc::new(m.clone()));
+                e.state = Some(m.clone());
                 e.rx = Some(rx);
                 out.push(intersection_update(e, rx));
                 self.touch_feed(city, Family::Atcs, intersection, Some(m.ts), rx, &mut out);

@@ -152,7 +152,7 @@ mod tests {
             city: "kota".into(),
             intersection: intersection.clone(),
             approach: approach.into(),
-            mode: "adaptive".into(),
+            mode: "adaptive",
             plan: "pagi".into(),
             cycle_s: 120.0,
             phase: 1,

@@ -68,7 +68,7 @@ pub struct TelemetryRow {
     pub city: Arc<str>,
     pub intersection: Arc<str>,
     pub approach: String,
-    pub mode: String,
+    pub mode: &'static str,
     pub plan: Arc<str>,
     pub cycle_s: f32,
     pub phase: u32,
@@ -476,10 +476,7 @@ impl StoreTask {
                 let city: Arc<str> = topic.city().into();
                 let intersection: Arc<str> = s.intersection.as_str().into();
                 let plan: Arc<str> = s.plan.as_str().into();
-                let mode = serde_json::to_value(s.mode)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
+                let mode = s.mode.as_str();
                 let free = self
                     .settings
                     .telemetry_buffer_rows
@@ -491,13 +488,13 @@ impl StoreTask {
                         .inc_by(s.approaches.len() as u64);
                 } else {
                     let ts = s.ts.with_timezone(&Utc);
-                    for a in s.approaches {
+                    for a in &s.approaches {
                         telemetry.push_back(TelemetryRow {
                             ts,
                             city: city.clone(),
                             intersection: intersection.clone(),
-                            approach: a.id,
-                            mode: mode.clone(),
+                            approach: a.id.clone(),
+                            mode,
                             plan: plan.clone(),
                             cycle_s: s.cycle_s as f32,
                             phase: s.phase,

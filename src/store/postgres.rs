@@ -553,7 +553,7 @@ impl PgBackend {
                 .is_some_and(|(t, s, _)| s.intersection == intersection && t.city() == city);
             if !same {
                 if let Some((t, s, rx)) = current.take() {
-                    out.push((t, Message::IntersectionState(s), rx));
+                    out.push((t, Message::IntersectionState(s.into()), rx));
                 }
                 let mode: String = r.get(4);
                 current = Some((
@@ -577,7 +577,7 @@ impl PgBackend {
             }
         }
         if let Some((t, s, rx)) = current.take() {
-            out.push((t, Message::IntersectionState(s), rx));
+            out.push((t, Message::IntersectionState(s.into()), rx));
         }
         for r in client
             .query("SELECT DISTINCT ON (city, unit) city, unit, payload, rx FROM unit_status ORDER BY city, unit, ts DESC", &[])
