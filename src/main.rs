@@ -97,9 +97,10 @@ struct BenchArgs {
     /// watch the wall in a browser while the bench runs (`.ci/wall-soak`).
     #[arg(long)]
     http: Option<std::net::SocketAddr>,
-    /// Only measure Kendali's own CPU per message in its decode and state
-    /// stages, for this many messages, in one thread with nothing beside it
-    /// (repeatable where the end-to-end steps are noisy); prints JSON.
+    /// Only measure Kendali's own CPU per message (decode, apply to the live
+    /// state, encode the updates) for this many messages, in one thread with
+    /// nothing beside it (repeatable where the end-to-end steps are noisy);
+    /// prints JSON.
     #[arg(long)]
     stage_cost: Option<usize>,
 }

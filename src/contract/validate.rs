@@ -468,6 +468,17 @@ mod tests {
     const KPI: &str = "city/cilegon/kpi/perizinan";
 
     #[test]
+    fn a_controller_mode_is_named_as_on_the_wire() {
+        use ControllerMode::*;
+        for mode in [Adaptive, Fixed, Manual, Flashing, Off] {
+            assert_eq!(
+                serde_json::to_value(mode).unwrap(),
+                serde_json::Value::from(mode.as_str())
+            );
+        }
+    }
+
+    #[test]
     fn every_example_decodes_to_itself() {
         let ts = "2026-11-22T08:00:00.123456+07:00".parse().unwrap();
         for kind in MessageKind::ALL {

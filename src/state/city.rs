@@ -464,18 +464,17 @@ impl CityState {
     fn intersection_mut(&mut self, city: &str, id: &str) -> &mut Intersection {
         let key = scratch_key(&mut self.scratch, &[city, id]);
         if !self.intersections.contains_key(key) {
-            let key: Arc<str> = key.into();
+            let shared: Arc<str> = key.into();
             self.intersections.insert(
-                key.to_string(),
+                key.to_owned(),
                 Intersection {
                     city: city.into(),
                     id: id.into(),
-                    key,
+                    key: shared,
                     ..Default::default()
                 },
             );
         }
-        let key = scratch_key(&mut self.scratch, &[city, id]);
         self.intersections
             .get_mut(key)
             .expect("inserted above if it was missing")
