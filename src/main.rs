@@ -63,7 +63,7 @@ struct BenchArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "10000,25000,50000,60000,75000"
+        default_value = "10000,25000,40000,50000,60000,75000"
     )]
     rates: Vec<f64>,
     #[arg(long, default_value_t = 2000)]
