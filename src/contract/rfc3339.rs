@@ -107,8 +107,13 @@ pub fn serialize_ts<S: Serializer>(ts: &DateTime<FixedOffset>, s: S) -> Result<S
     )
 }
 
-/// A server time as chrono's serde support writes it (`...Z`).
-pub fn serialize_utc<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+/// Any timestamp as chrono's serde support writes it (`Z` for a zero offset).
+fn as_chrono_serde<Tz, S>(t: &DateTime<Tz>, s: S) -> Result<S::Ok, S::Error>
+where
+    Tz: TimeZone,
+    Tz::Offset: std::fmt::Display,
+    S: Serializer,
+{
     serialize(
         t,
         Zone::Z,
@@ -117,32 +122,26 @@ pub fn serialize_utc<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S:
     )
 }
 
+/// `DateTime<Utc>` fields: `#[serde(serialize_with = "...::utc")]`.
+pub fn utc<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    as_chrono_serde(t, s)
+}
+
 /// `Option<DateTime<Utc>>` fields: `#[serde(serialize_with = "...::utc_option")]`.
 pub fn utc_option<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
     match t {
-        Some(t) => serialize_utc(t, s),
+        Some(t) => as_chrono_serde(t, s),
         None => s.serialize_none(),
     }
 }
 
-/// `DateTime<Utc>` fields: `#[serde(serialize_with = "...::utc")]`.
-pub fn utc<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    serialize_utc(t, s)
-}
-
-/// `Option<Ts>` fields: `#[serde(serialize_with = "...::ts_option")]`, written
-/// as chrono's serde support writes a `DateTime<FixedOffset>`.
+/// `Option<Ts>` fields: `#[serde(serialize_with = "...::ts_option")]`.
 pub fn ts_option<S: Serializer>(
     t: &Option<DateTime<FixedOffset>>,
     s: S,
 ) -> Result<S::Ok, S::Error> {
     match t {
-        Some(t) => serialize(
-            t,
-            Zone::Z,
-            || t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-            s,
-        ),
+        Some(t) => as_chrono_serde(t, s),
         None => s.serialize_none(),
     }
 }
