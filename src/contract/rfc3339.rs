@@ -8,7 +8,7 @@
 //! hand the rare value they do not cover (a leap second, a year outside
 //! 0..=9999, an offset with seconds) back to chrono.
 
-use chrono::{DateTime, Datelike, FixedOffset, Offset, SecondsFormat, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, Offset, SecondsFormat, TimeZone, Timelike};
 use serde::Serializer;
 
 /// Longest text written here: `2026-11-22T08:15:00.123456789+07:00`.
@@ -107,8 +107,9 @@ pub fn serialize_ts<S: Serializer>(ts: &DateTime<FixedOffset>, s: S) -> Result<S
     )
 }
 
-/// Any timestamp as chrono's serde support writes it (`Z` for a zero offset).
-fn as_chrono_serde<Tz, S>(t: &DateTime<Tz>, s: S) -> Result<S::Ok, S::Error>
+/// Any timestamp as chrono's serde support writes it (`Z` for a zero
+/// offset): `#[serde(serialize_with = "...::chrono_serde")]`.
+pub fn chrono_serde<Tz, S>(t: &DateTime<Tz>, s: S) -> Result<S::Ok, S::Error>
 where
     Tz: TimeZone,
     Tz::Offset: std::fmt::Display,
@@ -122,26 +123,15 @@ where
     )
 }
 
-/// `DateTime<Utc>` fields: `#[serde(serialize_with = "...::utc")]`.
-pub fn utc<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    as_chrono_serde(t, s)
-}
-
-/// `Option<DateTime<Utc>>` fields: `#[serde(serialize_with = "...::utc_option")]`.
-pub fn utc_option<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+/// The same for `Option` fields: `#[serde(serialize_with = "...::chrono_serde_option")]`.
+pub fn chrono_serde_option<Tz, S>(t: &Option<DateTime<Tz>>, s: S) -> Result<S::Ok, S::Error>
+where
+    Tz: TimeZone,
+    Tz::Offset: std::fmt::Display,
+    S: Serializer,
+{
     match t {
-        Some(t) => as_chrono_serde(t, s),
-        None => s.serialize_none(),
-    }
-}
-
-/// `Option<Ts>` fields: `#[serde(serialize_with = "...::ts_option")]`.
-pub fn ts_option<S: Serializer>(
-    t: &Option<DateTime<FixedOffset>>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => as_chrono_serde(t, s),
+        Some(t) => chrono_serde(t, s),
         None => s.serialize_none(),
     }
 }
@@ -149,15 +139,15 @@ pub fn ts_option<S: Serializer>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::NaiveDate;
+    use chrono::{NaiveDate, Utc};
 
     #[derive(serde::Serialize)]
     struct Fast {
-        #[serde(serialize_with = "utc")]
+        #[serde(serialize_with = "chrono_serde")]
         rx: DateTime<Utc>,
         #[serde(serialize_with = "serialize_ts")]
         ts: DateTime<FixedOffset>,
-        #[serde(serialize_with = "ts_option")]
+        #[serde(serialize_with = "chrono_serde_option")]
         last: Option<DateTime<FixedOffset>>,
     }
 

@@ -26,7 +26,7 @@ pub struct Intersection {
     /// Highest degree of saturation over the approaches, and which approach holds it.
     pub worst_saturation: Option<f64>,
     pub worst_approach: Option<Arc<str>>,
-    #[serde(serialize_with = "crate::contract::rfc3339::utc_option")]
+    #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde_option")]
     pub rx: Option<DateTime<Utc>>,
     /// Its key (`{city}/{id}`) and district, for its updates' key and tags.
     #[serde(skip)]
@@ -53,7 +53,7 @@ pub struct IntersectionSummary<'a> {
     pub id: &'a str,
     pub worst_saturation: Option<f64>,
     pub worst_approach: Option<&'a str>,
-    #[serde(serialize_with = "crate::contract::rfc3339::utc_option")]
+    #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde_option")]
     pub rx: Option<DateTime<Utc>>,
     pub state: Option<StateSummary<'a>>,
 }
@@ -109,7 +109,7 @@ pub struct Call {
     /// Seconds from received to dispatched, once both are known.
     pub dispatch_s: Option<f64>,
     pub events: u32,
-    #[serde(serialize_with = "crate::contract::rfc3339::utc")]
+    #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde")]
     pub rx: DateTime<Utc>,
 }
 
@@ -119,7 +119,7 @@ pub struct Unit {
     pub city: String,
     #[serde(flatten)]
     pub status: UnitStatus,
-    #[serde(serialize_with = "crate::contract::rfc3339::utc")]
+    #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde")]
     pub rx: DateTime<Utc>,
 }
 
@@ -130,7 +130,7 @@ pub struct Kpi {
     pub service: String,
     #[serde(flatten)]
     pub sample: KpiSample,
-    #[serde(serialize_with = "crate::contract::rfc3339::utc")]
+    #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde")]
     pub rx: DateTime<Utc>,
 }
 
@@ -172,10 +172,10 @@ pub struct Feed {
     pub family: Family,
     pub source: String,
     /// Server time of the last message.
-    #[serde(serialize_with = "crate::contract::rfc3339::utc")]
+    #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde")]
     pub last_rx: DateTime<Utc>,
     /// Source time of the last message.
-    #[serde(serialize_with = "crate::contract::rfc3339::ts_option")]
+    #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde_option")]
     pub last_ts: Option<Ts>,
     pub stale: bool,
     pub stale_after_s: u64,
@@ -197,9 +197,9 @@ pub struct CommandEntry {
     pub command: Option<Command>,
     pub status: &'static str,
     pub reason: Option<String>,
-    #[serde(serialize_with = "crate::contract::rfc3339::ts_option")]
+    #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde_option")]
     pub ack_ts: Option<Ts>,
-    #[serde(serialize_with = "crate::contract::rfc3339::utc")]
+    #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde")]
     pub rx: DateTime<Utc>,
 }
 

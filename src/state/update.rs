@@ -82,8 +82,8 @@ pub struct Tags {
 /// An intersection changes 25 times a second under the bench's load, and a
 /// wall capped at one update per entity per second is sent one in 25 of them:
 /// encoding each at once (its full form and its summary) was more than half
-/// of the state task's time in the bench's profile. The snapshot shares the state's data (`Arc`s), so
-/// keeping it costs no copy.
+/// of the state task's time in the bench's profile. The snapshot shares the
+/// state's data (`Arc`s), so keeping it costs no copy.
 pub trait Deferred: Send + Sync + std::fmt::Debug {
     /// The update's wire object, `{"kind":..,"key":..,"rx":..,"value":..}`.
     fn full(&self, kind: UpdateKind, key: &str, rx: DateTime<Utc>) -> String;
@@ -122,7 +122,7 @@ pub struct Update {
 struct Wire<'a, T: Serialize> {
     kind: UpdateKind,
     key: &'a str,
-    #[serde(serialize_with = "crate::contract::rfc3339::utc")]
+    #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde")]
     rx: DateTime<Utc>,
     value: Option<&'a T>,
 }
