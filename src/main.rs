@@ -86,6 +86,9 @@ struct BenchArgs {
     baseline_messages: usize,
     #[arg(long, default_value_t = 2)]
     publisher_connections: usize,
+    /// The measuring screen follows one intersection in this many (1: all).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    telemetry_sample: u32,
     /// The Kendali binary to measure (default: this one), e.g. another build,
     /// or a script that runs it under a profiler.
     #[arg(long, env = "KENDALI_BENCH_EXE")]
@@ -391,6 +394,7 @@ async fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         memory_clients: a.memory_clients,
         baseline_messages: a.baseline_messages,
         publisher_connections: a.publisher_connections,
+        telemetry_sample: a.telemetry_sample as usize,
         kendali_exe: a.kendali_exe,
         http: a.http,
     };

@@ -60,6 +60,11 @@ pub(crate) fn state_payload(id: &str, ts: &str, k: u64) -> String {
     )
 }
 
+/// The bench city's intersection number `i`.
+pub(crate) fn intersection_id(i: usize) -> String {
+    format!("j{i:04}")
+}
+
 /// Publishes telemetry at `rate` messages/s over `connections` connections until `stop`.
 pub async fn telemetry(
     url: BrokerUrl,
@@ -79,7 +84,7 @@ pub async fn telemetry(
         tasks.push(tokio::spawn(async move {
             let ids: Vec<String> = (0..intersections)
                 .filter(|i| i % connections.max(1) == c)
-                .map(|i| format!("j{i:04}"))
+                .map(intersection_id)
                 .collect();
             let topics: Vec<String> = ids
                 .iter()

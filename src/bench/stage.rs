@@ -42,7 +42,7 @@ pub fn measure(messages: usize, intersections: usize) -> StageCost {
     let limits = Limits::default();
     let inputs: Vec<(String, String)> = (0..messages)
         .map(|k| {
-            let id = format!("j{:04}", k % intersections);
+            let id = super::load::intersection_id(k % intersections);
             // Each junction's messages 40 ms apart, so none is older than its predecessor.
             let ts = (start + Duration::milliseconds(40 * (k / intersections) as i64))
                 .with_timezone(&crate::app::wib())

@@ -21,6 +21,7 @@ async fn the_bench_counts_every_call_event_once_in_the_database_and_once_per_scr
         memory_clients: 0,
         baseline_messages: 2000,
         publisher_connections: 1,
+        telemetry_sample: 5,
         kendali_exe: Some(env!("CARGO_BIN_EXE_kendali").into()),
         http: None,
     };
@@ -38,6 +39,10 @@ async fn the_bench_counts_every_call_event_once_in_the_database_and_once_per_scr
     );
     assert_eq!(s.clients_closed_early, 0);
     assert!(s.achieved_rate > 0.0 && s.rows_persisted_s > 0.0);
+    assert!(
+        s.telemetry_latency.n > 0,
+        "the measuring screen, following 10 of the 50 intersections, measured telemetry"
+    );
     assert!(report.broker_relay_rate > 0.0 && report.psql_copy_rows_s > 0.0);
     let md = kendali::bench::markdown(&report);
     assert!(md.contains("| 300 |") && md.contains("psql"));
