@@ -89,6 +89,11 @@ struct BenchArgs {
     /// The measuring screen follows one intersection in this many (1: all).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     telemetry_sample: u32,
+    /// Steps added after --rates, each halfway between the highest
+    /// sustainable step and the lowest one above it that was not (finds the
+    /// sustainable maximum to within about 2,000 msg/s; 0: only --rates).
+    #[arg(long, default_value_t = 2)]
+    refine: usize,
     /// The Kendali binary to measure (default: this one), e.g. another build,
     /// or a script that runs it under a profiler.
     #[arg(long, env = "KENDALI_BENCH_EXE")]
@@ -395,6 +400,7 @@ async fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         baseline_messages: a.baseline_messages,
         publisher_connections: a.publisher_connections,
         telemetry_sample: a.telemetry_sample as usize,
+        refine: a.refine,
         kendali_exe: a.kendali_exe,
         http: a.http,
     };

@@ -22,6 +22,7 @@ async fn the_bench_counts_every_call_event_once_in_the_database_and_once_per_scr
         baseline_messages: 2000,
         publisher_connections: 1,
         telemetry_sample: 5,
+        refine: 0,
         kendali_exe: Some(env!("CARGO_BIN_EXE_kendali").into()),
         http: None,
     };
