@@ -691,7 +691,25 @@ async fn copy_telemetry(
     let (mut green, mut flow, mut queue, mut saturation) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut detector = Vec::new();
-    for message in rows.chunk_by(TelemetryRow::same_message) {
+    // In the order of `atcs_state_entity`: consecutive index insertions land
+    // on the same leaf pages, and an intersection's rows of a batch sit
+    // together in the table. Measured with `COPY` of a million bench rows into
+    // the same table: 6.7-7.2 s sorted in 10,000-row batches, 7.1-8.9 s in
+    // arrival order; 2.9 s without the index.
+    let mut messages: Vec<&[TelemetryRow]> = rows.chunk_by(TelemetryRow::same_message).collect();
+    messages.sort_unstable_by(|a, b| {
+        let (a, b) = (&a[0], &b[0]);
+        // The live state shares one `Arc` per city and intersection.
+        let cmp =
+            |x: &std::sync::Arc<str>, y: &std::sync::Arc<str>| match std::sync::Arc::ptr_eq(x, y) {
+                true => std::cmp::Ordering::Equal,
+                false => x.cmp(y),
+            };
+        cmp(&a.city, &b.city)
+            .then_with(|| cmp(&a.intersection, &b.intersection))
+            .then_with(|| a.ts.cmp(&b.ts))
+    });
+    for message in messages {
         let r = &message[0];
         let approach: Vec<&str> = message.iter().map(|a| a.approach.as_str()).collect();
         green.clear();
