@@ -45,6 +45,8 @@ async fn the_bench_counts_every_call_event_once_in_the_database_and_once_per_scr
         "the measuring screen, following 10 of the 50 intersections, measured telemetry"
     );
     assert!(report.broker_relay_rate > 0.0 && report.psql_copy_rows_s > 0.0);
+    assert!(s.kept_everything, "every call kept and every row persisted");
+    assert!(report.kept_throughput_to_relay_ratio.is_some_and(|r| r > 0.0));
     let md = kendali::bench::markdown(&report);
     assert!(md.contains("| 300 |") && md.contains("psql"));
 }
