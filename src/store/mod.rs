@@ -269,6 +269,7 @@ impl StoreTask {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut closed = false;
         let mut newest_rx: Option<DateTime<Utc>> = None;
+        let mut incoming = Vec::with_capacity(256);
         loop {
             tokio::select! {
                 biased;
@@ -329,13 +330,18 @@ impl StoreTask {
                         }
                     }
                 }
-                item = self.input.recv(), if !closed => match item {
-                    Some(item) => {
+                // Up to 256 items per turn of the loop: one item per turn
+                // re-armed every branch 50,000 times a second at 50,000 msg/s.
+                n = self.input.recv_many(&mut incoming, 256), if !closed => {
+                    if n == 0 {
+                        closed = true;
+                    } else {
                         newest_rx = Some(Utc::now());
-                        self.buffer(item, &mut telemetry, &mut events, &mut unacked_events);
+                        for item in incoming.drain(..) {
+                            self.buffer(item, &mut telemetry, &mut events, &mut unacked_events);
+                        }
                     }
-                    None => closed = true,
-                },
+                }
                 _ = tick.tick() => {}
                 _ = rollup_tick.tick(), if pg.is_some() => {
                     let pg = pg.clone().expect("guarded by the condition");
