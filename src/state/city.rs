@@ -359,7 +359,9 @@ impl CityState {
                 e.state = Some(m.clone());
                 e.rx = Some(rx);
                 out.push(intersection_update(e, rx));
-                self.touch_feed(city, Family::Atcs, intersection, Some(m.ts), rx, &mut out);
+                let district = e.district.clone();
+                let ts = Some(m.ts);
+                out.extend(self.touch_feed(city, Family::Atcs, intersection, district, ts, rx));
             }
             (Topic::Command { intersection, .. }, Message::Command(m)) => {
                 let entry = self.command_entry(city, intersection, m.command_id, rx);
@@ -404,7 +406,7 @@ impl CityState {
                     Some(&u),
                 ));
                 self.units.insert(key, u);
-                self.touch_feed(city, Family::Units, "all", Some(m.ts), rx, &mut out);
+                out.extend(self.touch_feed(city, Family::Units, "all", None, Some(m.ts), rx));
             }
             (Topic::AppEvents { service, .. }, Message::AppEvent(m)) => {
                 self.apply_app_event(city, service, m, rx, &mut out);
@@ -429,7 +431,7 @@ impl CityState {
                     Some(&k),
                 ));
                 self.kpis.insert(key, k);
-                self.touch_feed(city, Family::Kpi, service, Some(m.ts), rx, &mut out);
+                out.extend(self.touch_feed(city, Family::Kpi, service, None, Some(m.ts), rx));
             }
             _ => unreachable!("decode() chooses the message type from the topic"),
         }
@@ -558,24 +560,18 @@ impl CityState {
         }
     }
 
-    /// A message came from `source`: refresh its feed's freshness. An
-    /// intersection's feed carries its district, so per-district screens get it.
+    /// A message came from `source`: refresh its feed's freshness; returns the
+    /// feed's update when one is due. An intersection's feed carries its
+    /// district, so per-district screens get it.
     fn touch_feed(
         &mut self,
         city: &str,
         family: Family,
         source: &str,
+        district: Option<Arc<str>>,
         ts: Option<Ts>,
         rx: DateTime<Utc>,
-        out: &mut Vec<Update>,
-    ) {
-        let district = match family {
-            Family::Atcs => {
-                let key = scratch_key(&mut self.scratch, &[city, source]);
-                self.intersections.get(key).and_then(|e| e.district.clone())
-            }
-            _ => None,
-        };
+    ) -> Option<Update> {
         let key = scratch_key(&mut self.scratch, &[city, family.as_str(), source]);
         let stale_after_s = self.settings.stale_after(family).as_secs();
         match self.feeds.get_mut(key) {
@@ -587,8 +583,9 @@ impl CityState {
                     f.stale = false;
                     f.emitted_at = rx;
                     f.district = district;
-                    out.push(feed_update(f, rx));
+                    return Some(feed_update(f, rx));
                 }
+                None
             }
             None => {
                 let f = Feed {
@@ -603,8 +600,9 @@ impl CityState {
                     emitted_at: rx,
                     district,
                 };
-                out.push(feed_update(&f, rx));
+                let u = feed_update(&f, rx);
                 self.feeds.insert(key.to_owned(), f);
+                Some(u)
             }
         }
     }
@@ -821,7 +819,7 @@ impl CityState {
             }
         }
         let src = line.as_str().to_owned();
-        self.touch_feed(city, Family::Calls, &src, Some(m.ts), rx, out);
+        out.extend(self.touch_feed(city, Family::Calls, &src, None, Some(m.ts), rx));
         Ok(())
     }
 
@@ -940,7 +938,7 @@ impl CityState {
             Some(m),
         ));
         out.push(self.counters_update(city, rx));
-        self.touch_feed(city, Family::Apps, service, Some(m.ts), rx, out);
+        out.extend(self.touch_feed(city, Family::Apps, service, None, Some(m.ts), rx));
     }
 }
 

@@ -46,7 +46,9 @@ async fn the_bench_counts_every_call_event_once_in_the_database_and_once_per_scr
     );
     assert!(report.broker_relay_rate > 0.0 && report.psql_copy_rows_s > 0.0);
     assert!(s.kept_everything, "every call kept and every row persisted");
-    assert!(report.kept_throughput_to_relay_ratio.is_some_and(|r| r > 0.0));
+    assert!(report
+        .kept_throughput_to_relay_ratio
+        .is_some_and(|r| r > 0.0));
     let md = kendali::bench::markdown(&report);
     assert!(md.contains("| 300 |") && md.contains("psql"));
 }
