@@ -90,8 +90,8 @@ struct BenchArgs {
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     telemetry_sample: u32,
     /// Steps added after --rates, each halfway between the highest
-    /// sustainable step and the lowest one above it that was not (finds the
-    /// sustainable maximum to within about 2,000 msg/s; 0: only --rates).
+    /// sustainable step and the lowest one above it that was not (each
+    /// halves that gap, down to 2,000 msg/s; 0: only --rates).
     #[arg(long, default_value_t = 2)]
     refine: usize,
     /// The Kendali binary to measure (default: this one), e.g. another build,
