@@ -97,19 +97,24 @@ impl Minutes {
     /// message of the batch (batches commit in arrival order).
     pub fn add(&mut self, rows: &[TelemetryRow], upto: Option<DateTime<Utc>>) {
         let from = self.from;
-        for r in rows.iter().filter(|r| from.is_none_or(|f| r.rx >= f)) {
+        // A message's rows share their key: one map lookup per message, not
+        // one per approach.
+        for message in rows.chunk_by(TelemetryRow::same_message) {
+            let r = &message[0];
+            if from.is_some_and(|f| r.rx < f) {
+                continue;
+            }
             let key = (r.city.clone(), r.intersection.clone(), minute_of(r.ts));
-            self.merge(key, &r.approach, &Sums::of(r));
+            let approaches = self.sums.entry(key).or_default();
+            for a in message {
+                merge_approach(approaches, &a.approach, &Sums::of(a));
+            }
         }
         self.complete_upto = self.complete_upto.max(upto);
     }
 
     fn merge(&mut self, key: Key, approach: &str, sums: &Sums) {
-        let approaches = self.sums.entry(key).or_default();
-        match approaches.iter_mut().find(|(a, _)| a == approach) {
-            Some((_, s)) => s.merge(sums),
-            None => approaches.push((approach.to_owned(), sums.clone())),
-        }
+        merge_approach(self.sums.entry(key).or_default(), approach, sums);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -141,6 +146,13 @@ impl Minutes {
     }
 }
 
+fn merge_approach(approaches: &mut Vec<(String, Sums)>, approach: &str, sums: &Sums) {
+    match approaches.iter_mut().find(|(a, _)| a == approach) {
+        Some((_, s)) => s.merge(sums),
+        None => approaches.push((approach.to_owned(), sums.clone())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +175,48 @@ mod tests {
             detector_ok: true,
             rx: ts,
         }
+    }
+
+    #[test]
+    fn a_message_s_approaches_are_summed_under_its_minute_and_old_messages_are_left_out() {
+        let (city, j): (Arc<str>, Arc<str>) = ("kota".into(), "kota/j1".into());
+        // The store's rows of one message share their Arcs, time and receive time.
+        let message = |ts: &str, approaches: &[(&str, f32)]| -> Vec<TelemetryRow> {
+            approaches
+                .iter()
+                .map(|(a, s)| TelemetryRow {
+                    city: city.clone(),
+                    ..row(&j, a, ts, *s)
+                })
+                .collect()
+        };
+        let mut rows = message("2026-11-23T03:00:10Z", &[("utara", 0.5), ("selatan", 0.1)]);
+        rows.extend(message(
+            "2026-11-23T03:00:20Z",
+            &[("utara", 0.7), ("timur", 0.2)],
+        ));
+        rows.extend(message("2026-11-23T02:59:59Z", &[("utara", 0.9)]));
+        assert_eq!(rows.chunk_by(TelemetryRow::same_message).count(), 3);
+        let mut m = Minutes::since("2026-11-23T03:00:00Z".parse().unwrap());
+        m.add(&rows, None);
+        let mut got: Vec<(String, u32, f32)> = m
+            .take()
+            .into_iter()
+            .map(|r| {
+                assert_eq!(r.bucket.format("%H:%M").to_string(), "03:00");
+                (r.approach, r.sums.samples, r.sums.saturation_max)
+            })
+            .collect();
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            got,
+            [
+                ("selatan".into(), 1, 0.1),
+                ("timur".into(), 1, 0.2),
+                ("utara".into(), 2, 0.7)
+            ],
+            "the message received before `since` is the start-up repair's"
+        );
     }
 
     #[test]
