@@ -375,8 +375,8 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<Report> {
     let mut rates: Vec<f64> = o.rates.clone();
     let mut i = 0;
     while i < rates.len() {
-        let rate = &rates[i];
-        let step = step(&o, &url, &http, &db, pid, &format!("bench{i}"), *rate).await?;
+        let rate = rates[i];
+        let step = step(&o, &url, &http, &db, pid, &format!("bench{i}"), rate).await?;
         eprintln!(
             "R={:>7.0}/s achieved {:>7.0}/s, calls p99 {:>6.1} ms, telemetry p99 {:>6.1} ms, rows/s {:>8.0}, lost {} dup {}, cpu {:.0} %: {}",
             rate, step.achieved_rate, step.call_latency.p99_ms, step.telemetry_latency.p99_ms, step.rows_persisted_s,

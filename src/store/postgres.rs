@@ -699,15 +699,7 @@ async fn copy_telemetry(
     let mut messages: Vec<&[TelemetryRow]> = rows.chunk_by(TelemetryRow::same_message).collect();
     messages.sort_unstable_by(|a, b| {
         let (a, b) = (&a[0], &b[0]);
-        // The live state shares one `Arc` per city and intersection.
-        let cmp =
-            |x: &std::sync::Arc<str>, y: &std::sync::Arc<str>| match std::sync::Arc::ptr_eq(x, y) {
-                true => std::cmp::Ordering::Equal,
-                false => x.cmp(y),
-            };
-        cmp(&a.city, &b.city)
-            .then_with(|| cmp(&a.intersection, &b.intersection))
-            .then_with(|| a.ts.cmp(&b.ts))
+        (&*a.city, &*a.intersection, a.ts).cmp(&(&*b.city, &*b.intersection, b.ts))
     });
     for message in messages {
         let r = &message[0];
