@@ -11,8 +11,9 @@ use super::history::*;
 use super::{Batch, EventRow, TelemetryRow};
 use crate::contract::{CallEventType, Message};
 
-/// Rows kept per table: enough for the last hours of a busy city in a few tens of MB.
-const TELEMETRY_KEPT: usize = 200_000;
+/// Rows kept per table (a telemetry row is one controller message, about
+/// four approach readings): enough for the last hours of a busy city in a few tens of MB.
+const TELEMETRY_KEPT: usize = 50_000;
 const EVENTS_KEPT: usize = 100_000;
 
 #[derive(Default)]
@@ -71,20 +72,29 @@ impl MemoryBackend {
                 range,
             } => {
                 let mut acc = Accumulator::default();
-                for r in t.telemetry.iter().filter(|r| {
-                    *r.city == **city
-                        && *r.intersection == **intersection
-                        && approach.as_ref().is_none_or(|a| *a == r.approach)
-                }) {
-                    let ts = r.ts.with_timezone(&Utc);
-                    if inside(ts, range) {
+                for r in t
+                    .telemetry
+                    .iter()
+                    .filter(|r| *r.city == **city && r.state.intersection == **intersection)
+                {
+                    let ts = r.ts();
+                    if !inside(ts, range) {
+                        continue;
+                    }
+                    for a in r
+                        .state
+                        .approaches
+                        .iter()
+                        .filter(|a| approach.as_ref().is_none_or(|x| *x == a.id))
+                    {
                         let v = match metric {
-                            AtcsMetric::Saturation => r.saturation,
-                            AtcsMetric::FlowVph => r.flow_vph,
-                            AtcsMetric::QueueM => r.queue_m,
-                            AtcsMetric::GreenS => r.green_s,
+                            AtcsMetric::Saturation => a.saturation,
+                            AtcsMetric::FlowVph => a.flow_vph,
+                            AtcsMetric::QueueM => a.queue_m,
+                            AtcsMetric::GreenS => a.green_s,
                         };
-                        acc.add(RangeParams::bucket_of(range, ts), v as f64);
+                        // At the precision PostgreSQL keeps (real).
+                        acc.add(RangeParams::bucket_of(range, ts), v as f32 as f64);
                     }
                 }
                 HistoryAnswer::Series(acc.points())

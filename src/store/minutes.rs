@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap as HashMap;
 
 use super::TelemetryRow;
+use crate::contract::ApproachState;
 
 /// Sums of one approach over one minute.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,16 +34,17 @@ pub struct Sums {
 }
 
 impl Sums {
-    /// One reading.
-    fn of(r: &TelemetryRow) -> Sums {
+    /// One reading, at the precision of the stored row.
+    fn of(a: &ApproachState) -> Sums {
+        let (saturation, queue_m) = (a.saturation as f32, a.queue_m as f32);
         Sums {
             samples: 1,
-            saturation: r.saturation as f64,
-            saturation_max: r.saturation,
-            flow_vph: r.flow_vph as f64,
-            queue_m: r.queue_m as f64,
-            queue_m_max: r.queue_m,
-            green_s: r.green_s as f64,
+            saturation: saturation as f64,
+            saturation_max: saturation,
+            flow_vph: a.flow_vph as f32 as f64,
+            queue_m: queue_m as f64,
+            queue_m_max: queue_m,
+            green_s: a.green_s as f32 as f64,
         }
     }
 
@@ -67,12 +69,15 @@ pub struct MinuteRow {
     pub sums: Sums,
 }
 
-type Key = (Arc<str>, Arc<str>, DateTime<Utc>);
+/// An intersection's minutes not yet written, each with its approaches' sums.
+type Buckets = Vec<(DateTime<Utc>, Vec<(String, Sums)>)>;
 
 /// Sums not yet written, and the receive time up to which they are complete.
 #[derive(Default)]
 pub struct Minutes {
-    sums: HashMap<Key, Vec<(String, Sums)>>,
+    /// City, then intersection: both looked up by `&str`, so a message
+    /// allocates nothing unless it opens an intersection or a minute.
+    sums: HashMap<Arc<str>, HashMap<Arc<str>, Buckets>>,
     /// Every row received before this is in the sums (or already written).
     pub complete_upto: Option<DateTime<Utc>>,
     /// Rows received before this are left to the start-up repair.
@@ -97,24 +102,45 @@ impl Minutes {
     /// message of the batch (batches commit in arrival order).
     pub fn add(&mut self, rows: &[TelemetryRow], upto: Option<DateTime<Utc>>) {
         let from = self.from;
-        // A message's rows share their key: one map lookup per message, not
-        // one per approach.
-        for message in rows.chunk_by(TelemetryRow::same_message) {
-            let r = &message[0];
+        for r in rows {
             if from.is_some_and(|f| r.rx < f) {
                 continue;
             }
-            let key = (r.city.clone(), r.intersection.clone(), minute_of(r.ts));
-            let approaches = self.sums.entry(key).or_default();
-            for a in message {
-                merge_approach(approaches, &a.approach, &Sums::of(a));
-            }
+            self.with_bucket(&r.city, &r.state.intersection, minute_of(r.ts()), |sums| {
+                for a in &r.state.approaches {
+                    merge_approach(sums, &a.id, &Sums::of(a));
+                }
+            });
         }
         self.complete_upto = self.complete_upto.max(upto);
     }
 
-    fn merge(&mut self, key: Key, approach: &str, sums: &Sums) {
-        merge_approach(self.sums.entry(key).or_default(), approach, sums);
+    /// Runs `f` on the sums of one intersection's minute (a closure, not a
+    /// returned borrow: the borrow checker takes the lookup-or-insert below
+    /// only when the borrow stays inside the function).
+    fn with_bucket(
+        &mut self,
+        city: &Arc<str>,
+        intersection: &str,
+        bucket: DateTime<Utc>,
+        f: impl FnOnce(&mut Vec<(String, Sums)>),
+    ) {
+        let cities = match self.sums.get_mut(&**city) {
+            Some(c) => c,
+            None => self.sums.entry(city.clone()).or_default(),
+        };
+        let buckets = match cities.get_mut(intersection) {
+            Some(b) => b,
+            None => cities.entry(intersection.into()).or_default(),
+        };
+        match buckets.iter_mut().find(|(b, _)| *b == bucket) {
+            Some((_, sums)) => f(sums),
+            None => {
+                let mut sums = Vec::with_capacity(4);
+                f(&mut sums);
+                buckets.push((bucket, sums));
+            }
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -123,16 +149,20 @@ impl Minutes {
 
     /// Takes everything summed so far, to be written.
     pub fn take(&mut self) -> Vec<MinuteRow> {
-        let mut out = Vec::with_capacity(self.sums.len() * 4);
-        for ((city, intersection, bucket), approaches) in self.sums.drain() {
-            for (approach, sums) in approaches {
-                out.push(MinuteRow {
-                    bucket,
-                    city: city.clone(),
-                    intersection: intersection.clone(),
-                    approach,
-                    sums,
-                });
+        let mut out = Vec::new();
+        for (city, intersections) in self.sums.drain() {
+            for (intersection, buckets) in intersections {
+                for (bucket, approaches) in buckets {
+                    for (approach, sums) in approaches {
+                        out.push(MinuteRow {
+                            bucket,
+                            city: city.clone(),
+                            intersection: intersection.clone(),
+                            approach,
+                            sums,
+                        });
+                    }
+                }
             }
         }
         out
@@ -141,7 +171,9 @@ impl Minutes {
     /// Puts back rows whose write failed (sums add, so nothing is counted twice).
     pub fn put_back(&mut self, rows: Vec<MinuteRow>) {
         for r in rows {
-            self.merge((r.city, r.intersection, r.bucket), &r.approach, &r.sums);
+            self.with_bucket(&r.city, &r.intersection, r.bucket, |sums| {
+                merge_approach(sums, &r.approach, &r.sums)
+            });
         }
     }
 }
@@ -156,47 +188,53 @@ fn merge_approach(approaches: &mut Vec<(String, Sums)>, approach: &str, sums: &S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::{ControllerMode, IntersectionState};
 
-    fn row(intersection: &Arc<str>, approach: &str, ts: &str, saturation: f32) -> TelemetryRow {
+    /// One stored message of intersection `j`: its approaches' saturations
+    /// (flow and queue follow them).
+    fn message(j: &str, ts: &str, approaches: &[(&str, f32)]) -> TelemetryRow {
         let ts: DateTime<Utc> = ts.parse().unwrap();
         TelemetryRow {
-            ts,
             city: "kota".into(),
-            intersection: intersection.clone(),
-            approach: approach.into(),
-            mode: "adaptive",
-            plan: "pagi".into(),
-            cycle_s: 120.0,
-            phase: 1,
-            green_s: 30.0,
-            flow_vph: 1000.0 * saturation,
-            queue_m: 100.0 * saturation,
-            saturation,
-            detector_ok: true,
+            state: Arc::new(IntersectionState {
+                ts: ts.fixed_offset(),
+                intersection: j.into(),
+                mode: ControllerMode::Adaptive,
+                plan: "pagi".into(),
+                cycle_s: 120.0,
+                phase: 1,
+                phase_elapsed_s: 0.0,
+                approaches: approaches
+                    .iter()
+                    .map(|(id, s)| ApproachState {
+                        id: (*id).into(),
+                        green_s: 30.0,
+                        flow_vph: 1000.0 * *s as f64,
+                        queue_m: 100.0 * *s as f64,
+                        saturation: *s as f64,
+                        detector_ok: true,
+                    })
+                    .collect(),
+            }),
             rx: ts,
         }
     }
 
     #[test]
     fn a_message_s_approaches_are_summed_under_its_minute_and_old_messages_are_left_out() {
-        let (city, j): (Arc<str>, Arc<str>) = ("kota".into(), "kota/j1".into());
-        // The store's rows of one message share their Arcs, time and receive time.
-        let message = |ts: &str, approaches: &[(&str, f32)]| -> Vec<TelemetryRow> {
-            approaches
-                .iter()
-                .map(|(a, s)| TelemetryRow {
-                    city: city.clone(),
-                    ..row(&j, a, ts, *s)
-                })
-                .collect()
-        };
-        let mut rows = message("2026-11-23T03:00:10Z", &[("utara", 0.5), ("selatan", 0.1)]);
-        rows.extend(message(
-            "2026-11-23T03:00:20Z",
-            &[("utara", 0.7), ("timur", 0.2)],
-        ));
-        rows.extend(message("2026-11-23T02:59:59Z", &[("utara", 0.9)]));
-        assert_eq!(rows.chunk_by(TelemetryRow::same_message).count(), 3);
+        let rows = [
+            message(
+                "j1",
+                "2026-11-23T03:00:10Z",
+                &[("utara", 0.5), ("selatan", 0.1)],
+            ),
+            message(
+                "j1",
+                "2026-11-23T03:00:20Z",
+                &[("utara", 0.7), ("timur", 0.2)],
+            ),
+            message("j1", "2026-11-23T02:59:59Z", &[("utara", 0.9)]),
+        ];
         let mut m = Minutes::since("2026-11-23T03:00:00Z".parse().unwrap());
         m.add(&rows, None);
         let mut got: Vec<(String, u32, f32)> = m
@@ -220,25 +258,31 @@ mod tests {
     }
 
     #[test]
-    fn rows_sum_per_approach_and_minute_and_survive_a_failed_write() {
-        let j: Arc<str> = "kota/j1".into();
+    fn rows_sum_per_intersection_approach_and_minute_and_survive_a_failed_write() {
         let mut m = Minutes::default();
         m.add(
             &[
-                row(&j, "utara", "2026-11-23T03:00:10Z", 0.5),
-                row(&j, "selatan", "2026-11-23T03:00:10Z", 0.1),
-                row(&j, "utara", "2026-11-23T03:00:50Z", 0.9),
-                row(&j, "utara", "2026-11-23T03:01:05Z", 0.2),
+                message(
+                    "j1",
+                    "2026-11-23T03:00:10Z",
+                    &[("utara", 0.5), ("selatan", 0.1)],
+                ),
+                message("j1", "2026-11-23T03:00:50Z", &[("utara", 0.9)]),
+                message("j1", "2026-11-23T03:01:05Z", &[("utara", 0.2)]),
+                message("j2", "2026-11-23T03:00:30Z", &[("utara", 0.4)]),
             ],
             Some("2026-11-23T03:01:05Z".parse().unwrap()),
         );
         let mut rows = m.take();
         assert!(m.is_empty());
-        rows.sort_by(|a, b| (a.bucket, &a.approach).cmp(&(b.bucket, &b.approach)));
-        let got: Vec<(String, &str, u32, f32)> = rows
+        rows.sort_by(|a, b| {
+            (&a.intersection, a.bucket, &a.approach).cmp(&(&b.intersection, b.bucket, &b.approach))
+        });
+        let got: Vec<(&str, String, &str, u32, f32)> = rows
             .iter()
             .map(|r| {
                 (
+                    &*r.intersection,
                     r.bucket.format("%H:%M").to_string(),
                     r.approach.as_str(),
                     r.sums.samples,
@@ -249,23 +293,32 @@ mod tests {
         assert_eq!(
             got,
             [
-                ("03:00".into(), "selatan", 1, 0.1),
-                ("03:00".into(), "utara", 2, 0.9),
-                ("03:01".into(), "utara", 1, 0.2)
+                ("j1", "03:00".into(), "selatan", 1, 0.1),
+                ("j1", "03:00".into(), "utara", 2, 0.9),
+                ("j1", "03:01".into(), "utara", 1, 0.2),
+                ("j2", "03:00".into(), "utara", 1, 0.4)
             ]
         );
         assert!((rows[1].sums.saturation - 1.4).abs() < 1e-6);
         // A failed write puts its rows back; newer rows add to them.
         m.put_back(rows);
-        m.add(&[row(&j, "utara", "2026-11-23T03:00:20Z", 0.3)], None);
+        m.add(
+            &[message("j1", "2026-11-23T03:00:20Z", &[("utara", 0.3)])],
+            None,
+        );
         let again = m.take();
         let utara = again
             .iter()
-            .find(|r| r.approach == "utara" && r.bucket.format("%M").to_string() == "00")
+            .find(|r| {
+                &*r.intersection == "j1"
+                    && r.approach == "utara"
+                    && r.bucket.format("%M").to_string() == "00"
+            })
             .unwrap();
         assert_eq!(utara.sums.samples, 3);
         assert!((utara.sums.saturation - 1.7).abs() < 1e-6);
         assert_eq!(utara.sums.saturation_max, 0.9);
+        assert_eq!(again.len(), 4, "the put-back rows are all there");
         assert_eq!(
             m.complete_upto,
             Some("2026-11-23T03:01:05Z".parse().unwrap())

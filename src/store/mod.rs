@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 
 use crate::bus::{AckToken, BusClient};
 use crate::config::DatabaseSettings;
-use crate::contract::{Message, Topic};
+use crate::contract::{IntersectionState, Message, Topic};
 use crate::ingest::deadletter::DeadLetter;
 use crate::metrics::Metrics;
 use crate::state::city::Call;
@@ -61,34 +61,25 @@ pub enum StoreItem {
     },
 }
 
-/// One approach of one controller state message.
+/// One controller state message on its way to `atcs_state`: one table row,
+/// its approaches in arrays. It keeps the decoded message the state shared
+/// with the store, not a copy of its strings.
 #[derive(Clone, Debug)]
 pub struct TelemetryRow {
-    pub ts: DateTime<Utc>,
     pub city: Arc<str>,
-    pub intersection: Arc<str>,
-    pub approach: String,
-    pub mode: &'static str,
-    pub plan: Arc<str>,
-    pub cycle_s: f32,
-    pub phase: u32,
-    pub green_s: f32,
-    pub flow_vph: f32,
-    pub queue_m: f32,
-    pub saturation: f32,
-    pub detector_ok: bool,
+    pub state: Arc<IntersectionState>,
     pub rx: DateTime<Utc>,
 }
 
 impl TelemetryRow {
-    /// Rows of one message: the store buffers a message's approaches one row
-    /// each, in order, sharing its time, source and receive time. They are
-    /// one row of `atcs_state`.
-    pub fn same_message(&self, other: &TelemetryRow) -> bool {
-        self.ts == other.ts
-            && self.rx == other.rx
-            && Arc::ptr_eq(&self.intersection, &other.intersection)
-            && Arc::ptr_eq(&self.city, &other.city)
+    pub fn ts(&self) -> DateTime<Utc> {
+        self.state.ts.with_timezone(&Utc)
+    }
+
+    /// Approach readings: the unit of `batch_rows`, `telemetry_buffer_rows`
+    /// and `kendali_store_rows_total`.
+    pub fn readings(&self) -> usize {
+        self.state.approaches.len()
     }
 }
 
@@ -211,6 +202,40 @@ pub async fn open(settings: &DatabaseSettings) -> Result<StoreHandle, StoreError
     })
 }
 
+/// Telemetry waiting for a write, counted in approach readings.
+#[derive(Default)]
+struct Backlog {
+    rows: VecDeque<TelemetryRow>,
+    readings: usize,
+}
+
+impl Backlog {
+    fn push_back(&mut self, row: TelemetryRow) {
+        self.readings += row.readings();
+        self.rows.push_back(row);
+    }
+
+    fn push_front(&mut self, row: TelemetryRow) {
+        self.readings += row.readings();
+        self.rows.push_front(row);
+    }
+
+    /// Whole messages from the front, up to `readings` readings (at least one message).
+    fn take(&mut self, readings: usize) -> Vec<TelemetryRow> {
+        let mut n = 0;
+        let mut taken = 0;
+        for r in &self.rows {
+            if n > 0 && taken + r.readings() > readings {
+                break;
+            }
+            taken += r.readings();
+            n += 1;
+        }
+        self.readings -= taken;
+        self.rows.drain(..n).collect()
+    }
+}
+
 pub struct StoreTask {
     pub handle: StoreHandle,
     pub settings: DatabaseSettings,
@@ -257,7 +282,7 @@ impl StoreTask {
         if let Some(pg) = &pg {
             tokio::spawn(maintenance(pg.clone(), self.settings.clone()));
         }
-        let mut telemetry: VecDeque<TelemetryRow> = VecDeque::new();
+        let mut telemetry = Backlog::default();
         let mut events: VecDeque<(EventRow, Option<AckToken>)> = VecDeque::new();
         let mut unacked_events = 0usize;
         let mut inflight: Option<tokio::task::JoinHandle<Written>> = None;
@@ -286,7 +311,8 @@ impl StoreTask {
                                 tracing::info!("database writes resumed");
                             }
                             self.metrics.store_degraded.set(0);
-                            self.metrics.store_rows.inc_by((batch.telemetry.len() + batch.events.len()) as u64);
+                            let readings: usize = batch.telemetry.iter().map(TelemetryRow::readings).sum();
+                            self.metrics.store_rows.inc_by((readings + batch.events.len()) as u64);
                             if pg.is_some() {
                                 minutes.add(&batch.telemetry, complete);
                             }
@@ -319,10 +345,10 @@ impl StoreTask {
                                 events.push_front((row, ack));
                             }
                             for row in batch.telemetry.into_iter().rev() {
-                                if telemetry.len() < self.settings.telemetry_buffer_rows {
+                                if telemetry.readings + row.readings() <= self.settings.telemetry_buffer_rows {
                                     telemetry.push_front(row);
                                 } else {
-                                    self.metrics.store_dropped.with_label_values(&["telemetry"]).inc();
+                                    self.metrics.store_dropped.with_label_values(&["telemetry"]).inc_by(row.readings() as u64);
                                 }
                             }
                             retry_at = Some(Instant::now() + backoff);
@@ -391,24 +417,21 @@ impl StoreTask {
             }
             self.metrics
                 .store_buffered
-                .set((telemetry.len() + events.len()) as i64);
-            let ready = telemetry.len() >= self.settings.batch_rows
+                .set((telemetry.readings + events.len()) as i64);
+            let ready = telemetry.readings >= self.settings.batch_rows
                 || events.len() >= self.settings.batch_rows
                 || last_flush.elapsed() >= flush_every;
             let may = inflight.is_none()
                 && retry_at.is_none_or(|t| Instant::now() >= t)
-                && (!telemetry.is_empty() || !events.is_empty());
+                && (!telemetry.rows.is_empty() || !events.is_empty());
             if may && (ready || closed) {
                 retry_at = None;
                 last_flush = Instant::now();
-                let mut batch = Batch::default();
-                let mut n = telemetry.len().min(self.settings.batch_rows);
-                // A message's rows go in one batch: they are one table row.
-                while n > 0 && n < telemetry.len() && telemetry[n - 1].same_message(&telemetry[n]) {
-                    n += 1;
-                }
-                batch.telemetry.extend(telemetry.drain(..n));
-                let complete = telemetry.front().map(|r| r.rx).or(newest_rx);
+                let mut batch = Batch {
+                    telemetry: telemetry.take(self.settings.batch_rows),
+                    events: Vec::new(),
+                };
+                let complete = telemetry.rows.front().map(|r| r.rx).or(newest_rx);
                 let n = events.len().min(self.settings.batch_rows);
                 let mut acks = Vec::with_capacity(n);
                 for (row, ack) in events.drain(..n) {
@@ -433,7 +456,7 @@ impl StoreTask {
             }
             if closed
                 && inflight.is_none()
-                && (telemetry.is_empty() && events.is_empty()
+                && (telemetry.rows.is_empty() && events.is_empty()
                     || self.handle.status.degraded.load(Ordering::Relaxed))
             {
                 break;
@@ -467,7 +490,7 @@ impl StoreTask {
     fn buffer(
         &self,
         item: StoreItem,
-        telemetry: &mut VecDeque<TelemetryRow>,
+        telemetry: &mut Backlog,
         events: &mut VecDeque<(EventRow, Option<AckToken>)>,
         unacked: &mut usize,
     ) {
@@ -479,39 +502,22 @@ impl StoreTask {
                 ack,
                 ..
             } => {
-                let city: Arc<str> = topic.city().into();
-                let intersection: Arc<str> = s.intersection.as_str().into();
-                let plan: Arc<str> = s.plan.as_str().into();
-                let mode = s.mode.as_str();
                 let free = self
                     .settings
                     .telemetry_buffer_rows
-                    .saturating_sub(telemetry.len());
+                    .saturating_sub(telemetry.readings);
                 if free < s.approaches.len() {
                     self.metrics
                         .store_dropped
                         .with_label_values(&["telemetry"])
                         .inc_by(s.approaches.len() as u64);
                 } else {
-                    let ts = s.ts.with_timezone(&Utc);
-                    for a in &s.approaches {
-                        telemetry.push_back(TelemetryRow {
-                            ts,
-                            city: city.clone(),
-                            intersection: intersection.clone(),
-                            approach: a.id.clone(),
-                            mode,
-                            plan: plan.clone(),
-                            cycle_s: s.cycle_s as f32,
-                            phase: s.phase,
-                            green_s: a.green_s as f32,
-                            flow_vph: a.flow_vph as f32,
-                            queue_m: a.queue_m as f32,
-                            saturation: a.saturation as f32,
-                            detector_ok: a.detector_ok,
-                            rx,
-                        });
-                    }
+                    // A bus has a city or a few: the row shares the last one's name.
+                    let city = match telemetry.rows.back() {
+                        Some(last) if *last.city == *topic.city() => last.city.clone(),
+                        _ => topic.city().into(),
+                    };
+                    telemetry.push_back(TelemetryRow { city, state: s, rx });
                 }
                 // Telemetry is QoS 0 by contract, but a broker may deliver it at the
                 // subscription's QoS 1: its ack joins the ordered queue (brokers drop
