@@ -18,7 +18,11 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Kendali: the real-time city operations room (ATCS, 112/119, field units, city services).
 #[derive(Parser)]
-#[command(version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KENDALI_COMMIT"), ")"),
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     /// Settings file (TOML); default: ./kendali.toml if present.
     #[arg(long, env = "KENDALI_CONFIG", global = true)]
@@ -63,7 +67,7 @@ struct BenchArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "10000,25000,40000,50000,60000,75000"
+        default_value = "10000,25000,50000,60000,70000,80000,90000"
     )]
     rates: Vec<f64>,
     #[arg(long, default_value_t = 2000)]
@@ -89,10 +93,11 @@ struct BenchArgs {
     /// The measuring screen follows one intersection in this many (1: all).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     telemetry_sample: u32,
-    /// Steps added after --rates, each halfway between the highest
-    /// sustainable step and the lowest one above it that was not (each
-    /// halves that gap, down to 2,000 msg/s; 0: only --rates).
-    #[arg(long, default_value_t = 2)]
+    /// Steps added to --rates, each halfway between the highest sustainable
+    /// step and the lowest one above it that was not (each halves that gap,
+    /// down to 2,000 msg/s; 0: only --rates). They run as soon as a step
+    /// fails, before the higher --rates.
+    #[arg(long, default_value_t = 3)]
     refine: usize,
     /// The Kendali binary to measure (default: this one), e.g. another build,
     /// or a script that runs it under a profiler.

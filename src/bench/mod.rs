@@ -15,6 +15,7 @@ pub mod procstat;
 pub mod screens;
 pub mod stage;
 
+use std::collections::VecDeque;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -125,6 +126,8 @@ pub struct Step {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Report {
     pub date: String,
+    /// The commit the measured binary was built from (`-dirty`: with
+    /// uncommitted changes).
     pub commit: String,
     pub machine: String,
     pub broker: String,
@@ -207,6 +210,24 @@ impl KendaliCmd {
         tokio::time::sleep(Duration::from_millis(500)).await;
         Ok(child)
     }
+}
+
+/// The commit the measured binary was built from (`kendali --version` says
+/// `0.1.0 (<commit>)`); empty if it does not answer so.
+fn commit_of(exe: &std::path::Path) -> String {
+    if exe == std::env::current_exe().unwrap_or_default() {
+        return env!("KENDALI_COMMIT").to_owned();
+    }
+    Command::new(exe)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let v = String::from_utf8_lossy(&o.stdout).into_owned();
+            let (_, rest) = v.split_once('(')?;
+            Some(rest.split_once(')')?.0.to_owned())
+        })
+        .unwrap_or_default()
 }
 
 /// A child process killed on drop.
@@ -294,12 +315,6 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<Report> {
     let dir = tempfile::tempdir()?;
     let mut report = Report {
         date: chrono::Utc::now().to_rfc3339(),
-        commit: Command::new("git")
-            .args(["rev-parse", "--short", "HEAD"])
-            .output()
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default(),
         machine: format!(
             "{} cores, {:.0} GiB",
             std::thread::available_parallelism()
@@ -342,6 +357,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<Report> {
         Some(p) => p.clone(),
         None => std::env::current_exe()?,
     };
+    report.commit = commit_of(&exe);
     let mut args: Vec<String> = Vec::new();
     let mut _mosquitto = None;
     let mqtt_url = match o.broker.as_str() {
@@ -372,10 +388,12 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<Report> {
     let url = BrokerUrl::parse(&mqtt_url)?;
     let db = pg(&db_url).await?;
 
-    let mut rates: Vec<f64> = o.rates.clone();
+    let mut listed: Vec<f64> = o.rates.clone();
+    listed.sort_by(f64::total_cmp);
+    let mut listed = VecDeque::from(listed);
+    let mut refines = o.refine;
     let mut i = 0;
-    while i < rates.len() {
-        let rate = rates[i];
+    while let Some(rate) = next_rate(&report.steps, &mut listed, &mut refines) {
         let step = step(&o, &url, &http, &db, pid, &format!("bench{i}"), rate).await?;
         eprintln!(
             "R={:>7.0}/s achieved {:>7.0}/s, calls p99 {:>6.1} ms, telemetry p99 {:>6.1} ms, rows/s {:>8.0}, lost {} dup {}, cpu {:.0} %: {}",
@@ -384,9 +402,6 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<Report> {
         );
         report.steps.push(step);
         i += 1;
-        if i == rates.len() && i < o.rates.len() + o.refine {
-            rates.extend(refine_rate(&report.steps));
-        }
     }
     report
         .steps
@@ -447,6 +462,22 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<Report> {
             .await;
     }
     Ok(report)
+}
+
+/// The next step: the listed rates from the lowest up, except that once a
+/// step above the highest sustainable one has failed, the refinement steps
+/// between them come first, while `refines` lasts. The higher listed rates
+/// come after them: their overload would otherwise precede the refinement
+/// (steps right after an overloaded one measured worse than the same rate
+/// before it, session 8).
+fn next_rate(steps: &[Step], listed: &mut VecDeque<f64>, refines: &mut usize) -> Option<f64> {
+    if *refines > 0 {
+        if let Some(r) = refine_rate(steps) {
+            *refines -= 1;
+            return Some(r);
+        }
+    }
+    listed.pop_front()
 }
 
 /// Where the bench looks next for the sustainable maximum: halfway (to
@@ -871,6 +902,14 @@ pub fn markdown(r: &Report) -> String {
 mod tests {
     use super::*;
 
+    fn step(rate: f64, sustainable: bool) -> Step {
+        Step {
+            offered_rate: rate,
+            sustainable,
+            ..Step::default()
+        }
+    }
+
     #[test]
     fn the_measuring_screen_follows_one_intersection_in_n() {
         assert_eq!(
@@ -885,11 +924,6 @@ mod tests {
 
     #[test]
     fn the_bench_refines_between_the_highest_sustainable_step_and_the_next() {
-        let step = |rate: f64, sustainable: bool| Step {
-            offered_rate: rate,
-            sustainable,
-            ..Step::default()
-        };
         let mut steps = vec![
             step(10_000.0, true),
             step(50_000.0, true),
@@ -905,5 +939,27 @@ mod tests {
         assert_eq!(refine_rate(&steps), None, "1,500 apart: close enough");
         assert_eq!(refine_rate(&[step(10_000.0, false)]), None);
         assert_eq!(refine_rate(&[step(10_000.0, true)]), None);
+    }
+
+    #[test]
+    fn refinement_comes_before_the_higher_listed_rates() {
+        let mut listed = VecDeque::from([50_000.0, 70_000.0, 80_000.0, 90_000.0]);
+        let mut refines = 2;
+        let mut steps = Vec::new();
+        let mut run = |steps: &mut Vec<Step>, sustainable: bool| {
+            let r = next_rate(steps, &mut listed, &mut refines);
+            if let Some(r) = r {
+                steps.push(step(r, sustainable));
+            }
+            r
+        };
+        assert_eq!(run(&mut steps, true), Some(50_000.0));
+        assert_eq!(run(&mut steps, true), Some(70_000.0));
+        assert_eq!(run(&mut steps, false), Some(80_000.0));
+        assert_eq!(run(&mut steps, true), Some(75_000.0), "refined first");
+        assert_eq!(run(&mut steps, false), Some(77_500.0));
+        assert_eq!(run(&mut steps, false), Some(90_000.0), "then the rest");
+        assert_eq!(run(&mut steps, false), None);
+        assert_eq!(refines, 0);
     }
 }
