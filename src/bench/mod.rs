@@ -388,12 +388,9 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<Report> {
     let url = BrokerUrl::parse(&mqtt_url)?;
     let db = pg(&db_url).await?;
 
-    let mut listed: Vec<f64> = o.rates.clone();
-    listed.sort_by(f64::total_cmp);
-    let mut listed = VecDeque::from(listed);
-    let mut refines = o.refine;
+    let mut plan = Plan::new(&o.rates, o.refine);
     let mut i = 0;
-    while let Some(rate) = next_rate(&report.steps, &mut listed, &mut refines) {
+    while let Some(rate) = plan.next(&report.steps) {
         let step = step(&o, &url, &http, &db, pid, &format!("bench{i}"), rate).await?;
         eprintln!(
             "R={:>7.0}/s achieved {:>7.0}/s, calls p99 {:>6.1} ms, telemetry p99 {:>6.1} ms, rows/s {:>8.0}, lost {} dup {}, cpu {:.0} %: {}",
@@ -464,37 +461,72 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// The next step: the listed rates from the lowest up, except that once a
-/// step above the highest sustainable one has failed, the refinement steps
-/// between them come first, while `refines` lasts. The higher listed rates
-/// come after them: their overload would otherwise precede the refinement
-/// (steps right after an overloaded one measured worse than the same rate
-/// before it, session 8).
-fn next_rate(steps: &[Step], listed: &mut VecDeque<f64>, refines: &mut usize) -> Option<f64> {
-    if *refines > 0 {
-        if let Some(r) = refine_rate(steps) {
-            *refines -= 1;
-            return Some(r);
+/// The order of the steps: the listed rates from the lowest up, except that
+/// once a step above the highest sustainable one has failed, up to `refine`
+/// refinement steps between them come first. The higher listed rates come
+/// after them: their overload would otherwise precede the refinement (steps
+/// right after an overloaded one measured worse than the same rate before
+/// it, session 8). A listed step that is sustainable above a refined gap (the
+/// failure below it was the machine's minute) gives its own gap a fresh
+/// `refine` steps.
+struct Plan {
+    listed: VecDeque<f64>,
+    refine: usize,
+    left: usize,
+    /// The failed step whose gap is being refined.
+    refining_below: Option<f64>,
+}
+
+impl Plan {
+    fn new(rates: &[f64], refine: usize) -> Plan {
+        let mut listed = rates.to_vec();
+        listed.sort_by(f64::total_cmp);
+        Plan {
+            listed: listed.into(),
+            refine,
+            left: refine,
+            refining_below: None,
         }
     }
-    listed.pop_front()
+
+    fn next(&mut self, steps: &[Step]) -> Option<f64> {
+        if let Some(hi) = self.refining_below {
+            if highest_sustainable(steps).is_some_and(|lo| lo > hi) {
+                self.left = self.refine;
+                self.refining_below = None;
+            }
+        }
+        if self.left > 0 {
+            if let Some((hi, r)) = refine_rate(steps) {
+                self.refining_below.get_or_insert(hi);
+                self.left -= 1;
+                return Some(r);
+            }
+        }
+        self.listed.pop_front()
+    }
+}
+
+fn highest_sustainable(steps: &[Step]) -> Option<f64> {
+    steps
+        .iter()
+        .filter(|s| s.sustainable)
+        .map(|s| s.offered_rate)
+        .max_by(f64::total_cmp)
 }
 
 /// Where the bench looks next for the sustainable maximum: halfway (to
 /// 500 msg/s) between the highest sustainable step and the lowest step above
-/// it that was not, while they are more than 2,000 msg/s apart.
-fn refine_rate(steps: &[Step]) -> Option<f64> {
-    let lo = steps
-        .iter()
-        .filter(|s| s.sustainable)
-        .map(|s| s.offered_rate)
-        .max_by(f64::total_cmp)?;
+/// it that was not, while they are more than 2,000 msg/s apart; with that
+/// step's rate.
+fn refine_rate(steps: &[Step]) -> Option<(f64, f64)> {
+    let lo = highest_sustainable(steps)?;
     let hi = steps
         .iter()
         .filter(|s| !s.sustainable && s.offered_rate > lo)
         .map(|s| s.offered_rate)
         .min_by(f64::total_cmp)?;
-    (hi - lo > 2000.0).then(|| ((lo + hi) / 2.0 / 500.0).round() * 500.0)
+    (hi - lo > 2000.0).then(|| (hi, ((lo + hi) / 2.0 / 500.0).round() * 500.0))
 }
 
 /// The `&intersections=` part of the measuring screen's query: one
@@ -930,36 +962,53 @@ mod tests {
             step(60_000.0, true),
             step(75_000.0, false),
         ];
-        assert_eq!(refine_rate(&steps), Some(67_500.0));
+        assert_eq!(refine_rate(&steps).map(|(_, r)| r), Some(67_500.0));
         steps.push(step(67_500.0, false));
-        assert_eq!(refine_rate(&steps), Some(64_000.0), "63,750 to 500");
+        assert_eq!(
+            refine_rate(&steps).map(|(_, r)| r),
+            Some(64_000.0),
+            "63,750 to 500"
+        );
         steps.push(step(64_000.0, true));
-        assert_eq!(refine_rate(&steps), Some(66_000.0), "65,750 to 500");
+        assert_eq!(
+            refine_rate(&steps).map(|(_, r)| r),
+            Some(66_000.0),
+            "65,750 to 500"
+        );
         steps.push(step(66_000.0, true));
         assert_eq!(refine_rate(&steps), None, "1,500 apart: close enough");
         assert_eq!(refine_rate(&[step(10_000.0, false)]), None);
         assert_eq!(refine_rate(&[step(10_000.0, true)]), None);
     }
 
+    /// The rates a plan runs when the steps come out as `outcome` says, in order.
+    fn run(plan: &mut Plan, outcome: impl Fn(f64) -> bool) -> Vec<f64> {
+        let mut steps = Vec::new();
+        while let Some(r) = plan.next(&steps) {
+            steps.push(step(r, outcome(r)));
+        }
+        steps.iter().map(|s| s.offered_rate).collect()
+    }
+
     #[test]
     fn refinement_comes_before_the_higher_listed_rates() {
-        let mut listed = VecDeque::from([50_000.0, 70_000.0, 80_000.0, 90_000.0]);
-        let mut refines = 2;
-        let mut steps = Vec::new();
-        let mut run = |steps: &mut Vec<Step>, sustainable: bool| {
-            let r = next_rate(steps, &mut listed, &mut refines);
-            if let Some(r) = r {
-                steps.push(step(r, sustainable));
-            }
-            r
-        };
-        assert_eq!(run(&mut steps, true), Some(50_000.0));
-        assert_eq!(run(&mut steps, true), Some(70_000.0));
-        assert_eq!(run(&mut steps, false), Some(80_000.0));
-        assert_eq!(run(&mut steps, true), Some(75_000.0), "refined first");
-        assert_eq!(run(&mut steps, false), Some(77_500.0));
-        assert_eq!(run(&mut steps, false), Some(90_000.0), "then the rest");
-        assert_eq!(run(&mut steps, false), None);
-        assert_eq!(refines, 0);
+        let listed = [90_000.0, 50_000.0, 70_000.0, 80_000.0];
+        assert_eq!(
+            run(&mut Plan::new(&listed, 2), |r| r <= 76_000.0),
+            [50_000.0, 70_000.0, 80_000.0, 75_000.0, 77_500.0, 90_000.0]
+        );
+        // A failure at 60,000 that 70,000 contradicts: 60,000's gap is
+        // refined, then 80,000's gets its own steps.
+        assert_eq!(
+            run(
+                &mut Plan::new(&[50_000.0, 60_000.0, 70_000.0, 80_000.0], 2),
+                |r| r != 60_000.0 && r <= 76_000.0
+            ),
+            [50_000.0, 60_000.0, 55_000.0, 57_500.0, 70_000.0, 80_000.0, 75_000.0, 77_500.0]
+        );
+        assert_eq!(
+            run(&mut Plan::new(&listed, 0), |_| false),
+            [50_000.0, 70_000.0, 80_000.0, 90_000.0]
+        );
     }
 }
