@@ -139,9 +139,13 @@ pub struct Report {
     pub duration_s: u64,
     pub steps: Vec<Step>,
     pub sustainable_max_rate: Option<f64>,
+    /// The highest of `broker_relay_samples`: the machine's limit that minute.
     pub broker_relay_rate: f64,
-    /// In approach readings per second, as `rows_persisted_s`.
+    pub broker_relay_samples: Vec<f64>,
+    /// In approach readings per second, as `rows_persisted_s`; the highest
+    /// of `psql_copy_samples`.
     pub psql_copy_rows_s: f64,
+    pub psql_copy_samples: Vec<f64>,
     pub ingest_to_relay_ratio: Option<f64>,
     /// Throughput against throughput: the highest achieved ingest of a step
     /// that kept every call event and persisted every row (no latency
@@ -426,10 +430,21 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<Report> {
         report.memory_check = Some(check);
     }
 
-    // The machine's limits beside Kendali, with the same payloads.
-    report.broker_relay_rate =
-        relay_rate(&url, o.baseline_messages, o.publisher_connections).await?;
-    report.psql_copy_rows_s = copy_rate(&db_url, dir.path(), o.baseline_messages).await?;
+    // The machine's limits beside Kendali, with the same payloads. One
+    // measurement takes a few seconds and varied by 15 % from run to run
+    // (session 8): the best of several is the limit.
+    for _ in 0..BASELINE_RUNS {
+        let relay = relay_rate(&url, o.baseline_messages, o.publisher_connections).await?;
+        report.broker_relay_samples.push(relay);
+        let copy = copy_rate(&db_url, dir.path(), o.baseline_messages).await?;
+        report.psql_copy_samples.push(copy);
+    }
+    report.broker_relay_rate = report
+        .broker_relay_samples
+        .iter()
+        .copied()
+        .fold(0.0, f64::max);
+    report.psql_copy_rows_s = report.psql_copy_samples.iter().copied().fold(0.0, f64::max);
     let best = report
         .steps
         .iter()
@@ -460,6 +475,9 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<Report> {
     }
     Ok(report)
 }
+
+/// Measurements of each baseline (relay, `\copy`); the report keeps the highest.
+const BASELINE_RUNS: usize = 3;
 
 /// The order of the steps: the listed rates from the lowest up, except that
 /// once a step above the highest sustainable one has failed, up to `refine`
@@ -912,11 +930,13 @@ pub fn markdown(r: &Report) -> String {
         ));
     }
     s.push_str(&format!(
-        "\n| figure | value |\n|---|---|\n| sustainable maximum R | {} |\n| broker relay rate to a bare subscriber | {:.0} msg/s |\n| achieved ingest / relay (at the sustainable maximum) | {} |\n| highest achieved ingest that kept every call and row / relay (no latency bound) | {} |\n| `psql \\copy` of the same rows | {:.0} rows/s |\n| persisted rows/s / `\\copy` | {} |\n| peak RSS (whole run) | {:.0} MB |\n",
+        "\n| figure | value |\n|---|---|\n| sustainable maximum R | {} |\n| broker relay rate to a bare subscriber (best of {}) | {:.0} msg/s |\n| achieved ingest / relay (at the sustainable maximum) | {} |\n| highest achieved ingest that kept every call and row / relay (no latency bound) | {} |\n| `psql \\copy` of the same rows (best of {}) | {:.0} rows/s |\n| persisted rows/s / `\\copy` | {} |\n| peak RSS (whole run) | {:.0} MB |\n",
         r.sustainable_max_rate.map(|v| format!("{v:.0} msg/s")).unwrap_or_else(|| "none of the steps".into()),
+        samples(&r.broker_relay_samples),
         r.broker_relay_rate,
         r.ingest_to_relay_ratio.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
         r.kept_throughput_to_relay_ratio.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
+        samples(&r.psql_copy_samples),
         r.psql_copy_rows_s,
         r.persisted_to_copy_ratio.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
         r.peak_rss_mb
@@ -928,6 +948,14 @@ pub fn markdown(r: &Report) -> String {
         ));
     }
     s
+}
+
+/// `a, b, c` of a baseline's measurements.
+fn samples(v: &[f64]) -> String {
+    v.iter()
+        .map(|x| format!("{x:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
