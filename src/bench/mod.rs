@@ -431,8 +431,8 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<Report> {
     }
 
     // The machine's limits beside Kendali, with the same payloads. One
-    // measurement takes a few seconds and varied by 15 % from run to run
-    // (session 8): the best of several is the limit.
+    // measurement takes a few seconds, and three in one run differed by up
+    // to 15 % (session 9): the best of them is the limit.
     for _ in 0..BASELINE_RUNS {
         let relay = relay_rate(&url, o.baseline_messages, o.publisher_connections).await?;
         report.broker_relay_samples.push(relay);
