@@ -83,24 +83,35 @@ impl Application {
             max_payload: settings.ingest.max_payload_bytes,
             max_future: chrono::Duration::seconds(settings.ingest.max_future_s),
         };
-        let (client, events) = bus::connect(
-            &url,
-            &settings.mqtt,
-            &ConnectOptions {
-                client_id: settings.mqtt.client_id.clone(),
-                persistent: true,
-                manual_acks: true,
-                max_packet_bytes: settings.ingest.max_payload_bytes * 4 + 4096,
-                // Above any broker's in-flight window, so acks never wait on the poll loop.
-                request_capacity: 65_536,
-            },
-        )?;
-        tracing::info!(broker = %mqtt_url, client_id = %settings.mqtt.client_id, protocol = ?settings.mqtt.protocol, "bus configured");
+        // One connection per group of families (`mqtt.priority_families`).
+        let groups = crate::ingest::connections(&settings.mqtt);
+        let mut buses = Vec::new();
+        for (i, families) in groups.into_iter().enumerate() {
+            let client_id = crate::ingest::client_id(&settings.mqtt, i);
+            let (client, events) = bus::connect(
+                &url,
+                &settings.mqtt,
+                &ConnectOptions {
+                    client_id: client_id.clone(),
+                    persistent: true,
+                    manual_acks: true,
+                    max_packet_bytes: settings.ingest.max_payload_bytes * 4 + 4096,
+                    // Above any broker's in-flight window, so acks never wait on the poll loop.
+                    request_capacity: 65_536,
+                },
+            )?;
+            tracing::info!(broker = %mqtt_url, %client_id, ?families, protocol = ?settings.mqtt.protocol, "bus configured");
+            buses.push((client, events, families));
+        }
 
         // The stages, in data-flow order.
         let deadletters = DeadLetters::new(settings.ingest.deadletter_capacity, metrics.clone());
-        let status = Arc::new(IngestStatus::default());
+        // Operator actions are published on the main connection.
+        let client = buses[0].0.clone();
+        let status = Arc::new(IngestStatus::new(buses.len()));
         let (state_tx, state_rx) = mpsc::channel(state::INPUT_CAPACITY);
+        // The priority connection's channel: a few seconds of a very busy call centre.
+        let (priority_tx, priority_rx) = mpsc::channel(1024);
         let (hub_tx, hub_rx) = mpsc::channel(crate::hub::HUB_INPUT_CAPACITY);
         let (store_tx, store_rx) = mpsc::channel(STORE_CAPACITY);
         let (hub, hub_handle) = Hub::new(
@@ -115,7 +126,6 @@ impl Application {
                 handle: store_handle.clone(),
                 settings: settings.database.clone(),
                 input: store_rx,
-                acker: Some(client.clone()),
                 metrics: metrics.clone(),
             }
             .run(),
@@ -123,6 +133,7 @@ impl Application {
         let mut state_task = StateTask {
             city: CityState::new(settings.state.clone()),
             input: state_rx,
+            priority: (buses.len() > 1).then_some(priority_rx),
             hub: hub_tx,
             store: store_tx,
             deadletters: deadletters.clone(),
@@ -130,18 +141,27 @@ impl Application {
         };
         state_task.replay(store_handle.restore().await?).await;
         tokio::spawn(state_task.run());
-        tokio::spawn(
-            IngestLoop {
-                client: client.clone(),
-                events,
-                settings: settings.mqtt.clone(),
-                limits: limits.clone(),
-                out: state_tx,
-                status: status.clone(),
-                metrics: metrics.clone(),
-            }
-            .run(),
-        );
+        for (index, (client, events, families)) in buses.into_iter().enumerate() {
+            tokio::spawn(
+                IngestLoop {
+                    client,
+                    events,
+                    settings: settings.mqtt.clone(),
+                    families,
+                    index,
+                    limits: limits.clone(),
+                    out: if index == 0 {
+                        state_tx.clone()
+                    } else {
+                        priority_tx.clone()
+                    },
+                    status: status.clone(),
+                    metrics: metrics.clone(),
+                }
+                .run(),
+            );
+        }
+        drop((state_tx, priority_tx));
 
         // The simulated city, publishing through the same bus as real sources.
         let mut scenario_json = None;

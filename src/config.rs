@@ -85,6 +85,11 @@ pub struct MqttSettings {
     pub shared_group: Option<String>,
     /// Families subscribed (default: all).
     pub families: Vec<Family>,
+    /// Families read on a connection of their own (client id
+    /// `{client_id}-priority`), so that a flood of telemetry queued on the
+    /// main connection never delays them. Default: the 112/119 call events.
+    /// Empty (or every subscribed family): one connection.
+    pub priority_families: Vec<Family>,
     /// Reconnect backoff, doubling from min to max.
     pub reconnect_min_ms: u64,
     pub reconnect_max_ms: u64,
@@ -109,6 +114,7 @@ impl Default for MqttSettings {
             keep_alive_s: 15,
             shared_group: None,
             families: Family::ALL.to_vec(),
+            priority_families: vec![Family::Calls],
             reconnect_min_ms: 200,
             reconnect_max_ms: 10_000,
             session_expiry_s: 3600,

@@ -90,11 +90,41 @@ impl Qos {
     }
 }
 
-/// What must be acknowledged once a QoS 1 message is safely handled.
-#[derive(Debug)]
-pub enum AckToken {
+/// What must be acknowledged once a QoS 1 message is safely handled: the
+/// message and the connection it came on (Kendali may read the bus on more
+/// than one, see `mqtt.priority_families`). Hand it to [`AckToken::ack`] in
+/// arrival order.
+pub struct AckToken {
+    client: BusClient,
+    packet: AckPacket,
+}
+
+enum AckPacket {
     V4(rumqttc::Publish),
     V5(v5::mqttbytes::v5::Publish),
+}
+
+impl std::fmt::Debug for AckToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pkid = match &self.packet {
+            AckPacket::V4(p) => p.pkid,
+            AckPacket::V5(p) => p.pkid,
+        };
+        f.debug_struct("AckToken").field("pkid", &pkid).finish()
+    }
+}
+
+impl AckToken {
+    /// Acknowledges the message to the broker on its own connection. Callers
+    /// keep each connection's arrival order (MQTT 5 spec 4.6.0-2).
+    pub async fn ack(&self) -> Result<(), BusError> {
+        let r = match (&self.client, &self.packet) {
+            (BusClient::V4(c), AckPacket::V4(p)) => c.ack(p).await.map_err(|e| e.to_string()),
+            (BusClient::V5(c), AckPacket::V5(p)) => c.ack(p).await.map_err(|e| e.to_string()),
+            _ => Err("ack token from another protocol version".to_owned()),
+        };
+        r.map_err(BusError::Client)
+    }
 }
 
 /// One incoming message.
@@ -104,7 +134,7 @@ pub struct Incoming {
     pub payload: Bytes,
     pub qos: u8,
     pub retain: bool,
-    /// Present for QoS 1 with manual acks: hand it back to [`BusClient::ack`] in arrival order.
+    /// Present for QoS 1 with manual acks: call [`AckToken::ack`] in arrival order.
     pub ack: Option<AckToken>,
 }
 
@@ -174,12 +204,10 @@ impl BusClient {
         r.map_err(BusError::Client)
     }
 
-    /// Acknowledges a QoS 1 message. Callers keep arrival order (MQTT 5 spec 4.6.0-2).
-    pub async fn ack(&self, token: &AckToken) -> Result<(), BusError> {
-        let r = match (self, token) {
-            (BusClient::V4(c), AckToken::V4(p)) => c.ack(p).await.map_err(|e| e.to_string()),
-            (BusClient::V5(c), AckToken::V5(p)) => c.ack(p).await.map_err(|e| e.to_string()),
-            _ => Err("ack token from another protocol version".to_owned()),
+    pub async fn unsubscribe(&self, filter: String) -> Result<(), BusError> {
+        let r = match self {
+            BusClient::V4(c) => c.unsubscribe(filter).await.map_err(|e| e.to_string()),
+            BusClient::V5(c) => c.unsubscribe(filter).await.map_err(|e| e.to_string()),
         };
         r.map_err(BusError::Client)
     }
@@ -193,7 +221,13 @@ impl BusClient {
 }
 
 /// The polling side of a connection.
-pub enum BusEvents {
+pub struct BusEvents {
+    events: EventLoop,
+    /// The same connection's client, carried by the ack tokens.
+    client: BusClient,
+}
+
+enum EventLoop {
     V4(Box<rumqttc::EventLoop>),
     V5(Box<v5::EventLoop>),
 }
@@ -202,8 +236,13 @@ impl BusEvents {
     /// Next event. An error means the connection dropped; call again (after a
     /// backoff) and rumqttc reconnects.
     pub async fn poll(&mut self) -> Result<BusEvent, BusError> {
-        match self {
-            BusEvents::V4(el) => {
+        let client = &self.client;
+        let token = |packet| AckToken {
+            client: client.clone(),
+            packet,
+        };
+        match &mut self.events {
+            EventLoop::V4(el) => {
                 use rumqttc::{Event, Packet};
                 match el.poll().await {
                     Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -213,7 +252,7 @@ impl BusEvents {
                             payload: p.payload.clone(),
                             retain: p.retain,
                             qos,
-                            ack: (qos > 0).then(|| AckToken::V4(p)),
+                            ack: (qos > 0).then(|| token(AckPacket::V4(p))),
                         }))
                     }
                     Ok(Event::Incoming(Packet::ConnAck(c))) => Ok(BusEvent::Connected {
@@ -230,7 +269,7 @@ impl BusEvents {
                     Err(e) => Err(BusError::Connection(e.to_string())),
                 }
             }
-            BusEvents::V5(el) => {
+            EventLoop::V5(el) => {
                 use v5::mqttbytes::v5::Packet;
                 use v5::Event;
                 match el.poll().await {
@@ -241,7 +280,7 @@ impl BusEvents {
                             payload: p.payload.clone(),
                             retain: p.retain,
                             qos,
-                            ack: (qos > 0).then(|| AckToken::V5(p)),
+                            ack: (qos > 0).then(|| token(AckPacket::V5(p))),
                         }))
                     }
                     Ok(Event::Incoming(Packet::ConnAck(c))) => Ok(BusEvent::Connected {
@@ -312,7 +351,12 @@ pub fn connect(
             }
             let (c, mut el) = rumqttc::AsyncClient::new(m, o.request_capacity);
             el.network_options.set_tcp_nodelay(true);
-            Ok((BusClient::V4(c), BusEvents::V4(Box::new(el))))
+            let client = BusClient::V4(c);
+            let events = BusEvents {
+                events: EventLoop::V4(Box::new(el)),
+                client: client.clone(),
+            };
+            Ok((client, events))
         }
         MqttProtocol::V5 => {
             let mut m = v5::MqttOptions::new(&o.client_id, &url.host, url.port);
@@ -334,7 +378,12 @@ pub fn connect(
             net.set_tcp_nodelay(true);
             m.set_network_options(net);
             let (c, el) = v5::AsyncClient::new(m, o.request_capacity);
-            Ok((BusClient::V5(c), BusEvents::V5(Box::new(el))))
+            let client = BusClient::V5(c);
+            let events = BusEvents {
+                events: EventLoop::V5(Box::new(el)),
+                client: client.clone(),
+            };
+            Ok((client, events))
         }
     }
 }

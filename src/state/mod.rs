@@ -46,6 +46,9 @@ const TICK: Duration = Duration::from_millis(500);
 pub struct StateTask {
     pub city: CityState,
     pub input: mpsc::Receiver<Input>,
+    /// The priority connection's messages (`mqtt.priority_families`), read
+    /// before `input` whenever both have some.
+    pub priority: Option<mpsc::Receiver<Input>>,
     pub hub: mpsc::Sender<Update>,
     pub store: mpsc::Sender<StoreItem>,
     pub deadletters: DeadLetters,
@@ -76,8 +79,27 @@ impl StateTask {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch = Vec::with_capacity(256);
+        let mut urgent = Vec::with_capacity(16);
         loop {
             tokio::select! {
+                biased;
+                n = async {
+                    match self.priority.as_mut() {
+                        Some(p) => p.recv_many(&mut urgent, 64).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if n == 0 {
+                        // Its ingest loop stopped: shutting down.
+                        self.priority = None;
+                        continue;
+                    }
+                    for input in urgent.drain(..) {
+                        if !self.handle(input).await {
+                            return;
+                        }
+                    }
+                }
                 n = self.input.recv_many(&mut batch, 256) => {
                     if n == 0 {
                         break;
@@ -174,5 +196,79 @@ impl StateTask {
                     .is_ok()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{decode, Limits};
+
+    fn accepted(topic: &str, payload: &str) -> Input {
+        let rx = Utc::now();
+        let (topic, msg) =
+            decode(topic, payload.as_bytes(), &Limits::default(), rx).expect("a valid message");
+        Input::Accepted {
+            topic,
+            msg,
+            rx,
+            ack: None,
+        }
+    }
+
+    /// The state task takes the priority connection's messages before the
+    /// main connection's backlog: a call event does not wait behind a
+    /// thousand telemetry messages that were there first.
+    #[tokio::test]
+    async fn a_call_event_on_the_priority_connection_overtakes_a_telemetry_backlog() {
+        let metrics = Arc::new(Metrics::new());
+        let (main_tx, main_rx) = mpsc::channel(INPUT_CAPACITY);
+        let (priority_tx, priority_rx) = mpsc::channel(16);
+        let (hub_tx, mut hub_rx) = mpsc::channel(1 << 16);
+        let (store_tx, mut store_rx) = mpsc::channel(1 << 16);
+        let ts = Utc::now().with_timezone(&crate::app::wib()).to_rfc3339();
+        for k in 0..1000u64 {
+            let id = crate::bench::load::intersection_id(k as usize % 50);
+            let payload = crate::bench::load::state_payload(&id, &ts, k);
+            main_tx
+                .try_send(accepted(&format!("city/kota/atcs/{id}/state"), &payload))
+                .expect("room in the channel");
+        }
+        let call = format!(
+            r#"{{"event_id":"{}","call_id":"c1","ts":"{ts}","line":"112","type":"received"}}"#,
+            uuid::Uuid::new_v4()
+        );
+        priority_tx
+            .try_send(accepted("city/kota/calls/112", &call))
+            .expect("room in the channel");
+        drop((main_tx, priority_tx));
+        let task = StateTask {
+            city: CityState::new(Default::default()),
+            input: main_rx,
+            priority: Some(priority_rx),
+            hub: hub_tx,
+            store: store_tx,
+            deadletters: DeadLetters::new(10, metrics.clone()),
+            metrics,
+        };
+        task.run().await;
+
+        let mut kinds = Vec::new();
+        while let Ok(u) = hub_rx.try_recv() {
+            kinds.push(u.kind);
+        }
+        let first_intersection = kinds.iter().position(|k| *k == UpdateKind::Intersection);
+        let call = kinds.iter().position(|k| *k == UpdateKind::CallEvent);
+        assert!(call.is_some(), "the call event reached the hub: {kinds:?}");
+        assert!(
+            call < first_intersection,
+            "the call event went first ({call:?}), before any telemetry ({first_intersection:?})"
+        );
+        // Every message still reaches the store, each connection's in its order.
+        let mut stored = 0;
+        while store_rx.try_recv().is_ok() {
+            stored += 1;
+        }
+        assert_eq!(stored, 1001);
     }
 }

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use crate::bus::{AckToken, BusClient};
+use crate::bus::AckToken;
 use crate::config::DatabaseSettings;
 use crate::contract::{IntersectionState, Message, Topic};
 use crate::ingest::deadletter::DeadLetter;
@@ -240,7 +240,6 @@ pub struct StoreTask {
     pub handle: StoreHandle,
     pub settings: DatabaseSettings,
     pub input: mpsc::Receiver<StoreItem>,
-    pub acker: Option<BusClient>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -321,13 +320,11 @@ impl StoreTask {
                                 self.handle.status.lag_ms.store(lag, Ordering::Relaxed);
                                 self.metrics.store_lag_ms.set(lag);
                             }
-                            if let Some(client) = &self.acker {
-                                for token in acks.iter().flatten() {
-                                    if let Err(e) = client.ack(token).await {
-                                        tracing::warn!(error = %e, "ack failed (the broker will redeliver)");
-                                    } else {
-                                        self.metrics.acks.inc();
-                                    }
+                            for token in acks.iter().flatten() {
+                                if let Err(e) = token.ack().await {
+                                    tracing::warn!(error = %e, "ack failed (the broker will redeliver)");
+                                } else {
+                                    self.metrics.acks.inc();
                                 }
                             }
                         }

@@ -1,5 +1,5 @@
-//! Operations endpoints: `/healthz` (the process answers), `/readyz` (the
-//! broker is connected and has acknowledged every subscription), `/metrics`
+//! Operations endpoints: `/healthz` (the process answers), `/readyz` (every
+//! connection to the broker is up and has its subscriptions acknowledged), `/metrics`
 //! (Prometheus text).
 
 use std::sync::atomic::Ordering;
@@ -15,12 +15,12 @@ async fn healthz() -> impl Responder {
 
 #[get("/readyz")]
 async fn readyz(ctx: web::Data<WebContext>) -> impl Responder {
-    let broker = ctx.ingest.connected.load(Ordering::Relaxed);
+    let broker = ctx.ingest.connected();
     let ready = ctx.ingest.ready();
     let body = serde_json::json!({
         "ready": ready,
         "broker": if broker { "connected" } else { "disconnected" },
-        "subscribed": ctx.ingest.subscribed.load(Ordering::Relaxed),
+        "subscribed": ctx.ingest.subscribed(),
         "store": ctx.store.describe(),
         "store_degraded": ctx.store.status.degraded.load(Ordering::Relaxed),
         "store_lag_ms": ctx.store.status.lag_ms.load(Ordering::Relaxed),

@@ -113,7 +113,7 @@ async fn a_fixed_seed_scenario_run_gives_kendali_the_expected_counts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_default_start_runs_the_simulated_city_on_the_embedded_broker_on_one_connection() {
+async fn the_default_start_runs_the_simulated_city_on_the_embedded_broker_without_a_reconnect() {
     // What `cargo run` does, on free ports: embedded broker, simulator, memory store.
     let mut settings = support::settings(None);
     settings.sim.enabled = true;
@@ -134,12 +134,14 @@ async fn the_default_start_runs_the_simulated_city_on_the_embedded_broker_on_one
         },
     )
     .await;
-    // Acks in arrival order keep the broker's session: one connection, never dropped.
+    // Acks in arrival order keep the broker's sessions: two connections (the
+    // main one and the call events' own), each connected once, never dropped.
     assert_eq!(
         support::metric(&m, "kendali_mqtt_connects_total"),
-        1.0,
+        2.0,
         "{m}"
     );
+    assert_eq!(support::metric(&m, "kendali_mqtt_connected"), 1.0, "{m}");
     // Every intersection of the scenario shows up (each sends its state about
     // once a second; on a loaded machine the first ones come in over seconds).
     support::eventually(30, "the scenario's 21 intersections", || {
