@@ -227,6 +227,10 @@ impl Application {
                 .configure(crate::web::assets::configure)
         })
         .workers(2)
+        // Screens get small frames (one call event) between big ones: with
+        // Nagle's algorithm on (the OS default, which actix keeps) such a frame
+        // can wait for the screen's delayed ACK, up to 40 ms on Linux.
+        .tcp_nodelay(true)
         .disable_signals()
         .listen(listener)
         .map_err(|source| StartError::Http {
