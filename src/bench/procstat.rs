@@ -29,3 +29,41 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
+
+/// The machine's CPU time so far, all cores, in clock ticks: (total, idle
+/// including I/O wait), from the first line of `/proc/stat`.
+pub fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let v: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let idle = v.get(3)? + v.get(4)?;
+    Some((v.iter().sum(), idle))
+}
+
+/// Percent of the machine busy between two [`machine_ticks`] readings.
+pub fn busy_pct(a: Option<(u64, u64)>, b: Option<(u64, u64)>) -> f64 {
+    match (a, b) {
+        (Some((t0, i0)), Some((t1, i1))) if t1 > t0 => {
+            100.0 * (1.0 - (i1.saturating_sub(i0)) as f64 / (t1 - t0) as f64)
+        }
+        _ => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machine_busy_is_the_share_of_ticks_not_idle() {
+        assert_eq!(busy_pct(Some((1000, 400)), Some((1200, 450))), 75.0);
+        assert_eq!(busy_pct(None, Some((1200, 450))), 0.0);
+        let now = machine_ticks().expect("/proc/stat");
+        assert!(now.0 >= now.1 && now.0 > 0);
+    }
+}
