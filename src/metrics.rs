@@ -19,7 +19,7 @@ pub struct Metrics {
     pub state_size: IntGaugeVec,
     /// Receive time minus source `ts`, seconds.
     pub ingest_lag: Histogram,
-    /// 1 while connected to the broker.
+    /// 1 while every connection to the broker is up (see `mqtt.priority_families`).
     pub mqtt_connected: IntGauge,
     pub mqtt_reconnects: IntCounter,
     /// QoS 1 messages acknowledged to the broker.
@@ -106,7 +106,10 @@ impl Metrics {
             rejected,
             state_size,
             ingest_lag,
-            mqtt_connected: gauge("mqtt_connected", "1 while connected to the MQTT broker"),
+            mqtt_connected: gauge(
+                "mqtt_connected",
+                "1 while every connection to the MQTT broker is up",
+            ),
             mqtt_reconnects: counter(
                 "mqtt_connects_total",
                 "Successful (re)connections to the broker",

@@ -1,8 +1,9 @@
 //! The live city state and the one task that owns it. Ingest hands it
 //! validated messages over a bounded channel; it applies them (no shared
 //! locks on the hot path), passes the resulting [`Update`]s to the hub and
-//! every message, accepted or refused, to the store, in arrival order, which
-//! acknowledges QoS 1 messages once they are safely kept.
+//! every message, accepted or refused, to the store, in each connection's
+//! arrival order (the priority connection's first when both have messages),
+//! and the store acknowledges QoS 1 messages once they are safely kept.
 
 pub mod city;
 pub mod update;
@@ -82,6 +83,7 @@ impl StateTask {
         let mut urgent = Vec::with_capacity(16);
         loop {
             tokio::select! {
+                // The priority connection first, whenever it has messages.
                 biased;
                 n = async {
                     match self.priority.as_mut() {
@@ -100,16 +102,9 @@ impl StateTask {
                         }
                     }
                 }
-                n = self.input.recv_many(&mut batch, 256) => {
-                    if n == 0 {
-                        break;
-                    }
-                    for input in batch.drain(..) {
-                        if !self.handle(input).await {
-                            return;
-                        }
-                    }
-                }
+                // Second: due twice a second, and in biased order it would
+                // never come up under a flood on the main connection (stale
+                // feeds must still be shown stale then).
                 _ = tick.tick() => {
                     for u in self.city.tick(Utc::now()) {
                         if self.hub.send(u).await.is_err() {
@@ -128,6 +123,16 @@ impl StateTask {
                         ("commands", s.commands),
                     ] {
                         self.metrics.state_size.with_label_values(&[k]).set(v as i64);
+                    }
+                }
+                n = self.input.recv_many(&mut batch, 256) => {
+                    if n == 0 {
+                        break;
+                    }
+                    for input in batch.drain(..) {
+                        if !self.handle(input).await {
+                            return;
+                        }
                     }
                 }
             }
