@@ -257,3 +257,85 @@ async fn call_events_arriving_out_of_order_keep_their_stage_times() {
     assert_eq!(counters["open_calls"], 1);
     app.stop().await;
 }
+
+/// An upgrade from one connection: the broker still holds the old session
+/// under the configured client id, subscribed to every family, calls
+/// included. Kendali reads calls on its priority connection now; the main
+/// one drops the old calls filter before it is ready, so a call event is
+/// taken once, not once per connection (the second copy would be refused as
+/// `duplicate_event`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_kept_from_one_connection_does_not_deliver_call_events_twice() {
+    let test = "a_session_kept_from_one_connection_does_not_deliver_call_events_twice";
+    let Some(url) = support::mosquitto(test) else {
+        return;
+    };
+    let settings = support::settings(Some(url.clone()));
+    // The old session, as the previous version left it: persistent, every family.
+    {
+        use rumqttc::v5::{mqttbytes::QoS, AsyncClient, Event, MqttOptions};
+        let u = kendali::bus::BrokerUrl::parse(&url).expect("test url");
+        let mut o = MqttOptions::new(settings.mqtt.client_id.clone(), u.host, u.port);
+        o.set_clean_start(false)
+            .set_session_expiry_interval(Some(settings.mqtt.session_expiry_s));
+        let (client, mut el) = AsyncClient::new(o, 100);
+        for f in kendali::ingest::filters(&settings.mqtt, &settings.mqtt.families) {
+            client
+                .subscribe(f, QoS::AtLeastOnce)
+                .await
+                .expect("subscribe");
+        }
+        let mut subacks = 0;
+        while subacks < settings.mqtt.families.len() {
+            match tokio::time::timeout(Duration::from_secs(10), el.poll()).await {
+                Ok(Ok(Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::SubAck(_)))) => {
+                    subacks += 1
+                }
+                Ok(Ok(_)) => {}
+                other => panic!("the old session's subscriptions: {other:?}"),
+            }
+        }
+        client.disconnect().await.expect("disconnect");
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while el.poll().await.is_ok() {}
+        })
+        .await;
+    }
+    let app = support::spawn(settings).await;
+    let city = support::city("upgrade");
+    let p = Publisher::connect(&url).await;
+    let n = 20;
+    for i in 0..n {
+        let (_, payload) = support::call_event(&format!("u-{i}"), "received", "112");
+        p.send(&format!("city/{city}/calls/112"), 1, payload).await;
+    }
+    support::eventually(10, "every call on the screens' state", || {
+        let (app, city) = (&app, &city);
+        async move {
+            let state = support::get_json(app, "/api/state").await;
+            let calls = state["entities"]["call"]
+                .as_object()?
+                .values()
+                .filter(|v| v["city"] == city.as_str())
+                .count();
+            (calls == n).then_some(())
+        }
+    })
+    .await;
+    // Any second copy would have arrived by now on the main connection.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let dupes: Vec<Value> = dead_letters(&app, &city)
+        .await
+        .into_iter()
+        .filter(|d| d["reason"] == "duplicate_event")
+        .collect();
+    assert!(dupes.is_empty(), "no call event came twice: {dupes:?}");
+    // Both connections are up: the main one on the old session, with its other filters.
+    let m = support::metrics(&app).await;
+    assert_eq!(
+        support::metric(&m, "kendali_mqtt_connects_total"),
+        2.0,
+        "{m}"
+    );
+    app.stop().await;
+}
