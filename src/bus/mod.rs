@@ -154,8 +154,6 @@ pub enum BusEvent {
     SubAck {
         granted: bool,
     },
-    /// The broker answered one of our unsubscribes.
-    UnsubAck,
     /// The broker acknowledged one of our QoS 1 publishes.
     PubAck,
     /// One of our publishes left (for QoS 0 that is all there is).
@@ -265,7 +263,6 @@ impl BusEvents {
                             matches!(c, rumqttc::mqttbytes::v4::SubscribeReasonCode::Success(_))
                         }),
                     }),
-                    Ok(Event::Incoming(Packet::UnsubAck(_))) => Ok(BusEvent::UnsubAck),
                     Ok(Event::Incoming(Packet::PubAck(_))) => Ok(BusEvent::PubAck),
                     Ok(Event::Outgoing(rumqttc::Outgoing::Publish(_))) => Ok(BusEvent::Sent),
                     Ok(_) => Ok(BusEvent::Other),
@@ -294,7 +291,6 @@ impl BusEvents {
                             matches!(c, v5::mqttbytes::v5::SubscribeReasonCode::Success(_))
                         }),
                     }),
-                    Ok(Event::Incoming(Packet::UnsubAck(_))) => Ok(BusEvent::UnsubAck),
                     Ok(Event::Incoming(Packet::PubAck(_))) => Ok(BusEvent::PubAck),
                     Ok(Event::Outgoing(rumqttc::Outgoing::Publish(_))) => Ok(BusEvent::Sent),
                     Ok(_) => Ok(BusEvent::Other),

@@ -133,10 +133,8 @@ impl IngestLoop {
                 .reconnect_max_ms
                 .max(self.settings.reconnect_min_ms),
         );
-        // Subscriptions and unsubscriptions sent on this connection and not
-        // yet acknowledged: the connection is ready when both are 0.
+        // Subscriptions sent on this connection and not yet acknowledged.
         let mut awaiting_subacks = 0usize;
-        let mut awaiting_unsubacks = 0usize;
         loop {
             match self.events.poll().await {
                 Ok(BusEvent::Message(m)) => {
@@ -168,11 +166,15 @@ impl IngestLoop {
                     tracing::info!(session_present, client_id = %client_id(&self.settings, self.index), "connected to the MQTT broker");
                     let client = self.client.clone();
                     if session_present {
+                        self.mine().subscribed.store(true, Ordering::Relaxed);
                         // A session kept from before the families were split
                         // between connections may still hold the other
-                        // connection's filters: drop them (a no-op otherwise),
-                        // and be ready once the broker has (until then a call
-                        // event could still come on both connections).
+                        // connection's filters: drop them (a no-op otherwise).
+                        // Readiness does not wait for the broker's answers:
+                        // rumqttd 0.20 sends no UNSUBACK for a filter the
+                        // session does not hold. Until the broker has them, a
+                        // call event may come on both connections; the second
+                        // copy is refused as `duplicate_event`.
                         let others: Vec<Family> = Family::ALL
                             .into_iter()
                             .filter(|f| {
@@ -180,11 +182,6 @@ impl IngestLoop {
                             })
                             .collect();
                         let stale = filters(&self.settings, &others);
-                        awaiting_subacks = 0;
-                        awaiting_unsubacks = stale.len();
-                        self.mine()
-                            .subscribed
-                            .store(stale.is_empty(), Ordering::Relaxed);
                         if !stale.is_empty() {
                             tokio::spawn(async move {
                                 for f in stale {
@@ -198,7 +195,6 @@ impl IngestLoop {
                         self.mine().subscribed.store(false, Ordering::Relaxed);
                         let filters = filters(&self.settings, &self.families);
                         awaiting_subacks = filters.len();
-                        awaiting_unsubacks = 0;
                         // Subscribing goes through the request channel the poll loop drains:
                         // do it from another task (rumqtt #263).
                         tokio::spawn(async move {
@@ -224,19 +220,10 @@ impl IngestLoop {
                         }
                     }
                 }
-                Ok(BusEvent::UnsubAck) => {
-                    if awaiting_unsubacks > 0 {
-                        awaiting_unsubacks -= 1;
-                        if awaiting_unsubacks == 0 && awaiting_subacks == 0 {
-                            self.mine().subscribed.store(true, Ordering::Relaxed);
-                        }
-                    }
-                }
                 Ok(_) => {}
                 Err(e) => {
                     self.mine().subscribed.store(false, Ordering::Relaxed);
                     awaiting_subacks = 0;
-                    awaiting_unsubacks = 0;
                     if self.mine().connected.swap(false, Ordering::Relaxed) {
                         tracing::warn!(error = %e, client_id = %client_id(&self.settings, self.index), "lost the MQTT broker; reconnecting");
                     } else {
