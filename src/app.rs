@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! MQTT broker --> ingest (poll, decode, validate) --> state (owns the city)
+//!    (calls) ---> ingest, own connection -----------> (read first)
 //!                                                       |--> hub --> ws sessions (one task each)
-//!                                                       '--> store --> QoS 1 acks to the broker
+//!                                                       '--> store --> QoS 1 acks, each on its connection
 //! ```
 //! Channels between stages are bounded. The hub runs beside the store, not
 //! after it: a slow database never freezes a screen, and a slow screen never

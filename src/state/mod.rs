@@ -39,7 +39,7 @@ pub enum Input {
 }
 
 /// Capacity of the ingest -> state channel: a few milliseconds of a very busy
-/// bus; when full, the MQTT poll loop waits and the broker holds the rest.
+/// bus; when full, the main MQTT poll loop waits and the broker holds the rest.
 pub const INPUT_CAPACITY: usize = 8192;
 /// Housekeeping period: staleness is decided at this resolution.
 const TICK: Duration = Duration::from_millis(500);
