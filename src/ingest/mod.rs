@@ -175,11 +175,9 @@ impl IngestLoop {
                         // session does not hold. Until the broker has them, a
                         // call event may come on both connections; the second
                         // copy is refused as `duplicate_event`.
-                        let others: Vec<Family> = Family::ALL
-                            .into_iter()
-                            .filter(|f| {
-                                !self.families.contains(f) && self.settings.families.contains(f)
-                            })
+                        let others: Vec<Family> = (self.settings.families.iter())
+                            .filter(|f| !self.families.contains(f))
+                            .copied()
                             .collect();
                         let stale = filters(&self.settings, &others);
                         if !stale.is_empty() {
