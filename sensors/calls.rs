@@ -634,7 +634,7 @@ impl CallCentre {
                 city: ctx.city.to_owned(),
                 line,
             },
-            Message::CallEvent(event),
+            Message::CallEvent(Box::new(event)),
         );
     }
 }

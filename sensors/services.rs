@@ -235,7 +235,7 @@ impl Services {
                 city: ctx.city.to_owned(),
                 service: s.id.clone(),
             },
-            Message::AppEvent(event),
+            Message::AppEvent(Box::new(event)),
         );
         // The follow-ups are alternatives: one draw picks at most one of them.
         let mut u = draw::uniform(ctx.rng, [0.0, 1.0]);
@@ -283,7 +283,7 @@ impl Services {
                         city: ctx.city.to_owned(),
                         service: s.id.clone(),
                     },
-                    Message::KpiSample(sample),
+                    Message::KpiSample(Box::new(sample)),
                 );
             }
         }

@@ -326,7 +326,7 @@ impl Simulation {
                 city: ctx.city.to_owned(),
                 intersection: c.id.clone(),
             };
-            ctx.emit(topic, Message::IntersectionInfo(c.info(now)));
+            ctx.emit(topic, Message::IntersectionInfo(Box::new(c.info(now))));
         }
         for i in 0..self.fleet.units.len() {
             let (topic, msg) = self.fleet.status(i, &ctx);
@@ -522,7 +522,7 @@ impl Simulation {
             },
             reason: result.err(),
         };
-        let msg = Message::CommandAck(ack);
+        let msg = Message::CommandAck(Box::new(ack));
         self.stats.count(&msg);
         Some((
             Topic::CommandAck {
@@ -923,7 +923,7 @@ mod tests {
         )
         .unwrap();
         match msg {
-            Message::CommandAck(a) => a,
+            Message::CommandAck(a) => *a,
             other => panic!("not an ack: {other:?}"),
         }
     }

@@ -179,7 +179,7 @@ impl Fleet {
                 city: ctx.city.to_owned(),
                 unit: u.id.clone(),
             },
-            Message::UnitStatus(UnitStatus {
+            Message::UnitStatus(Box::new(UnitStatus {
                 ts: ctx.now,
                 unit: u.id.clone(),
                 agency: u.agency.clone(),
@@ -188,7 +188,7 @@ impl Fleet {
                 lon: Some(draw::round(lon, 6)),
                 call_id: u.job.as_ref().map(|j| j.call_id.clone()),
                 kind: Some(u.kind.clone()),
-            }),
+            })),
         )
     }
 

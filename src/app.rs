@@ -363,7 +363,7 @@ pub async fn run_simulation(
                     let topic = String::from_utf8_lossy(&m.topic).into_owned();
                     match crate::contract::decode(&topic, &m.payload, &limits, Utc::now()) {
                         Ok((t, Message::Command(c))) => {
-                            if cmd_tx.send((t, c)).await.is_err() {
+                            if cmd_tx.send((t, *c)).await.is_err() {
                                 break;
                             }
                         }

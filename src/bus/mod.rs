@@ -94,7 +94,13 @@ impl Qos {
 /// message and the connection it came on (Kendali may read the bus on more
 /// than one, see `mqtt.priority_families`). Hand it to [`AckToken::ack`] in
 /// arrival order.
-pub struct AckToken {
+///
+/// Boxed: only QoS 1 messages (the call events) carry one, and inline it
+/// was more than 200 bytes (an MQTT 5 publish) copied with every message
+/// on the way to the state and the store.
+pub struct AckToken(Box<AckInner>);
+
+struct AckInner {
     client: BusClient,
     packet: AckPacket,
 }
@@ -106,7 +112,7 @@ enum AckPacket {
 
 impl std::fmt::Debug for AckToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let pkid = match &self.packet {
+        let pkid = match &self.0.packet {
             AckPacket::V4(p) => p.pkid,
             AckPacket::V5(p) => p.pkid,
         };
@@ -118,7 +124,7 @@ impl AckToken {
     /// Acknowledges the message to the broker on its own connection. Callers
     /// keep each connection's arrival order (MQTT 5 spec 4.6.0-2).
     pub async fn ack(&self) -> Result<(), BusError> {
-        let r = match (&self.client, &self.packet) {
+        let r = match (&self.0.client, &self.0.packet) {
             (BusClient::V4(c), AckPacket::V4(p)) => c.ack(p).await.map_err(|e| e.to_string()),
             (BusClient::V5(c), AckPacket::V5(p)) => c.ack(p).await.map_err(|e| e.to_string()),
             _ => Err("ack token from another protocol version".to_owned()),
@@ -139,9 +145,6 @@ pub struct Incoming {
 }
 
 /// What the poller reports.
-// `Message` is by far the most frequent variant: boxing it would cost an
-// allocation per message on the hot path to shrink the rare ones.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum BusEvent {
     /// Connected; `session_present` false means the broker has no subscriptions of ours.
@@ -237,9 +240,11 @@ impl BusEvents {
     /// backoff) and rumqttc reconnects.
     pub async fn poll(&mut self) -> Result<BusEvent, BusError> {
         let client = &self.client;
-        let token = |packet| AckToken {
-            client: client.clone(),
-            packet,
+        let token = |packet| {
+            AckToken(Box::new(AckInner {
+                client: client.clone(),
+                packet,
+            }))
         };
         match &mut self.events {
             EventLoop::V4(el) => {

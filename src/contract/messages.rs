@@ -503,16 +503,19 @@ impl MessageKind {
 /// A validated contract message.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
+// Every variant is behind a pointer: a message moves through two channels
+// and a few buffers on its way to the state and the store, and inline the
+// largest variant made each of them 200 bytes wide.
 pub enum Message {
-    IntersectionInfo(IntersectionInfo),
+    IntersectionInfo(Box<IntersectionInfo>),
     /// Shared, not copied, with the live state that keeps it.
     IntersectionState(std::sync::Arc<IntersectionState>),
-    Command(Command),
-    CommandAck(CommandAck),
-    CallEvent(CallEvent),
-    UnitStatus(UnitStatus),
-    AppEvent(AppEvent),
-    KpiSample(KpiSample),
+    Command(Box<Command>),
+    CommandAck(Box<CommandAck>),
+    CallEvent(Box<CallEvent>),
+    UnitStatus(Box<UnitStatus>),
+    AppEvent(Box<AppEvent>),
+    KpiSample(Box<KpiSample>),
 }
 
 impl Message {
@@ -569,7 +572,7 @@ pub fn example(kind: MessageKind, ts: Ts) -> (super::Topic, Message) {
                 city,
                 intersection: id("simpang-pci"),
             },
-            Message::IntersectionInfo(IntersectionInfo {
+            Message::IntersectionInfo(Box::new(IntersectionInfo {
                 intersection: id("simpang-pci"),
                 name: id("Simpang PCI"),
                 lat: -6.0047,
@@ -590,7 +593,7 @@ pub fn example(kind: MessageKind, ts: Ts) -> (super::Topic, Message) {
                 ],
                 district: Some(id("Cibeber")),
                 ts: Some(ts),
-            }),
+            })),
         ),
         MessageKind::IntersectionState => (
             T::IntersectionState {
@@ -638,7 +641,7 @@ pub fn example(kind: MessageKind, ts: Ts) -> (super::Topic, Message) {
                 city,
                 intersection: id("simpang-pci"),
             },
-            Message::Command(Command {
+            Message::Command(Box::new(Command {
                 command_id: Uuid::parse_str("5b0c2a8e-3f7e-4d59-9c3a-1f2e7d9a4b10")
                     .expect("literal uuid"),
                 ts,
@@ -648,27 +651,27 @@ pub fn example(kind: MessageKind, ts: Ts) -> (super::Topic, Message) {
                 plan: None,
                 mode: None,
                 issued_by: id("petugas.lalin"),
-            }),
+            })),
         ),
         MessageKind::CommandAck => (
             T::CommandAck {
                 city,
                 intersection: id("simpang-pci"),
             },
-            Message::CommandAck(CommandAck {
+            Message::CommandAck(Box::new(CommandAck {
                 command_id: Uuid::parse_str("5b0c2a8e-3f7e-4d59-9c3a-1f2e7d9a4b10")
                     .expect("literal uuid"),
                 ts,
                 status: AckStatus::Applied,
                 reason: None,
-            }),
+            })),
         ),
         MessageKind::CallEvent => (
             T::Call {
                 city,
                 line: CallLine::L112,
             },
-            Message::CallEvent(CallEvent {
+            Message::CallEvent(Box::new(CallEvent {
                 event_id: Uuid::parse_str("0f8e1c9a-6b1d-4c55-8a3e-2d4b6f8a1c20")
                     .expect("literal uuid"),
                 call_id: id("112-20261122-0042"),
@@ -686,14 +689,14 @@ pub fn example(kind: MessageKind, ts: Ts) -> (super::Topic, Message) {
                 unit: None,
                 operator: Some(id("op-07")),
                 note: None,
-            }),
+            })),
         ),
         MessageKind::UnitStatus => (
             T::Unit {
                 city,
                 unit: id("amb-03"),
             },
-            Message::UnitStatus(UnitStatus {
+            Message::UnitStatus(Box::new(UnitStatus {
                 ts,
                 unit: id("amb-03"),
                 agency: id("dinkes"),
@@ -702,14 +705,14 @@ pub fn example(kind: MessageKind, ts: Ts) -> (super::Topic, Message) {
                 lon: Some(106.0489),
                 call_id: Some(id("112-20261122-0042")),
                 kind: Some(id("ambulance")),
-            }),
+            })),
         ),
         MessageKind::AppEvent => (
             T::AppEvents {
                 city,
                 service: id("pengaduan"),
             },
-            Message::AppEvent(AppEvent {
+            Message::AppEvent(Box::new(AppEvent {
                 event_id: Uuid::parse_str("7d3f5a21-9c4e-4b8f-a1d2-3e5f7a9c0b31")
                     .expect("literal uuid"),
                 ts,
@@ -721,21 +724,21 @@ pub fn example(kind: MessageKind, ts: Ts) -> (super::Topic, Message) {
                     ("channel".to_owned(), serde_json::json!("whatsapp")),
                     ("topic".to_owned(), serde_json::json!("jalan rusak")),
                 ])),
-            }),
+            })),
         ),
         MessageKind::KpiSample => (
             T::Kpi {
                 city,
                 service: id("perizinan"),
             },
-            Message::KpiSample(KpiSample {
+            Message::KpiSample(Box::new(KpiSample {
                 ts,
                 metric: id("permits_on_time_pct"),
                 value: 93.4,
                 unit: id("%"),
                 target: Some(95.0),
                 window_s: Some(86400.0),
-            }),
+            })),
         ),
     }
 }

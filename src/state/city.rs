@@ -336,7 +336,7 @@ impl CityState {
             (Topic::IntersectionInfo { intersection, .. }, Message::IntersectionInfo(m)) => {
                 let e = self.intersection_mut(city, intersection);
                 e.district = m.district.as_deref().map(Arc::from);
-                e.info = Some(Arc::new(m.clone()));
+                e.info = Some(Arc::new((**m).clone()));
                 out.push(intersection_update(e, rx));
             }
             (Topic::IntersectionState { intersection, .. }, Message::IntersectionState(m)) => {
@@ -365,7 +365,7 @@ impl CityState {
             }
             (Topic::Command { intersection, .. }, Message::Command(m)) => {
                 let entry = self.command_entry(city, intersection, m.command_id, rx);
-                entry.command = Some(m.clone());
+                entry.command = Some((**m).clone());
                 entry.rx = rx;
                 let id = m.command_id;
                 self.remember_command(id, &mut out);
@@ -394,7 +394,7 @@ impl CityState {
                 }
                 let u = Unit {
                     city: city.to_owned(),
-                    status: m.clone(),
+                    status: (**m).clone(),
                     rx,
                 };
                 out.push(Update::new(
@@ -419,7 +419,7 @@ impl CityState {
                 let k = Kpi {
                     city: city.to_owned(),
                     service: service.clone(),
-                    sample: m.clone(),
+                    sample: (**m).clone(),
                     rx,
                 };
                 out.push(Update::new(

@@ -221,6 +221,22 @@ mod tests {
         }
     }
 
+    /// Every message is moved through the ingest and store channels and a few
+    /// buffers: with the largest message and an MQTT 5 ack token inline, each
+    /// move copied about 500 bytes (session 11).
+    #[test]
+    fn a_message_on_its_way_through_the_channels_stays_small() {
+        use std::mem::size_of;
+        assert!(size_of::<Message>() <= 16, "{}", size_of::<Message>());
+        assert!(size_of::<Input>() <= 128, "{}", size_of::<Input>());
+        assert!(size_of::<StoreItem>() <= 128, "{}", size_of::<StoreItem>());
+        assert!(
+            size_of::<crate::bus::BusEvent>() <= 96,
+            "{}",
+            size_of::<crate::bus::BusEvent>()
+        );
+    }
+
     /// The state task takes the priority connection's messages before the
     /// main connection's backlog: a call event does not wait behind a
     /// thousand telemetry messages that were there first.

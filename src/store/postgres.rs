@@ -515,7 +515,7 @@ impl PgBackend {
             if let Ok(info) = serde_json::from_value::<IntersectionInfo>(r.get(2)) {
                 out.push((
                     parse(&format!("city/{city}/atcs/{i}/info"))?,
-                    Message::IntersectionInfo(info),
+                    Message::IntersectionInfo(Box::new(info)),
                     r.get(3),
                 ));
             }
@@ -586,7 +586,7 @@ impl PgBackend {
         {
             let (city, unit): (String, String) = (r.get(0), r.get(1));
             if let Ok(m) = serde_json::from_value::<UnitStatus>(r.get(2)) {
-                out.push((parse(&format!("city/{city}/units/{unit}/status"))?, Message::UnitStatus(m), r.get(3)));
+                out.push((parse(&format!("city/{city}/units/{unit}/status"))?, Message::UnitStatus(Box::new(m)), r.get(3)));
             }
         }
         for r in client
@@ -601,7 +601,7 @@ impl PgBackend {
             let (city, service): (String, String) = (r.get(0), r.get(1));
             let ts: DateTime<Utc> = r.get(2);
             let m = KpiSample { ts: ts.with_timezone(&crate::app::wib()), metric: r.get(3), value: r.get(4), unit: r.get(5), target: r.get(6), window_s: r.get(7) };
-            out.push((parse(&format!("city/{city}/kpi/{service}"))?, Message::KpiSample(m), r.get(8)));
+            out.push((parse(&format!("city/{city}/kpi/{service}"))?, Message::KpiSample(Box::new(m)), r.get(8)));
         }
         for r in client
             .query(
@@ -615,7 +615,7 @@ impl PgBackend {
         {
             let city: String = r.get(0);
             if let Ok(m) = serde_json::from_value::<CallEvent>(r.get(1)) {
-                out.push((parse(&format!("city/{city}/calls/{}", m.line.as_str()))?, Message::CallEvent(m), r.get(2)));
+                out.push((parse(&format!("city/{city}/calls/{}", m.line.as_str()))?, Message::CallEvent(Box::new(m)), r.get(2)));
             }
         }
         for r in client
@@ -630,7 +630,7 @@ impl PgBackend {
             if let Ok(m) = serde_json::from_value::<AppEvent>(r.get(2)) {
                 out.push((
                     parse(&format!("city/{city}/apps/{service}/events"))?,
-                    Message::AppEvent(m),
+                    Message::AppEvent(Box::new(m)),
                     r.get(3),
                 ));
             }
@@ -649,7 +649,7 @@ impl PgBackend {
             if let Ok(m) = serde_json::from_value::<Command>(r.get(2)) {
                 out.push((
                     parse(&format!("city/{city}/atcs/{i}/command"))?,
-                    Message::Command(m),
+                    Message::Command(Box::new(m)),
                     r.get(3),
                 ));
             }

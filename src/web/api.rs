@@ -119,7 +119,7 @@ async fn command(
         mode: req.mode,
         issued_by: req.issued_by,
     };
-    let msg = Message::Command(cmd.clone());
+    let msg = Message::Command(Box::new(cmd.clone()));
     let bytes = validate_outgoing(&topic, &msg, &ctx.limits)
         .map_err(|r| ApiError::bad_request(r.to_string()))?;
     ctx.bus
