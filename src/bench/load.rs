@@ -121,28 +121,32 @@ pub async fn telemetry(
                 let ts = Utc::now()
                     .with_timezone(&crate::app::wib())
                     .to_rfc3339_opts(chrono::SecondsFormat::Micros, false);
-                let batch = due.saturating_sub(sent);
+                // In writes of at most `CHUNK` messages, each counted once
+                // written: a publisher that fell behind neither builds one
+                // huge buffer nor counts messages still waiting for a full
+                // socket (the step's published rate).
                 while sent < due {
-                    let k = sent as usize % ids.len();
-                    let payload = state_payload(&ids[k], &ts, sent);
-                    let p = rumqttc::Publish::new(
-                        topics[k].as_str(),
-                        rumqttc::QoS::AtMostOnce,
-                        payload,
-                    );
-                    if p.write(&mut buf).is_err() {
+                    let upto = due.min(sent + CHUNK);
+                    let n = upto - sent;
+                    while sent < upto {
+                        let k = sent as usize % ids.len();
+                        let payload = state_payload(&ids[k], &ts, sent);
+                        let p = rumqttc::Publish::new(
+                            topics[k].as_str(),
+                            rumqttc::QoS::AtMostOnce,
+                            payload,
+                        );
+                        if p.write(&mut buf).is_err() {
+                            return;
+                        }
+                        sent += 1;
+                    }
+                    if stream.write_all(&buf).await.is_err() {
                         return;
                     }
-                    sent += 1;
+                    buf.clear();
+                    published.telemetry.fetch_add(n, Ordering::Relaxed);
                 }
-                if buf.is_empty() {
-                    continue;
-                }
-                if stream.write_all(&buf).await.is_err() {
-                    return;
-                }
-                buf.clear();
-                published.telemetry.fetch_add(batch, Ordering::Relaxed);
             }
             let mut d = bytes::BytesMut::new();
             if rumqttc::Disconnect.write(&mut d).is_ok() {
@@ -154,6 +158,9 @@ pub async fn telemetry(
         let _ = t.await;
     }
 }
+
+/// Most telemetry messages in one write (about 120 KB).
+const CHUNK: u64 = 256;
 
 /// A plain MQTT 3.1.1 connection for the telemetry publishers, once the
 /// broker has accepted it (CONNACK).
