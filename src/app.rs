@@ -67,6 +67,9 @@ impl Application {
     /// Starts every stage and binds the ports (port 0 picks a free one).
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
         let metrics = Arc::new(Metrics::new());
+        metrics
+            .runtime_workers
+            .set(tokio::runtime::Handle::current().metrics().num_workers() as i64);
         // The store first: the live state is rebuilt from it before ingest starts.
         let store_handle = store::open(&settings.database).await?;
         let (shutdown, shutdown_rx) = watch::channel(false);

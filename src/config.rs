@@ -32,6 +32,7 @@ pub struct Settings {
     pub hub: HubSettings,
     pub database: DatabaseSettings,
     pub sim: SimSettings,
+    pub runtime: RuntimeSettings,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -278,6 +279,28 @@ impl Default for DatabaseSettings {
     }
 }
 
+/// The async runtime that runs the pipeline (ingest, state, hub, store and
+/// the database client); the web server has its own worker threads.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeSettings {
+    /// Worker threads; 0 is one per core. The default is 1: the pipeline is a
+    /// chain of single tasks, each handing every message to the next, and on
+    /// one thread a hand-off wakes no other thread. On the bench's 2-core
+    /// machine, shared with the broker and the database, one thread took
+    /// 10-16 % less CPU than two at 65,000-70,000 msg/s, and call p99 at
+    /// 70,000 was 34-56 ms against 53-82 ms (BENCHMARKS.md, session 12).
+    /// That thread was 54 % busy at 70,000 msg/s; past one node's worth, more
+    /// nodes share the bus (`mqtt.shared_group`).
+    pub worker_threads: usize,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        RuntimeSettings { worker_threads: 1 }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SimSettings {
@@ -361,6 +384,9 @@ impl Settings {
             return bad(
                 "database.batch_rows must be positive and database.flush_ms 1..=200".into(),
             );
+        }
+        if self.runtime.worker_threads > 256 {
+            return bad("runtime.worker_threads must be 0..=256 (0: one per core)".into());
         }
         if let Some(a) = self.sim.accel {
             if !(a.is_finite() && (0.1..=10_000.0).contains(&a)) {

@@ -246,17 +246,38 @@ fn init_logs() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let config = cli.config;
+    // Serving reads its settings before the runtime starts: they size it.
+    let job = match cli.command {
+        None => settings_for(config.as_deref(), cli.serve).map(Job::Serve),
+        Some(Cmd::Serve(a)) => settings_for(config.as_deref(), a).map(Job::Serve),
+        Some(cmd) => Ok(Job::Other(cmd)),
+    };
+    let job = match job {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Job::Serve(s) = &job {
+        if s.runtime.worker_threads > 0 {
+            builder.worker_threads(s.runtime.worker_threads);
+        }
+    }
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli)) {
+    let result = match job {
+        Job::Serve(s) => rt.block_on(serve(s)),
+        Job::Other(cmd) => rt.block_on(run(config.as_deref(), cmd)),
+    };
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -265,15 +286,20 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = cli.config.as_deref();
-    match cli.command {
-        None => serve(settings_for(config, cli.serve)?).await,
-        Some(Cmd::Serve(a)) => serve(settings_for(config, a)?).await,
-        Some(Cmd::Simulate(a)) => simulate(config, a).await,
-        Some(Cmd::Publish(a)) => publish(a).await,
-        Some(Cmd::Schemas(a)) => schemas(a),
-        Some(Cmd::Migrate(a)) => {
+/// What the command line asks for.
+#[allow(clippy::large_enum_variant)] // one value, made once at start-up
+enum Job {
+    Serve(Settings),
+    Other(Cmd),
+}
+
+async fn run(config: Option<&std::path::Path>, cmd: Cmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Cmd::Serve(a) => serve(settings_for(config, a)?).await,
+        Cmd::Simulate(a) => simulate(config, a).await,
+        Cmd::Publish(a) => publish(a).await,
+        Cmd::Schemas(a) => schemas(a),
+        Cmd::Migrate(a) => {
             let applied = kendali::store::postgres::migrate(&a.database_url).await?;
             if applied.is_empty() {
                 println!("database is up to date");
@@ -283,8 +309,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Some(Cmd::Bench(a)) => bench(a).await,
-        Some(Cmd::BrokerConfig) => {
+        Cmd::Bench(a) => bench(a).await,
+        Cmd::BrokerConfig => {
             print!("{}", kendali::bus::broker::MOSQUITTO_PRODUCTION_CONF);
             Ok(ExitCode::SUCCESS)
         }

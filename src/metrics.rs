@@ -39,6 +39,8 @@ pub struct Metrics {
     pub store_buffered: IntGauge,
     pub store_degraded: IntGauge,
     pub store_lag_ms: IntGauge,
+    /// Worker threads of the runtime Kendali runs on (`runtime.worker_threads`).
+    pub runtime_workers: IntGauge,
 }
 
 impl Metrics {
@@ -150,6 +152,10 @@ impl Metrics {
             store_lag_ms: gauge(
                 "store_lag_ms",
                 "Time from receiving the newest message to committing it, milliseconds",
+            ),
+            runtime_workers: gauge(
+                "runtime_workers",
+                "Worker threads of the async runtime (runtime.worker_threads)",
             ),
             registry,
         }

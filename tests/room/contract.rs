@@ -289,6 +289,85 @@ async fn a_taken_port_stops_the_start_with_a_message_naming_the_option() {
     );
 }
 
+/// `runtime.worker_threads` sizes the served binary's runtime: one worker by
+/// default, what the setting says otherwise (shown on `/metrics`); a value
+/// out of range stops the start with a message naming the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_served_runtime_has_the_configured_worker_threads() {
+    let test = "the_served_runtime_has_the_configured_worker_threads";
+    let Some(url) = support::mosquitto(test) else {
+        return;
+    };
+    let bin = env!("CARGO_BIN_EXE_kendali");
+    for (setting, expected) in [(None, 1), (Some("3"), 3)] {
+        let http = support::free_addr();
+        let mut cmd = std::process::Command::new(bin);
+        cmd.args([
+            "serve",
+            "--no-sim",
+            "--mqtt-url",
+            &url,
+            "--http",
+            &http.to_string(),
+        ])
+        .env(
+            "KENDALI__MQTT__CLIENT_ID",
+            format!(
+                "kendali-rt-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
+        )
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null());
+        if let Some(v) = setting {
+            cmd.env("KENDALI__RUNTIME__WORKER_THREADS", v);
+        }
+        // Killed when dropped, also when an assertion below fails.
+        struct Reap(std::process::Child);
+        impl Drop for Reap {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let child = Reap(cmd.spawn().expect("start kendali"));
+        let metrics = support::eventually(30, "kendali ready", || async move {
+            reqwest::get(format!("http://{http}/readyz"))
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())?;
+            reqwest::get(format!("http://{http}/metrics"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()
+        })
+        .await;
+        drop(child);
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with("kendali_runtime_workers "))
+            .unwrap_or_else(|| panic!("no kendali_runtime_workers in:\n{metrics}"));
+        assert_eq!(
+            line,
+            format!("kendali_runtime_workers {expected}"),
+            "worker threads with the setting {setting:?}"
+        );
+    }
+    let out = std::process::Command::new(bin)
+        .args(["serve", "--no-sim", "--mqtt-url", &url])
+        .env("KENDALI__RUNTIME__WORKER_THREADS", "1000")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("runtime.worker_threads must be 0..=256"),
+        "stderr: {err}"
+    );
+}
+
 /// Runs a command, panicking with its stderr if it fails.
 fn run(cmd: &mut std::process::Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
