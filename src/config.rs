@@ -288,10 +288,10 @@ pub struct RuntimeSettings {
     /// chain of single tasks, each handing every message to the next, and on
     /// one thread a hand-off wakes no other thread. On the bench's 2-core
     /// machine, shared with the broker and the database, one thread took
-    /// 10-16 % less CPU than two at 65,000-70,000 msg/s, and call p99 at
-    /// 70,000 was 34-56 ms against 53-82 ms (BENCHMARKS.md, session 12).
-    /// That thread was 54 % busy at 70,000 msg/s; past one node's worth, more
-    /// nodes share the bus (`mqtt.shared_group`).
+    /// 17-22 % less CPU than two at 50,000 msg/s (call p99 24-32 ms against
+    /// 37-52 ms) and 10-16 % less at 65,000-70,000 (BENCHMARKS.md, session
+    /// 12). That thread was 54 % busy at 70,000 msg/s; past one node's worth,
+    /// more nodes share the bus (`mqtt.shared_group`).
     pub worker_threads: usize,
 }
 
