@@ -355,11 +355,19 @@ async fn the_served_runtime_has_the_configured_worker_threads() {
             "worker threads with the setting {setting:?}"
         );
     }
-    let out = std::process::Command::new(bin)
-        .args(["serve", "--no-sim", "--mqtt-url", &url])
-        .env("KENDALI__RUNTIME__WORKER_THREADS", "1000")
-        .output()
-        .expect("runs");
+    // Bounded: were the value accepted, the server would run on.
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tokio::process::Command::new(bin)
+            .args(["serve", "--no-sim", "--mqtt-url", &url, "--http"])
+            .arg(support::free_addr().to_string())
+            .env("KENDALI__RUNTIME__WORKER_THREADS", "1000")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("an out-of-range worker count stops the start")
+    .expect("runs");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
