@@ -298,6 +298,14 @@ async fn the_served_runtime_has_the_configured_worker_threads() {
     let Some(url) = support::mosquitto(test) else {
         return;
     };
+    // A served binary, killed when dropped (also when an assertion fails).
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let bin = env!("CARGO_BIN_EXE_kendali");
     for (setting, expected) in [(None, 1), (Some("3"), 3)] {
         let http = support::free_addr();
@@ -321,14 +329,6 @@ async fn the_served_runtime_has_the_configured_worker_threads() {
         .stdout(std::process::Stdio::null());
         if let Some(v) = setting {
             cmd.env("KENDALI__RUNTIME__WORKER_THREADS", v);
-        }
-        // Killed when dropped, also when an assertion below fails.
-        struct Reap(std::process::Child);
-        impl Drop for Reap {
-            fn drop(&mut self) {
-                let _ = self.0.kill();
-                let _ = self.0.wait();
-            }
         }
         let child = Reap(cmd.spawn().expect("start kendali"));
         let metrics = support::eventually(30, "kendali ready", || async move {
