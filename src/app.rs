@@ -70,6 +70,7 @@ impl Application {
         metrics
             .runtime_workers
             .set(tokio::runtime::Handle::current().metrics().num_workers() as i64);
+        let deadletters = DeadLetters::new(settings.ingest.deadletter_capacity, metrics.clone());
         // The store first: the live state is rebuilt from it before ingest starts.
         let store_handle = store::open(&settings.database).await?;
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -78,7 +79,7 @@ impl Application {
         let mqtt_url = match &settings.mqtt.url {
             Some(u) => u.clone(),
             None => {
-                bus::broker::start(settings.mqtt.broker_addr)?;
+                bus::broker::start(settings.mqtt.broker_addr, settings.mqtt.max_packet_bytes)?;
                 format!("mqtt://{}", settings.mqtt.broker_addr)
             }
         };
@@ -99,7 +100,10 @@ impl Application {
                     client_id: client_id.clone(),
                     persistent: true,
                     manual_acks: true,
-                    max_packet_bytes: settings.ingest.max_payload_bytes * 4 + 4096,
+                    // As large as the broker lets through (the embedded one takes
+                    // the same setting): an oversize message is read, dead-lettered
+                    // and acknowledged instead of costing the connection.
+                    max_packet_bytes: settings.mqtt.max_packet_bytes,
                     // Above any broker's in-flight window, so acks never wait on the poll loop.
                     request_capacity: 65_536,
                 },
@@ -108,8 +112,6 @@ impl Application {
             buses.push((client, events, families));
         }
 
-        // The stages, in data-flow order.
-        let deadletters = DeadLetters::new(settings.ingest.deadletter_capacity, metrics.clone());
         // Operator actions are published on the main connection.
         let client = buses[0].0.clone();
         let status = Arc::new(IngestStatus::new(buses.len()));
@@ -131,6 +133,7 @@ impl Application {
                 settings: settings.database.clone(),
                 input: store_rx,
                 metrics: metrics.clone(),
+                deadletters: deadletters.clone(),
             }
             .run(),
         );
@@ -218,6 +221,7 @@ impl Application {
             limits,
             scenario: scenario_json,
             store: store_handle,
+            state_cache: Default::default(),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -341,7 +345,7 @@ pub async fn run_simulation(
             client_id,
             persistent: false,
             manual_acks: false,
-            max_packet_bytes: 1 << 20,
+            max_packet_bytes: mqtt.max_packet_bytes,
             request_capacity: 4096,
         },
     )?;

@@ -21,6 +21,12 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// Room a packet needs beyond its payload: the topic (a contract topic is
+/// at most about 300 bytes), MQTT 5 properties and the length fields.
+pub const PACKET_OVERHEAD: usize = 4096;
+/// The largest remaining length MQTT can express (256 MiB - 1).
+pub const MQTT_MAX_PACKET: usize = 268_435_455;
+
 /// Everything Kendali can be told.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -98,6 +104,16 @@ pub struct MqttSettings {
     pub session_expiry_s: u32,
     /// Outgoing in-flight window (our publishes awaiting PUBACK).
     pub inflight: u16,
+    /// Largest MQTT packet Kendali reads or writes, bytes (the packet's
+    /// remaining length: topic, properties and payload). The broker must not
+    /// pass larger ones: a packet above it cannot be read, costs the
+    /// connection, and a QoS 1 one comes back at every reconnect. The
+    /// embedded broker takes this value, `kendali broker-config` prints it as
+    /// Mosquitto's `max_packet_size`, and over MQTT 5 Kendali announces it in
+    /// CONNECT (the broker then withholds larger packets). Everything up to
+    /// it is received; a payload above `ingest.max_payload_bytes` is
+    /// dead-lettered as `payload_too_large` and acknowledged.
+    pub max_packet_bytes: usize,
 }
 
 impl Default for MqttSettings {
@@ -120,6 +136,7 @@ impl Default for MqttSettings {
             reconnect_max_ms: 10_000,
             session_expiry_s: 3600,
             inflight: 100,
+            max_packet_bytes: 1 << 20,
         }
     }
 }
@@ -166,6 +183,11 @@ pub struct StateSettings {
     pub dedup_window: usize,
     /// KPI samples kept per metric for sparklines.
     pub kpi_window: usize,
+    /// Entities the live state holds besides calls and commands (bounded on
+    /// their own): intersections, units, KPIs, feeds and cities. A message
+    /// that would add one more is refused as `state_full`; a call event never
+    /// is. With the contract's caps on text this bounds the state in bytes.
+    pub max_entities: usize,
 }
 
 impl Default for StateSettings {
@@ -183,6 +205,9 @@ impl Default for StateSettings {
             recent_events_kept: 500,
             dedup_window: 200_000,
             kpi_window: 360,
+            // Ten times a large city's ATCS (Bandung's has about 250 junctions;
+            // each is an intersection and a feed) and its units and KPIs.
+            max_entities: 20_000,
         }
     }
 }
@@ -362,8 +387,19 @@ impl Settings {
         if self.ingest.max_payload_bytes < 1024 || self.ingest.max_payload_bytes > 16 << 20 {
             return bad("ingest.max_payload_bytes must be 1 KiB..=16 MiB".into());
         }
+        // Room above the payload limit for the topic and the packet's header,
+        // so that an oversize payload reaches the dead-letter.
+        let room = self.ingest.max_payload_bytes + PACKET_OVERHEAD;
+        if self.mqtt.max_packet_bytes < room || self.mqtt.max_packet_bytes > MQTT_MAX_PACKET {
+            return bad(format!(
+                "mqtt.max_packet_bytes must be {room}..={MQTT_MAX_PACKET} (at least ingest.max_payload_bytes + {PACKET_OVERHEAD})"
+            ));
+        }
         if self.hub.tick_ms == 0 || self.hub.tick_ms > 1000 {
             return bad("hub.tick_ms must be 1..=1000".into());
+        }
+        if self.state.max_entities < 100 {
+            return bad("state.max_entities must be at least 100".into());
         }
         if self.state.calls_kept <= self.state.closed_calls_kept {
             return bad("state.calls_kept must exceed state.closed_calls_kept".into());

@@ -311,7 +311,8 @@ async fn run(config: Option<&std::path::Path>, cmd: Cmd) -> anyhow::Result<ExitC
         }
         Cmd::Bench(a) => bench(a).await,
         Cmd::BrokerConfig => {
-            print!("{}", kendali::bus::broker::MOSQUITTO_PRODUCTION_CONF);
+            let settings = Settings::load(config)?;
+            print!("{}", kendali::bus::broker::mosquitto_conf(&settings.mqtt));
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -387,7 +388,7 @@ async fn publish(a: PublishArgs) -> anyhow::Result<ExitCode> {
             client_id: format!("kendali-publish-{}", std::process::id()),
             persistent: false,
             manual_acks: false,
-            max_packet_bytes: 1 << 20,
+            max_packet_bytes: mqtt.max_packet_bytes,
             request_capacity: 16,
         },
     )?;

@@ -6,15 +6,34 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-/// The Mosquitto configuration we recommend for production (`kendali broker-config`).
+use crate::config::MqttSettings;
+
+/// The Mosquitto configuration we recommend for production, for the default
+/// settings; [`mosquitto_conf`] fits it to the configured ones.
 pub const MOSQUITTO_PRODUCTION_CONF: &str = include_str!("mosquitto.conf");
+
+/// The production configuration for these settings (`kendali broker-config`):
+/// its `max_packet_size` is `mqtt.max_packet_bytes`, so that the broker never
+/// passes Kendali a packet it cannot read.
+pub fn mosquitto_conf(mqtt: &MqttSettings) -> String {
+    let mut conf = String::with_capacity(MOSQUITTO_PRODUCTION_CONF.len());
+    for line in MOSQUITTO_PRODUCTION_CONF.lines() {
+        if line.starts_with("max_packet_size ") {
+            conf.push_str(&format!("max_packet_size {}\n", mqtt.max_packet_bytes));
+        } else {
+            conf.push_str(line);
+            conf.push('\n');
+        }
+    }
+    conf
+}
 
 /// The production configuration for a private local Mosquitto (the bench and
 /// the tests): listening on 127.0.0.1:`port`, persisting into `dir`, anonymous
 /// (loopback only), staying root. Every queueing and persistence value is kept.
 pub fn mosquitto_local_conf(port: u16, dir: &std::path::Path) -> String {
     let mut conf = String::new();
-    for line in MOSQUITTO_PRODUCTION_CONF.lines() {
+    for line in mosquitto_conf(&MqttSettings::default()).lines() {
         let l = line.trim_start();
         if l.starts_with("listener ") {
             conf.push_str(&format!("listener {port} 127.0.0.1\n"));
@@ -45,9 +64,11 @@ pub enum BrokerError {
     NotListening(SocketAddr),
 }
 
-/// The broker's compiled-in configuration. `max_payload_size` sits above
-/// Kendali's own payload limit so that oversize messages reach validation
-/// and the dead-letter; in-flight and segment sizes favour bursty telemetry.
+/// The broker's compiled-in configuration. `max_payload_size` (the largest
+/// packet, as rumqttc counts it: the remaining length) is Kendali's own
+/// `mqtt.max_packet_bytes`, so that whatever the broker takes Kendali can
+/// read, and an oversize payload reaches the dead-letter; in-flight and
+/// segment sizes favour bursty telemetry.
 const CONFIG_TEMPLATE: &str = r#"
 id = 0
 [router]
@@ -63,20 +84,23 @@ listen = "LISTEN"
 next_connection_delay_ms = 1
     [v4.1.connections]
     connection_timeout_ms = 60000
-    max_payload_size = 1048576
+    max_payload_size = MAX_PACKET
     max_inflight_count = 10000
     dynamic_filters = true
 "#;
 
 /// Starts the broker on its own threads (rumqttd runs its own runtimes) and
 /// waits until it accepts connections.
-pub fn start(addr: SocketAddr) -> Result<(), BrokerError> {
+pub fn start(addr: SocketAddr, max_packet_bytes: usize) -> Result<(), BrokerError> {
     // rumqttd only logs a bind failure from inside its thread; check first so
     // the operator gets a clear message and a non-zero exit.
     drop(TcpListener::bind(addr).map_err(|source| BrokerError::AddrInUse { addr, source })?);
-    let config: rumqttd::Config =
-        toml::from_str(&CONFIG_TEMPLATE.replace("LISTEN", &addr.to_string()))
-            .map_err(|e| BrokerError::Config(e.to_string()))?;
+    let config: rumqttd::Config = toml::from_str(
+        &CONFIG_TEMPLATE
+            .replace("LISTEN", &addr.to_string())
+            .replace("MAX_PACKET", &max_packet_bytes.to_string()),
+    )
+    .map_err(|e| BrokerError::Config(e.to_string()))?;
     let mut broker = rumqttd::Broker::new(config);
     std::thread::Builder::new()
         .name("embedded-broker".into())

@@ -26,6 +26,14 @@ pub enum BusError {
     Client(String),
     #[error("MQTT connection: {0}")]
     Connection(String),
+    /// The broker sent a packet above our `max_packet_bytes`: it cannot be
+    /// read, and the connection is lost (a QoS 1 one comes back at every
+    /// reconnect until the broker's limit is lowered to ours).
+    #[error(
+        "the broker sent a packet of {bytes} bytes, above mqtt.max_packet_bytes: set the broker's \
+         max_packet_size to at most that setting (`kendali broker-config` prints it)"
+    )]
+    PacketTooLarge { bytes: usize },
 }
 
 /// A parsed `mqtt://` or `mqtts://` URL.
@@ -271,6 +279,11 @@ impl BusEvents {
                     Ok(Event::Incoming(Packet::PubAck(_))) => Ok(BusEvent::PubAck),
                     Ok(Event::Outgoing(rumqttc::Outgoing::Publish(_))) => Ok(BusEvent::Sent),
                     Ok(_) => Ok(BusEvent::Other),
+                    Err(rumqttc::ConnectionError::MqttState(
+                        rumqttc::StateError::Deserialization(
+                            rumqttc::mqttbytes::Error::PayloadSizeLimitExceeded(bytes),
+                        ),
+                    )) => Err(BusError::PacketTooLarge { bytes }),
                     Err(e) => Err(BusError::Connection(e.to_string())),
                 }
             }
@@ -299,6 +312,9 @@ impl BusEvents {
                     Ok(Event::Incoming(Packet::PubAck(_))) => Ok(BusEvent::PubAck),
                     Ok(Event::Outgoing(rumqttc::Outgoing::Publish(_))) => Ok(BusEvent::Sent),
                     Ok(_) => Ok(BusEvent::Other),
+                    Err(v5::ConnectionError::MqttState(v5::StateError::Deserialization(
+                        v5::mqttbytes::Error::PayloadSizeLimitExceeded { pkt_size, .. },
+                    ))) => Err(BusError::PacketTooLarge { bytes: pkt_size }),
                     Err(e) => Err(BusError::Connection(e.to_string())),
                 }
             }
@@ -314,8 +330,10 @@ pub struct ConnectOptions {
     pub persistent: bool,
     /// Hold QoS 1 acks until [`BusClient::ack`] is called.
     pub manual_acks: bool,
-    /// Largest packet either way; above our payload limit so an oversize
-    /// message reaches validation (and the dead-letter) instead of killing the connection (rumqtt #884).
+    /// Largest packet either way (`mqtt.max_packet_bytes` for ingest; over
+    /// MQTT 5 announced to the broker in CONNECT). At least the broker's own
+    /// limit, so that an oversize message reaches validation (and the
+    /// dead-letter) instead of killing the connection (rumqtt #884).
     pub max_packet_bytes: usize,
     /// Capacity of the request channel to the event loop. Must exceed the
     /// broker's in-flight window so that acks never wait on it.

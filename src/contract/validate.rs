@@ -60,10 +60,16 @@ pub enum RejectReason {
     DuplicateEvent,
     /// A call event's time contradicts the call's other stages.
     LifecycleOutOfOrder,
+    /// The message would add an entity (intersection, unit, KPI, feed,
+    /// city) to a live state already holding `state.max_entities`.
+    StateFull,
+    /// The database refused to store the message (the detail is its own
+    /// error). It is kept here and acknowledged, never retried.
+    StoreRefused,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 14] = [
+    pub const ALL: [RejectReason; 16] = [
         RejectReason::UnknownTopic,
         RejectReason::PayloadTooLarge,
         RejectReason::NotUtf8,
@@ -78,6 +84,8 @@ impl RejectReason {
         RejectReason::TopicMismatch,
         RejectReason::DuplicateEvent,
         RejectReason::LifecycleOutOfOrder,
+        RejectReason::StateFull,
+        RejectReason::StoreRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -96,6 +104,8 @@ impl RejectReason {
             RejectReason::TopicMismatch => "topic_mismatch",
             RejectReason::DuplicateEvent => "duplicate_event",
             RejectReason::LifecycleOutOfOrder => "lifecycle_out_of_order",
+            RejectReason::StateFull => "state_full",
+            RejectReason::StoreRefused => "store_refused",
         }
     }
 }
@@ -149,7 +159,12 @@ pub fn decode(
     }
     let text = std::str::from_utf8(payload)
         .map_err(|e| Rejection::new(RejectReason::NotUtf8, format!("payload is not UTF-8: {e}")))?;
-    let msg = match topic.kind() {
+    if let Some(at) = nul_escape(text) {
+        return Err(out_of_range(format!(
+            "a string holds U+0000 (\\u0000 at byte {at}), which no text column can store"
+        )));
+    }
+    let mut msg = match topic.kind() {
         MessageKind::IntersectionInfo => Message::IntersectionInfo(parse(text)?),
         MessageKind::IntersectionState => {
             Message::IntersectionState(std::sync::Arc::new(parse(text)?))
@@ -162,6 +177,9 @@ pub fn decode(
         MessageKind::KpiSample => Message::KpiSample(parse(text)?),
     };
     check(&topic, &msg)?;
+    if let Message::CallEvent(m) = &mut msg {
+        cut_call_text(m);
+    }
     if let Some(ts) = msg.ts() {
         if ts.with_timezone(&Utc) > now + limits.max_future {
             return Err(Rejection::new(
@@ -187,6 +205,87 @@ pub fn validate_outgoing(
     let bytes = msg.to_json();
     decode(&topic.to_string(), &bytes, limits, Utc::now())?;
     Ok(bytes)
+}
+
+/// Where the payload has a `\u0000` escape (a NUL character in a string),
+/// if anywhere. A raw NUL byte is invalid JSON already; an escaped one is
+/// valid JSON that PostgreSQL's text and jsonb refuse. A backslash before the
+/// escape's own backslash makes it plain text (`\\u0000`), not a NUL.
+fn nul_escape(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(i) = text[from..].find("\\u0000").map(|i| i + from) {
+        let backslashes = bytes[..i].iter().rev().take_while(|b| **b == b'\\').count();
+        if backslashes % 2 == 0 {
+            return Some(i);
+        }
+        from = i + 1;
+    }
+    None
+}
+
+/// Caps on free text, in bytes (UTF-8). Over its cap, a call event's text is
+/// cut (a call is never refused for the length of its address or note: see
+/// [`cut`]); any other message's is refused as `out_of_range`. Identifiers
+/// (ids, agencies of units, OPDs) are 1-64 of `a-z A-Z 0-9 _ -` throughout.
+/// With these and `state.max_entities`, every entity of the live state, and
+/// so the state, has a bounded size.
+pub mod caps {
+    /// Intersection and approach names (`info`).
+    pub const NAME: usize = 200;
+    /// An intersection's district.
+    pub const DISTRICT: usize = 100;
+    /// A signal plan's name.
+    pub const PLAN: usize = 64;
+    /// A command's `issued_by`.
+    pub const ISSUED_BY: usize = 128;
+    /// A command ack's `reason`.
+    pub const ACK_REASON: usize = 500;
+    /// A caller's address (call events: cut).
+    pub const ADDRESS: usize = 500;
+    /// A call event's note (cut).
+    pub const NOTE: usize = 2000;
+    /// A call event's agency and operator (cut).
+    pub const CALL_WHO: usize = 128;
+    /// A unit's vehicle kind.
+    pub const UNIT_KIND: usize = 64;
+    /// An app event's `ref`.
+    pub const REFERENCE: usize = 128;
+    /// An app event's `attrs`, as JSON.
+    pub const ATTRS: usize = 4096;
+    /// A KPI's unit.
+    pub const KPI_UNIT: usize = 32;
+}
+
+/// Cuts `text` to at most `cap` bytes at a character boundary, ending it
+/// with a marker that says how much was cut: `… [+N bytes]`.
+pub fn cut(text: &mut String, cap: usize) {
+    if text.len() <= cap {
+        return;
+    }
+    // The marker is at most 3 + 3 + 10 + 7 bytes (N below 10^10).
+    let mut keep = cap.saturating_sub(24);
+    while !text.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    let marker = format!("… [+{} bytes]", text.len() - keep);
+    text.truncate(keep);
+    text.push_str(&marker);
+}
+
+fn cut_call_text(m: &mut CallEvent) {
+    if let Some(a) = m.caller.as_mut().and_then(|c| c.address.as_mut()) {
+        cut(a, caps::ADDRESS);
+    }
+    for (t, cap) in [
+        (&mut m.note, caps::NOTE),
+        (&mut m.agency, caps::CALL_WHO),
+        (&mut m.operator, caps::CALL_WHO),
+    ] {
+        if let Some(t) = t {
+            cut(t, cap);
+        }
+    }
 }
 
 fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, Rejection> {
@@ -280,6 +379,18 @@ fn text(field: &str, v: &str, max: usize) -> Result<(), Rejection> {
     }
 }
 
+/// An optional text: any length up to `max` bytes, empty included.
+fn at_most(field: &str, v: &str, max: usize) -> Result<(), Rejection> {
+    if v.len() > max {
+        Err(out_of_range(format!(
+            "{field} is {} bytes, the limit is {max}",
+            v.len()
+        )))
+    } else {
+        Ok(())
+    }
+}
+
 fn matches_topic(field: &str, payload: &str, topic: &str) -> Result<(), Rejection> {
     if payload == topic {
         Ok(())
@@ -301,7 +412,10 @@ fn check(topic: &Topic, msg: &Message) -> Result<(), Rejection> {
     match (topic, msg) {
         (Topic::IntersectionInfo { intersection, .. }, Message::IntersectionInfo(m)) => {
             matches_topic("intersection", &m.intersection, intersection)?;
-            text("name", &m.name, 200)?;
+            text("name", &m.name, caps::NAME)?;
+            if let Some(d) = &m.district {
+                at_most("district", d, caps::DISTRICT)?;
+            }
             lat_lon(m.lat, m.lon)?;
             if m.approaches.is_empty() || m.approaches.len() > 16 {
                 return Err(out_of_range(
@@ -310,12 +424,12 @@ fn check(topic: &Topic, msg: &Message) -> Result<(), Rejection> {
             }
             for a in &m.approaches {
                 ident("approaches[].id", &a.id)?;
-                text("approaches[].name", &a.name, 200)?;
+                text("approaches[].name", &a.name, caps::NAME)?;
             }
         }
         (Topic::IntersectionState { intersection, .. }, Message::IntersectionState(m)) => {
             matches_topic("intersection", &m.intersection, intersection)?;
-            text("plan", &m.plan, 64)?;
+            text("plan", &m.plan, caps::PLAN)?;
             range("cycle_s", m.cycle_s, 1.0, 600.0)?;
             range("phase_elapsed_s", m.phase_elapsed_s, 0.0, 600.0)?;
             if m.phase == 0 || m.phase > 32 {
@@ -338,7 +452,7 @@ fn check(topic: &Topic, msg: &Message) -> Result<(), Rejection> {
             }
         }
         (Topic::Command { .. }, Message::Command(m)) => {
-            text("issued_by", &m.issued_by, 128)?;
+            text("issued_by", &m.issued_by, caps::ISSUED_BY)?;
             match m.action {
                 CommandAction::ExtendGreen => {
                     let Some(a) = &m.approach else {
@@ -357,7 +471,7 @@ fn check(topic: &Topic, msg: &Message) -> Result<(), Rejection> {
                     range("seconds", s, 1.0, 120.0)?;
                 }
                 CommandAction::SetPlan => match &m.plan {
-                    Some(p) => text("plan", p, 64)?,
+                    Some(p) => text("plan", p, caps::PLAN)?,
                     None => {
                         return Err(Rejection::new(
                             RejectReason::MissingField,
@@ -375,7 +489,11 @@ fn check(topic: &Topic, msg: &Message) -> Result<(), Rejection> {
                 }
             }
         }
-        (Topic::CommandAck { .. }, Message::CommandAck(_)) => {}
+        (Topic::CommandAck { .. }, Message::CommandAck(m)) => {
+            if let Some(r) = &m.reason {
+                at_most("reason", r, caps::ACK_REASON)?;
+            }
+        }
         (Topic::Call { line, .. }, Message::CallEvent(m)) => {
             matches_topic("line", m.line.as_str(), line.as_str())?;
             ident("call_id", &m.call_id)?;
@@ -394,6 +512,12 @@ fn check(topic: &Topic, msg: &Message) -> Result<(), Rejection> {
         (Topic::Unit { unit, .. }, Message::UnitStatus(m)) => {
             matches_topic("unit", &m.unit, unit)?;
             ident("agency", &m.agency)?;
+            if let Some(c) = &m.call_id {
+                ident("call_id", c)?;
+            }
+            if let Some(k) = &m.kind {
+                at_most("kind", k, caps::UNIT_KIND)?;
+            }
             match (m.lat, m.lon) {
                 (Some(lat), Some(lon)) => lat_lon(lat, lon)?,
                 (None, None) => {}
@@ -423,6 +547,18 @@ fn check(topic: &Topic, msg: &Message) -> Result<(), Rejection> {
             if let Some(o) = &m.opd {
                 ident("opd", o)?;
             }
+            if let Some(r) = &m.reference {
+                at_most("ref", r, caps::REFERENCE)?;
+            }
+            if let Some(a) = &m.attrs {
+                let len = serde_json::to_string(a).map_or(usize::MAX, |j| j.len());
+                if len > caps::ATTRS {
+                    return Err(out_of_range(format!(
+                        "attrs is {len} bytes of JSON, the limit is {}",
+                        caps::ATTRS
+                    )));
+                }
+            }
         }
         (Topic::Kpi { .. }, Message::KpiSample(m)) => {
             let ok = !m.metric.is_empty()
@@ -437,7 +573,7 @@ fn check(topic: &Topic, msg: &Message) -> Result<(), Rejection> {
                 )));
             }
             range("value", m.value, -1e15, 1e15)?;
-            text("unit", &m.unit, 32)?;
+            text("unit", &m.unit, caps::KPI_UNIT)?;
             if let Some(t) = m.target {
                 range("target", t, -1e15, 1e15)?;
             }
@@ -466,6 +602,87 @@ mod tests {
     }
 
     const KPI: &str = "city/cilegon/kpi/perizinan";
+
+    #[test]
+    fn a_nul_in_a_string_is_refused_and_an_escaped_backslash_is_not_a_nul() {
+        let kpi = |unit: &str| {
+            format!(
+                r#"{{"ts":"2026-11-22T08:00:00+07:00","metric":"m","value":1,"unit":"{unit}"}}"#
+            )
+        };
+        let r = decode(KPI, kpi(r"a\u0000b").as_bytes(), &Limits::default(), now()).unwrap_err();
+        assert_eq!(r.reason, RejectReason::OutOfRange, "{r}");
+        assert!(r.detail.contains("U+0000"), "{r}");
+        // `\\u0000` is a backslash and the text u0000; `\\\u0000` is a backslash and a NUL.
+        assert!(decode(KPI, kpi(r"a\\u0000").as_bytes(), &Limits::default(), now()).is_ok());
+        assert_eq!(reason(KPI, &kpi(r"\\\u0000")), RejectReason::OutOfRange);
+    }
+
+    #[test]
+    fn a_call_events_long_text_is_cut_with_a_marker_and_other_long_text_is_refused() {
+        let address = "Jl. Panjang ".repeat(3_000);
+        let note = "é".repeat(4_000);
+        let call = format!(
+            r#"{{"event_id":"{}","call_id":"c1","ts":"2026-11-22T08:00:00+07:00","line":"112","type":"received","caller":{{"lat":-6,"lon":106,"address":"{address}"}},"note":"{note}","operator":"op"}}"#,
+            uuid::Uuid::new_v4()
+        );
+        let (topic, msg) = decode(
+            "city/k/calls/112",
+            call.as_bytes(),
+            &Limits::default(),
+            now(),
+        )
+        .expect("a call is never refused for its text");
+        let Message::CallEvent(m) = &msg else {
+            panic!("a call event")
+        };
+        let a = m.caller.as_ref().unwrap().address.as_deref().unwrap();
+        assert!(
+            a.len() <= caps::ADDRESS && a.starts_with("Jl. Panjang"),
+            "{a}"
+        );
+        let kept = a.find('…').expect("a marker");
+        assert!(
+            a.ends_with(&format!("… [+{} bytes]", address.len() - kept)),
+            "{a}"
+        );
+        let n = m.note.as_deref().unwrap();
+        assert!(
+            n.len() <= caps::NOTE && n.starts_with('é'),
+            "cut at a character boundary"
+        );
+        assert_eq!(m.operator.as_deref(), Some("op"));
+        // The cut message validates again unchanged (publishing it back is a no-op).
+        assert_eq!(
+            decode(
+                &topic.to_string(),
+                &msg.to_json(),
+                &Limits::default(),
+                now()
+            )
+            .unwrap()
+            .1,
+            msg
+        );
+        let long = "x".repeat(caps::REFERENCE + 1);
+        let app = format!(
+            r#"{{"event_id":"{}","ts":"2026-11-22T08:00:00+07:00","service":"s","type":"a.b","ref":"{long}"}}"#,
+            uuid::Uuid::new_v4()
+        );
+        assert_eq!(
+            reason("city/k/apps/s/events", &app),
+            RejectReason::OutOfRange
+        );
+        let attrs = format!(
+            r#"{{"event_id":"{}","ts":"2026-11-22T08:00:00+07:00","service":"s","type":"a.b","attrs":{{"x":"{}"}}}}"#,
+            uuid::Uuid::new_v4(),
+            "y".repeat(caps::ATTRS)
+        );
+        assert_eq!(
+            reason("city/k/apps/s/events", &attrs),
+            RejectReason::OutOfRange
+        );
+    }
 
     #[test]
     fn a_controller_mode_is_named_as_on_the_wire() {

@@ -83,7 +83,7 @@ enum HubCommand {
         reason: &'static str,
     },
     State {
-        reply: oneshot::Sender<String>,
+        reply: oneshot::Sender<StateView>,
     },
 }
 
@@ -136,14 +136,65 @@ impl HubHandle {
         let _ = self.cmd.send(HubCommand::Disconnect { id, reason }).await;
     }
 
-    /// The whole current state as JSON: `{"seq":..,"entities":{kind:{key:value}}}`.
-    pub async fn state_json(&self) -> Result<String, HubGone> {
+    /// The whole current state, to be encoded off the hub's task
+    /// ([`StateView::to_json`]): the hub only copies its pointers.
+    pub async fn state_view(&self) -> Result<StateView, HubGone> {
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(HubCommand::State { reply })
             .await
             .map_err(|_| HubGone)?;
         rx.await.map_err(|_| HubGone)
+    }
+}
+
+/// Every entity of the live state at one sequence number: pointers to the
+/// hub's updates, encoded by whoever asked (`GET /api/state`), so that a big
+/// state or many requests for it never hold the hub, and with it every
+/// screen, back.
+pub struct StateView {
+    pub seq: u64,
+    pub entities: Vec<Arc<Update>>,
+}
+
+impl StateView {
+    /// `{"seq":..,"server_time":..,"entities":{kind:{key:value}}}`, keys sorted.
+    pub fn to_json(&self) -> String {
+        let mut by_kind: HashMap<UpdateKind, Vec<&Arc<Update>>> = HashMap::default();
+        for u in &self.entities {
+            by_kind.entry(u.kind).or_default().push(u);
+        }
+        let mut out = String::with_capacity(64 * 1024);
+        let _ = write!(
+            out,
+            "{{\"seq\":{},\"server_time\":\"{}\",\"entities\":{{",
+            self.seq,
+            Utc::now().to_rfc3339()
+        );
+        let mut first_kind = true;
+        for kind in UpdateKind::ALL.into_iter().filter(|k| !k.is_event()) {
+            if !first_kind {
+                out.push(',');
+            }
+            first_kind = false;
+            let _ = write!(out, "\"{}\":{{", kind.as_str());
+            let mut list = by_kind.remove(&kind).unwrap_or_default();
+            list.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+            for (i, u) in list.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let _ = write!(
+                    out,
+                    "{}:{}",
+                    serde_json::to_string(&*u.key).unwrap_or_default(),
+                    u.value_json()
+                );
+            }
+            out.push('}');
+        }
+        out.push_str("}}");
+        out
     }
 }
 
@@ -464,7 +515,17 @@ impl Hub {
             }
             HubCommand::Disconnect { id, reason } => self.drop_client(id, reason, None),
             HubCommand::State { reply } => {
-                let _ = reply.send(self.state_json());
+                let upto = self.flushed();
+                let entities = self
+                    .mirror
+                    .values()
+                    .filter(|(s, _)| *s <= upto)
+                    .map(|(_, u)| u.clone())
+                    .collect();
+                let _ = reply.send(StateView {
+                    seq: upto,
+                    entities,
+                });
             }
         }
     }
@@ -585,46 +646,6 @@ impl Hub {
             push_update(&mut out, &mut first, *seq, u, filter.summary);
         }
         out.push_str("]}");
-        out
-    }
-
-    fn state_json(&self) -> String {
-        let upto = self.flushed();
-        let mut by_kind: HashMap<UpdateKind, Vec<&Arc<Update>>> = HashMap::default();
-        for (s, u) in self.mirror.values() {
-            if *s <= upto {
-                by_kind.entry(u.kind).or_default().push(u);
-            }
-        }
-        let mut out = String::with_capacity(64 * 1024);
-        let _ = write!(
-            out,
-            "{{\"seq\":{upto},\"server_time\":\"{}\",\"entities\":{{",
-            Utc::now().to_rfc3339()
-        );
-        let mut first_kind = true;
-        for kind in UpdateKind::ALL.into_iter().filter(|k| !k.is_event()) {
-            if !first_kind {
-                out.push(',');
-            }
-            first_kind = false;
-            let _ = write!(out, "\"{}\":{{", kind.as_str());
-            let mut list = by_kind.remove(&kind).unwrap_or_default();
-            list.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-            for (i, u) in list.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                let _ = write!(
-                    out,
-                    "{}:{}",
-                    serde_json::to_string(&*u.key).unwrap_or_default(),
-                    u.value_json()
-                );
-            }
-            out.push('}');
-        }
-        out.push_str("}}");
         out
     }
 

@@ -36,12 +36,23 @@ impl DeadLetter {
         let cut = &payload[..payload.len().min(PAYLOAD_EXCERPT)];
         DeadLetter {
             rx,
-            topic: String::from_utf8_lossy(topic).into_owned(),
+            topic: storable(String::from_utf8_lossy(topic).into_owned()),
             reason: rejection.reason,
-            detail: rejection.detail.clone(),
-            payload: String::from_utf8_lossy(cut).into_owned(),
+            detail: storable(rejection.detail.clone()),
+            payload: storable(String::from_utf8_lossy(cut).into_owned()),
             payload_bytes: payload.len(),
         }
+    }
+}
+
+/// The text with every NUL character replaced by U+FFFD: a dead letter must
+/// always be storable, and PostgreSQL's text refuses NUL (a payload of raw
+/// NUL bytes would otherwise stop the store at its dead letter).
+fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
     }
 }
 

@@ -222,7 +222,11 @@ impl IngestLoop {
                 Err(e) => {
                     self.mine().subscribed.store(false, Ordering::Relaxed);
                     awaiting_subacks = 0;
-                    if self.mine().connected.swap(false, Ordering::Relaxed) {
+                    if let crate::bus::BusError::PacketTooLarge { .. } = e {
+                        // Not a passing fault: say it every time, at error level.
+                        self.mine().connected.store(false, Ordering::Relaxed);
+                        tracing::error!(error = %e, client_id = %client_id(&self.settings, self.index), "lost the MQTT broker");
+                    } else if self.mine().connected.swap(false, Ordering::Relaxed) {
                         tracing::warn!(error = %e, client_id = %client_id(&self.settings, self.index), "lost the MQTT broker; reconnecting");
                     } else {
                         tracing::debug!(error = %e, retry_in_ms = backoff.as_millis() as u64, "MQTT broker unreachable");

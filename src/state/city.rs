@@ -229,8 +229,21 @@ fn feed_emit_every(family: Family) -> chrono::Duration {
 }
 /// Commands remembered (most recent).
 const COMMANDS_KEPT: usize = 500;
-/// Complaint references remembered to close them per OPD.
-const COMPLAINTS_TRACKED: usize = 200_000;
+/// Complaint references remembered to close them per OPD (a reference is at
+/// most `caps::REFERENCE` bytes: this is at most about 40 MB).
+const COMPLAINTS_TRACKED: usize = 100_000;
+/// Distinct (service, event type) pairs counted per city and day; past this a
+/// new type is counted as its service's `_other`, a new service as `_other`.
+const APP_EVENT_TYPES_KEPT: usize = 1000;
+
+/// The maps whose entries count against `state.max_entities`.
+#[derive(Clone, Copy)]
+enum EntityMap {
+    Intersections,
+    Units,
+    Kpis,
+    Feeds,
+}
 
 /// The whole live city (all cities on the bus).
 pub struct CityState {
@@ -331,6 +344,21 @@ impl CityState {
             }
         }
         let city = topic.city();
+        // A call is never refused for room: calls and their cities' counters
+        // are bounded by `calls_kept` and the day.
+        if !matches!(msg, Message::CallEvent(_)) {
+            let new = self.new_entities(topic, msg);
+            if new > 0 && self.entities() + new > self.settings.max_entities {
+                return Err(Rejection::new(
+                    RejectReason::StateFull,
+                    format!(
+                        "the live state holds {} entities (state.max_entities = {}); this message would add {new}",
+                        self.entities(),
+                        self.settings.max_entities
+                    ),
+                ));
+            }
+        }
         let mut out = Vec::with_capacity(4);
         match (topic, msg) {
             (Topic::IntersectionInfo { intersection, .. }, Message::IntersectionInfo(m)) => {
@@ -439,6 +467,55 @@ impl CityState {
             self.remember_event(id);
         }
         Ok(out)
+    }
+
+    /// Entities counted against `state.max_entities`.
+    pub fn entities(&self) -> usize {
+        self.intersections.len()
+            + self.units.len()
+            + self.kpis.len()
+            + self.feeds.len()
+            + self.counters.len()
+    }
+
+    /// How many entities applying `msg` would add (calls and commands aside).
+    fn new_entities(&mut self, topic: &Topic, msg: &Message) -> usize {
+        use EntityMap::*;
+        let city = topic.city();
+        match (topic, msg) {
+            (Topic::IntersectionInfo { intersection, .. }, _) => {
+                self.missing(Intersections, &[city, intersection])
+            }
+            (Topic::IntersectionState { intersection, .. }, _) => {
+                self.missing(Intersections, &[city, intersection])
+                    + self.missing(Feeds, &[city, Family::Atcs.as_str(), intersection])
+            }
+            (Topic::Unit { unit, .. }, _) => {
+                self.missing(Units, &[city, unit])
+                    + self.missing(Feeds, &[city, Family::Units.as_str(), "all"])
+            }
+            (Topic::Kpi { service, .. }, Message::KpiSample(m)) => {
+                self.missing(Kpis, &[city, service, &m.metric])
+                    + self.missing(Feeds, &[city, Family::Kpi.as_str(), service])
+            }
+            (Topic::AppEvents { service, .. }, _) => {
+                self.missing(Feeds, &[city, Family::Apps.as_str(), service])
+                    + usize::from(!self.counters.contains_key(city))
+            }
+            _ => 0,
+        }
+    }
+
+    /// 1 if `map` has no entry under the key made of `parts`, else 0.
+    fn missing(&mut self, map: EntityMap, parts: &[&str]) -> usize {
+        let key = scratch_key(&mut self.scratch, parts);
+        let known = match map {
+            EntityMap::Intersections => self.intersections.contains_key(key),
+            EntityMap::Units => self.units.contains_key(key),
+            EntityMap::Kpis => self.kpis.contains_key(key),
+            EntityMap::Feeds => self.feeds.contains_key(key),
+        };
+        usize::from(!known)
     }
 
     /// Periodic housekeeping: marks silent feeds stale and rolls counters over at WIB midnight.
@@ -884,10 +961,21 @@ impl CityState {
         out: &mut Vec<Update>,
     ) {
         let c = self.counters_mut(city, rx);
+        let known = c
+            .app_events
+            .get(service)
+            .is_some_and(|types| types.contains_key(&m.kind));
+        let full = !known
+            && c.app_events.values().map(BTreeMap::len).sum::<usize>() >= APP_EVENT_TYPES_KEPT;
+        let (service_key, kind_key) = match (full, c.app_events.contains_key(service)) {
+            (false, _) => (service, m.kind.as_str()),
+            (true, true) => (service, "_other"),
+            (true, false) => ("_other", "_other"),
+        };
         *c.app_events
-            .entry(service.to_owned())
+            .entry(service_key.to_owned())
             .or_default()
-            .entry(m.kind.clone())
+            .entry(kind_key.to_owned())
             .or_default() += 1;
         let mut track: Option<(String, Option<String>)> = None;
         match m.kind.as_str() {
@@ -1048,5 +1136,80 @@ mod tests {
         // Today's counters still count every call.
         let c = &state.counters["kota"];
         assert_eq!(c.lines["112"].received, 1000);
+    }
+
+    #[test]
+    fn the_live_state_refuses_new_entities_past_its_bound_but_never_a_call() {
+        let mut state = CityState::new(StateSettings {
+            max_entities: 100,
+            ..Default::default()
+        });
+        let now = Utc::now();
+        let ts = now.with_timezone(&Jakarta).to_rfc3339();
+        let mut refused = 0;
+        for i in 0..80 {
+            let id = format!("x{i}");
+            let payload = crate::bench::load::state_payload(&id, &ts, i);
+            let (topic, msg) = decode(
+                &format!("city/kota/atcs/{id}/state"),
+                payload.as_bytes(),
+                &Limits::default(),
+                now,
+            )
+            .expect("a valid state");
+            match state.apply(&topic, &msg, now) {
+                Ok(_) => {}
+                Err(r) => {
+                    assert_eq!(r.reason, RejectReason::StateFull, "{r}");
+                    refused += 1;
+                }
+            }
+        }
+        // Each junction is an intersection and a feed: 50 fit in 100.
+        assert_eq!(state.entities(), 100);
+        assert_eq!(refused, 30);
+        // A known junction still updates; a call (and its city's counters) still comes in.
+        let payload = crate::bench::load::state_payload("x1", &ts, 1);
+        let (topic, msg) = decode(
+            "city/kota/atcs/x1/state",
+            payload.as_bytes(),
+            &Limits::default(),
+            now,
+        )
+        .unwrap();
+        assert!(state.apply(&topic, &msg, now).is_ok());
+        assert!(!call_event(&mut state, 1, "received").is_empty());
+        assert!(state.call("kota", "c1").is_some());
+    }
+
+    #[test]
+    fn app_event_types_past_the_bound_are_counted_as_other() {
+        let mut state = CityState::new(Default::default());
+        let now = Utc::now();
+        let ts = now.with_timezone(&Jakarta).to_rfc3339();
+        for i in 0..(APP_EVENT_TYPES_KEPT + 5) {
+            let service = if i < APP_EVENT_TYPES_KEPT + 2 {
+                "s"
+            } else {
+                "t"
+            };
+            let payload = format!(
+                r#"{{"event_id":"{}","ts":"{ts}","service":"{service}","type":"k.t{i}"}}"#,
+                Uuid::new_v4()
+            );
+            let (topic, msg) = decode(
+                &format!("city/kota/apps/{service}/events"),
+                payload.as_bytes(),
+                &Limits::default(),
+                now,
+            )
+            .unwrap();
+            state.apply(&topic, &msg, now).expect("applies");
+        }
+        let c = &state.counters["kota"].app_events;
+        assert_eq!(c["s"].len(), APP_EVENT_TYPES_KEPT + 1);
+        assert_eq!(c["s"]["_other"], 2);
+        assert_eq!(c["_other"]["_other"], 3);
+        assert!(!c.contains_key("t"));
     }
 }

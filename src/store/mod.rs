@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 use crate::bus::AckToken;
 use crate::config::DatabaseSettings;
 use crate::contract::{IntersectionState, Message, Topic};
-use crate::ingest::deadletter::DeadLetter;
+use crate::ingest::deadletter::{DeadLetter, DeadLetters};
 use crate::metrics::Metrics;
 use crate::state::city::Call;
 use history::{HistoryAnswer, HistoryQuery};
@@ -41,8 +41,52 @@ use postgres::PgBackend;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A statement failed; the message is the server's own (tokio-postgres
+    /// alone says only "db error").
+    #[error("database: {}", describe(.0))]
+    Database(#[from] tokio_postgres::Error),
+    #[error("database pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// Set-up steps of other crates (migrations, the pool's configuration).
     #[error("database: {0}")]
-    Database(String),
+    Setup(String),
+}
+
+impl StoreError {
+    /// The database refused the data itself (SQLSTATE class 22, data
+    /// exception, or 23, integrity constraint), not the connection: the same
+    /// rows would be refused again at every retry.
+    pub fn is_data_error(&self) -> bool {
+        match self {
+            StoreError::Database(e) => e
+                .code()
+                .is_some_and(|c| matches!(&c.code()[..2], "22" | "23")),
+            _ => false,
+        }
+    }
+}
+
+/// A database error as the server put it: severity, SQLSTATE, message and
+/// detail; other failures (connection, I/O) with their cause.
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+            if let Some(d) = db.detail() {
+                s.push_str(&format!(" ({d})"));
+            }
+            s
+        }
+        None => {
+            let mut s = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                s.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            s
+        }
+    }
 }
 
 /// One message on its way to storage.
@@ -241,15 +285,18 @@ pub struct StoreTask {
     pub settings: DatabaseSettings,
     pub input: mpsc::Receiver<StoreItem>,
     pub metrics: Arc<Metrics>,
+    /// Where messages the database refuses are shown (`/api/deadletter`).
+    pub deadletters: DeadLetters,
 }
 
-/// A write's batch, acks, result, the receive time of its newest message,
-/// and the receive time before which every telemetry row is in it or in an
-/// earlier batch.
+/// A write's batch, acks, result (the messages the database refused, set
+/// aside as dead letters), the receive time of its newest message, and the
+/// receive time before which every telemetry row is in it or in an earlier
+/// batch.
 type Written = (
     Batch,
     Vec<Option<AckToken>>,
-    Result<(), StoreError>,
+    Result<Vec<DeadLetter>, StoreError>,
     Option<DateTime<Utc>>,
     Option<DateTime<Utc>>,
 );
@@ -304,7 +351,11 @@ impl StoreTask {
                         continue;
                     };
                     match result {
-                        Ok(()) => {
+                        Ok(refused) => {
+                            // Kept and acknowledged with the rest, never retried.
+                            for d in refused {
+                                self.deadletters.push(d);
+                            }
                             backoff = Duration::from_millis(100);
                             if self.handle.status.degraded.swap(false, Ordering::Relaxed) {
                                 tracing::info!("database writes resumed");
@@ -444,7 +495,7 @@ impl StoreTask {
                     let r = match &backend {
                         Backend::Memory(m) => {
                             m.write(std::mem::take(&mut batch));
-                            Ok(())
+                            Ok(Vec::new())
                         }
                         Backend::Postgres(p) => p.write(&batch).await,
                     };

@@ -17,6 +17,7 @@ use super::history::*;
 use super::minutes::{MinuteRow, Sums};
 use super::{Batch, EventRow, StoreError, TelemetryRow};
 use crate::contract::*;
+use crate::ingest::deadletter::DeadLetter;
 use crate::state::city::Call;
 
 mod embedded {
@@ -38,8 +39,8 @@ pub struct PgBackend {
     pub flavour: Flavour,
 }
 
-fn db(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Database(e.to_string())
+fn setup(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Setup(e.to_string())
 }
 
 /// Applies the migrations in migrations/ that have not run yet; returns the versions applied.
@@ -50,15 +51,15 @@ pub async fn migrate(url: &str) -> Result<Vec<String>, StoreError> {
 /// Applies the migrations up to `version` (all with `None`): an upgrade
 /// test starts from an older schema.
 pub async fn migrate_upto(url: &str, version: Option<i32>) -> Result<Vec<String>, StoreError> {
-    let config = tokio_postgres::Config::from_str(url).map_err(db)?;
-    let (mut client, conn) = config.connect(NoTls).await.map_err(db)?;
+    let config = tokio_postgres::Config::from_str(url).map_err(StoreError::from)?;
+    let (mut client, conn) = config.connect(NoTls).await.map_err(StoreError::from)?;
     let conn = tokio::spawn(conn);
     let target = version.map_or(refinery::Target::Latest, refinery::Target::Version);
     let report = embedded::migrations::runner()
         .set_target(target)
         .run_async(&mut client)
         .await
-        .map_err(db)?;
+        .map_err(setup)?;
     drop(client);
     let _ = conn.await;
     Ok(report
@@ -75,7 +76,7 @@ impl PgBackend {
         if !applied.is_empty() {
             tracing::info!(?applied, "database migrations applied");
         }
-        let config = tokio_postgres::Config::from_str(url).map_err(db)?;
+        let config = tokio_postgres::Config::from_str(url).map_err(StoreError::from)?;
         let mgr = Manager::from_config(
             config,
             NoTls,
@@ -90,7 +91,7 @@ impl PgBackend {
             .create_timeout(Some(Duration::from_secs(5)))
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
-            .map_err(db)?;
+            .map_err(setup)?;
         let flavour = super::timescale::setup(&pool).await?;
         match flavour {
             Flavour::Timescale => {
@@ -107,17 +108,38 @@ impl PgBackend {
         &self.pool
     }
 
-    /// Writes one batch in one transaction.
-    pub async fn write(&self, batch: &Batch) -> Result<(), StoreError> {
-        let mut client = self.pool.get().await.map_err(db)?;
-        let tx = client.transaction().await.map_err(db)?;
-        if !batch.telemetry.is_empty() {
-            copy_telemetry(&tx, &batch.telemetry).await?;
+    /// Writes one batch in one transaction, and returns the messages the
+    /// database refused for their data (each as a `store_refused` dead
+    /// letter, written in the same transaction).
+    ///
+    /// A batch refused for its data (SQLSTATE class 22 or 23) would be
+    /// refused again at every retry, and the QoS 1 messages in and behind it
+    /// never acknowledged: one bad row would stop the store for good. It is
+    /// written again in halves under savepoints, down to the single messages
+    /// the database refuses; everything else commits as usual.
+    pub async fn write(&self, batch: &Batch) -> Result<Vec<DeadLetter>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let first = {
+            let tx = client.transaction().await?;
+            match write_parts(&tx, &batch.telemetry, &batch.events).await {
+                Ok(()) => tx.commit().await.map_err(StoreError::from),
+                Err(e) => Err(e),
+            }
+        };
+        match first {
+            Ok(()) => Ok(Vec::new()),
+            Err(e) if e.is_data_error() => {
+                tracing::warn!(error = %e, rows = batch.telemetry.len() + batch.events.len(), "the database refused a batch for its data: writing it in parts to set the refused messages aside");
+                let mut tx = client.transaction().await?;
+                let refused = isolate(&mut tx, batch).await?;
+                for d in &refused {
+                    insert_dead_letter(&tx, d).await?;
+                }
+                tx.commit().await?;
+                Ok(refused)
+            }
+            Err(e) => Err(e),
         }
-        if !batch.events.is_empty() {
-            write_events(&tx, &batch.events).await?;
-        }
-        tx.commit().await.map_err(db)
     }
 
     /// Adds summed minutes to `atcs_minute` (samples add up, averages are
@@ -128,8 +150,8 @@ impl PgBackend {
         rows: &[MinuteRow],
         complete_upto: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        let mut client = self.pool.get().await.map_err(db)?;
-        let tx = client.transaction().await.map_err(db)?;
+        let mut client = self.pool.get().await.map_err(StoreError::from)?;
+        let tx = client.transaction().await.map_err(StoreError::from)?;
         let max = |f: fn(&Sums) -> f32| rows.iter().map(|r| f(&r.sums)).collect::<Vec<f32>>();
         let avg = |f: fn(&Sums) -> f64| {
             rows.iter()
@@ -169,7 +191,7 @@ impl PgBackend {
             ],
         )
         .await
-        .map_err(db)?;
+        .map_err(StoreError::from)?;
         if let Some(upto) = complete_upto {
             tx.execute(
                 "INSERT INTO rollup_state (name, rx_watermark) VALUES ('atcs_minute', $1)
@@ -177,9 +199,9 @@ impl PgBackend {
                 &[&upto],
             )
             .await
-            .map_err(db)?;
+            .map_err(StoreError::from)?;
         }
-        tx.commit().await.map_err(db)
+        tx.commit().await.map_err(StoreError::from)
     }
 
     /// Recomputes from the raw rows every minute touched by telemetry
@@ -193,7 +215,7 @@ impl PgBackend {
         rx_from: DateTime<Utc>,
         rx_to: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let mut client = self.pool.get().await.map_err(db)?;
+        let mut client = self.pool.get().await.map_err(StoreError::from)?;
         // A BRIN index only knows the page ranges summarised so far, and
         // summarising is VACUUM's job: with autovacuum off (as on some
         // servers) every page written since start-up matched every window.
@@ -206,9 +228,9 @@ impl PgBackend {
                      SELECT brin_summarize_new_values('atcs_state_ts_brin'::regclass)",
                 )
                 .await
-                .map_err(db)?;
+                .map_err(StoreError::from)?;
         }
-        let tx = client.transaction().await.map_err(db)?;
+        let tx = client.transaction().await.map_err(StoreError::from)?;
         // The window is a recent slice of an append-only table: its BRIN on
         // `rx` and the entity index are always right. Without statistics
         // (autovacuum off, as on some servers, or a young table) the planner
@@ -216,7 +238,7 @@ impl PgBackend {
         // compile time to a query this size.
         tx.batch_execute("SET LOCAL enable_seqscan = off; SET LOCAL jit = off")
             .await
-            .map_err(db)?;
+            .map_err(StoreError::from)?;
         let n = tx
             .execute(
                 // LATERAL: each touched minute reads its own rows through the
@@ -249,41 +271,41 @@ impl PgBackend {
                 &[&rx_from, &rx_to],
             )
             .await
-            .map_err(db)?;
+            .map_err(StoreError::from)?;
         tx.execute(
             "INSERT INTO rollup_state (name, rx_watermark) VALUES ('atcs_minute', $1)
              ON CONFLICT (name) DO UPDATE SET rx_watermark = EXCLUDED.rx_watermark",
             &[&rx_to],
         )
         .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
+        .map_err(StoreError::from)?;
+        tx.commit().await.map_err(StoreError::from)?;
         Ok(n)
     }
 
     /// Receive time up to which the rollup is complete.
     pub async fn rollup_watermark(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let client = self.pool.get().await.map_err(db)?;
+        let client = self.pool.get().await.map_err(StoreError::from)?;
         let row = client
             .query_opt(
                 "SELECT rx_watermark FROM rollup_state WHERE name = 'atcs_minute'",
                 &[],
             )
             .await
-            .map_err(db)?;
+            .map_err(StoreError::from)?;
         Ok(row.map(|r| r.get(0)))
     }
 
     /// Deletes what is older than the retention (on TimescaleDB, policies
     /// keep the hypertables and only the rollup is Kendali's).
     pub async fn retention(&self, telemetry_days: i64, other_days: i64) -> Result<u64, StoreError> {
-        let client = self.pool.get().await.map_err(db)?;
+        let client = self.pool.get().await.map_err(StoreError::from)?;
         let t = Utc::now() - chrono::Duration::days(telemetry_days);
         let o = Utc::now() - chrono::Duration::days(other_days);
         let mut n = client
             .execute("DELETE FROM atcs_minute WHERE bucket < $1", &[&o])
             .await
-            .map_err(db)?;
+            .map_err(StoreError::from)?;
         if self.flavour == Flavour::Timescale {
             return Ok(n);
         }
@@ -292,7 +314,7 @@ impl PgBackend {
             n += client
                 .execute(&format!("DELETE FROM {table} WHERE ts < $1"), &[&t])
                 .await
-                .map_err(db)?;
+                .map_err(StoreError::from)?;
         }
         for table in [
             "unit_status",
@@ -304,12 +326,12 @@ impl PgBackend {
             n += client
                 .execute(&format!("DELETE FROM {table} WHERE ts < $1"), &[&o])
                 .await
-                .map_err(db)?;
+                .map_err(StoreError::from)?;
         }
         n += client
             .execute("DELETE FROM dead_letters WHERE rx < $1", &[&o])
             .await
-            .map_err(db)?;
+            .map_err(StoreError::from)?;
         Ok(n)
     }
 
@@ -318,7 +340,7 @@ impl PgBackend {
         q: &HistoryQuery,
         rollup_upto: Option<DateTime<Utc>>,
     ) -> Result<HistoryAnswer, StoreError> {
-        let client = self.pool.get().await.map_err(db)?;
+        let client = self.pool.get().await.map_err(StoreError::from)?;
         let secs = |r: &Range| r.bucket.num_seconds() as f64;
         match q {
             HistoryQuery::Atcs {
@@ -363,7 +385,7 @@ impl PgBackend {
                             ],
                         )
                         .await
-                        .map_err(db)?;
+                        .map_err(StoreError::from)?;
                     points.extend(rows.iter().map(|r| Point {
                         t: r.get(0),
                         n: r.get::<_, i64>(1) as u64,
@@ -386,7 +408,7 @@ impl PgBackend {
                         &[city, intersection, approach, &from, &secs(range), &range.to],
                     )
                     .await
-                    .map_err(db)?;
+                    .map_err(StoreError::from)?;
                 for r in rows {
                     let p = Point {
                         t: r.get(0),
@@ -421,7 +443,7 @@ impl PgBackend {
                         &[city, service, metric, &secs(range), &range.from, &range.to],
                     )
                     .await
-                    .map_err(db)?;
+                    .map_err(StoreError::from)?;
                 Ok(HistoryAnswer::Series(
                     rows.iter()
                         .map(|r| Point {
@@ -441,7 +463,7 @@ impl PgBackend {
                         &[city, unit, &range.from, &range.to],
                     )
                     .await
-                    .map_err(db)?;
+                    .map_err(StoreError::from)?;
                 Ok(HistoryAnswer::Units(
                     rows.iter()
                         .map(|r| UnitRecord {
@@ -474,7 +496,7 @@ impl PgBackend {
                         &[city, &line, &category, &secs(range), &range.from, &range.to],
                     )
                     .await
-                    .map_err(db)?;
+                    .map_err(StoreError::from)?;
                 let n = |r: &tokio_postgres::Row, i| r.get::<_, i64>(i) as u64;
                 Ok(HistoryAnswer::Calls(
                     rows.iter()
@@ -500,16 +522,16 @@ impl PgBackend {
         &self,
         day_start: DateTime<Utc>,
     ) -> Result<Vec<(Topic, Message, DateTime<Utc>)>, StoreError> {
-        let client = self.pool.get().await.map_err(db)?;
+        let client = self.pool.get().await.map_err(StoreError::from)?;
         let mut out = Vec::new();
-        let parse = |s: &str| Topic::parse(s).map_err(|e| StoreError::Database(e.to_string()));
+        let parse = |s: &str| Topic::parse(s).map_err(|e| StoreError::Setup(e.to_string()));
         for r in client
             .query(
                 "SELECT city, intersection, info, rx FROM intersections",
                 &[],
             )
             .await
-            .map_err(db)?
+            .map_err(StoreError::from)?
         {
             let (city, i): (String, String) = (r.get(0), r.get(1));
             if let Ok(info) = serde_json::from_value::<IntersectionInfo>(r.get(2)) {
@@ -535,7 +557,7 @@ impl PgBackend {
                 &[],
             )
             .await
-            .map_err(db)?;
+            .map_err(StoreError::from)?;
         let mut current: Option<(Topic, IntersectionState, DateTime<Utc>)> = None;
         for r in rows {
             let ts: DateTime<Utc> = r.get(0);
@@ -582,7 +604,7 @@ impl PgBackend {
         for r in client
             .query("SELECT DISTINCT ON (city, unit) city, unit, payload, rx FROM unit_status ORDER BY city, unit, ts DESC", &[])
             .await
-            .map_err(db)?
+            .map_err(StoreError::from)?
         {
             let (city, unit): (String, String) = (r.get(0), r.get(1));
             if let Ok(m) = serde_json::from_value::<UnitStatus>(r.get(2)) {
@@ -596,7 +618,7 @@ impl PgBackend {
                 &[],
             )
             .await
-            .map_err(db)?
+            .map_err(StoreError::from)?
         {
             let (city, service): (String, String) = (r.get(0), r.get(1));
             let ts: DateTime<Utc> = r.get(2);
@@ -611,7 +633,7 @@ impl PgBackend {
                 &[&day_start],
             )
             .await
-            .map_err(db)?
+            .map_err(StoreError::from)?
         {
             let city: String = r.get(0);
             if let Ok(m) = serde_json::from_value::<CallEvent>(r.get(1)) {
@@ -624,7 +646,7 @@ impl PgBackend {
                 &[&day_start],
             )
             .await
-            .map_err(db)?
+            .map_err(StoreError::from)?
         {
             let (city, service): (String, String) = (r.get(0), r.get(1));
             if let Ok(m) = serde_json::from_value::<AppEvent>(r.get(2)) {
@@ -641,7 +663,7 @@ impl PgBackend {
                 &[],
             )
             .await
-            .map_err(db)?
+            .map_err(StoreError::from)?
             .into_iter()
             .rev()
         {
@@ -659,6 +681,136 @@ impl PgBackend {
 }
 
 /// Binary COPY into `atcs_state`: one row per message, its approaches in arrays.
+async fn write_parts(
+    tx: &deadpool_postgres::Transaction<'_>,
+    telemetry: &[TelemetryRow],
+    events: &[EventRow],
+) -> Result<(), StoreError> {
+    if !telemetry.is_empty() {
+        copy_telemetry(tx, telemetry).await?;
+    }
+    if !events.is_empty() {
+        write_events(tx, events).await?;
+    }
+    Ok(())
+}
+
+/// A part of a batch written on its own while isolating refused messages.
+#[derive(Clone)]
+enum Part {
+    Telemetry(std::ops::Range<usize>),
+    Events(std::ops::Range<usize>),
+}
+
+impl Part {
+    fn len(&self) -> usize {
+        match self {
+            Part::Telemetry(r) | Part::Events(r) => r.len(),
+        }
+    }
+
+    fn halves(self) -> [Part; 2] {
+        match self {
+            Part::Telemetry(r) => {
+                let mid = r.start + r.len() / 2;
+                [Part::Telemetry(r.start..mid), Part::Telemetry(mid..r.end)]
+            }
+            Part::Events(r) => {
+                let mid = r.start + r.len() / 2;
+                [Part::Events(r.start..mid), Part::Events(mid..r.end)]
+            }
+        }
+    }
+}
+
+/// Writes `batch` in ever smaller parts, each under a savepoint, and returns
+/// a dead letter for each single message the database refuses for its data.
+/// Halving keeps it to about 2 log2(n) writes per refused message.
+async fn isolate(
+    tx: &mut deadpool_postgres::Transaction<'_>,
+    batch: &Batch,
+) -> Result<Vec<DeadLetter>, StoreError> {
+    let mut refused = Vec::new();
+    // Last first: the telemetry, then the events, each in order.
+    let mut todo = vec![
+        Part::Events(0..batch.events.len()),
+        Part::Telemetry(0..batch.telemetry.len()),
+    ];
+    while let Some(part) = todo.pop() {
+        if part.len() == 0 {
+            continue;
+        }
+        let (telemetry, events) = match &part {
+            Part::Telemetry(r) => (&batch.telemetry[r.clone()], &[][..]),
+            Part::Events(r) => (&[][..], &batch.events[r.clone()]),
+        };
+        let savepoint = tx.savepoint("isolate").await?;
+        match write_parts(&savepoint, telemetry, events).await {
+            Ok(()) => savepoint.commit().await?,
+            Err(e) if e.is_data_error() => {
+                savepoint.rollback().await?;
+                if part.len() > 1 {
+                    let [first, second] = part.halves();
+                    todo.push(second);
+                    todo.push(first);
+                    continue;
+                }
+                let why = Rejection::new(
+                    RejectReason::StoreRefused,
+                    format!("the database refused it: {e}"),
+                );
+                let dead = match (telemetry.first(), events.first()) {
+                    (Some(t), _) => Some(DeadLetter::new(
+                        format!("city/{}/atcs/{}/state", t.city, t.state.intersection).as_bytes(),
+                        &Message::IntersectionState(t.state.clone()).to_json(),
+                        &why,
+                        t.rx,
+                    )),
+                    (_, Some(EventRow::Message { topic, msg, rx, .. })) => Some(DeadLetter::new(
+                        topic.to_string().as_bytes(),
+                        &msg.to_json(),
+                        &why,
+                        *rx,
+                    )),
+                    // A dead letter is made storable (no NUL) when it is made.
+                    (_, Some(EventRow::Dead(d))) => {
+                        tracing::error!(error = %e, topic = %d.topic, "the database refused a dead letter; it is kept in memory only");
+                        None
+                    }
+                    _ => None,
+                };
+                refused.extend(dead);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(refused)
+}
+
+async fn insert_dead_letter(
+    tx: &deadpool_postgres::Transaction<'_>,
+    d: &DeadLetter,
+) -> Result<(), StoreError> {
+    let s = tx
+        .prepare_cached(
+            "INSERT INTO dead_letters (rx, topic, reason, detail, payload, payload_bytes) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .await?;
+    tx.execute(
+        &s,
+        &[
+            &d.rx,
+            &d.topic,
+            &d.reason.as_str(),
+            &d.detail,
+            &d.payload,
+            &(d.payload_bytes as i32),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 async fn copy_telemetry(
     tx: &deadpool_postgres::Transaction<'_>,
     rows: &[TelemetryRow],
@@ -669,7 +821,7 @@ async fn copy_telemetry(
                               approach, green_s, flow_vph, queue_m, saturation, detector_ok) FROM STDIN BINARY",
         )
         .await
-        .map_err(db)?;
+        .map_err(StoreError::from)?;
     let types = [
         Type::TIMESTAMPTZ,
         Type::TEXT,
@@ -738,9 +890,9 @@ async fn copy_telemetry(
                 &detector,
             ])
             .await
-            .map_err(db)?;
+            .map_err(StoreError::from)?;
     }
-    writer.finish().await.map_err(db)?;
+    writer.finish().await.map_err(StoreError::from)?;
     Ok(())
 }
 
@@ -810,7 +962,7 @@ async fn write_events(
                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
                         )
                         .await
-                        .map_err(db)?;
+                        .map_err(StoreError::from)?;
                     let p: [&(dyn ToSql + Sync); 10] = [
                         &m.ts.with_timezone(&Utc),
                         &topic.city(),
@@ -823,7 +975,7 @@ async fn write_events(
                         &json(m),
                         rx,
                     ];
-                    tx.execute(&s, &p).await.map_err(db)?;
+                    tx.execute(&s, &p).await.map_err(StoreError::from)?;
                 }
                 Message::KpiSample(m) => {
                     let Topic::Kpi { service, .. } = topic else {
@@ -835,7 +987,7 @@ async fn write_events(
                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
                         )
                         .await
-                        .map_err(db)?;
+                        .map_err(StoreError::from)?;
                     tx.execute(
                         &s,
                         &[
@@ -851,7 +1003,7 @@ async fn write_events(
                         ],
                     )
                     .await
-                    .map_err(db)?;
+                    .map_err(StoreError::from)?;
                 }
                 Message::AppEvent(m) => {
                     let s = tx
@@ -860,7 +1012,7 @@ async fn write_events(
                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
                         )
                         .await
-                        .map_err(db)?;
+                        .map_err(StoreError::from)?;
                     tx.execute(
                         &s,
                         &[
@@ -876,7 +1028,7 @@ async fn write_events(
                         ],
                     )
                     .await
-                    .map_err(db)?;
+                    .map_err(StoreError::from)?;
                 }
                 Message::IntersectionInfo(m) => {
                     let s = tx
@@ -885,10 +1037,10 @@ async fn write_events(
                              ON CONFLICT (city, intersection) DO UPDATE SET info = EXCLUDED.info, rx = EXCLUDED.rx",
                         )
                         .await
-                        .map_err(db)?;
+                        .map_err(StoreError::from)?;
                     tx.execute(&s, &[&topic.city(), &m.intersection, &json(m), rx])
                         .await
-                        .map_err(db)?;
+                        .map_err(StoreError::from)?;
                 }
                 Message::Command(m) => {
                     let Topic::Command { intersection, .. } = topic else {
@@ -900,7 +1052,7 @@ async fn write_events(
                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
                         )
                         .await
-                        .map_err(db)?;
+                        .map_err(StoreError::from)?;
                     tx.execute(
                         &s,
                         &[
@@ -915,7 +1067,7 @@ async fn write_events(
                         ],
                     )
                     .await
-                    .map_err(db)?;
+                    .map_err(StoreError::from)?;
                 }
                 Message::CommandAck(m) => {
                     let Topic::CommandAck { intersection, .. } = topic else {
@@ -927,7 +1079,7 @@ async fn write_events(
                              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
                         )
                         .await
-                        .map_err(db)?;
+                        .map_err(StoreError::from)?;
                     tx.execute(
                         &s,
                         &[
@@ -941,33 +1093,13 @@ async fn write_events(
                         ],
                     )
                     .await
-                    .map_err(db)?;
+                    .map_err(StoreError::from)?;
                 }
                 // Telemetry goes through COPY, never here.
                 Message::IntersectionState(_) => {}
             },
             EventRow::AckOnly => {}
-            EventRow::Dead(d) => {
-                let s = tx
-                    .prepare_cached(
-                        "INSERT INTO dead_letters (rx, topic, reason, detail, payload, payload_bytes) VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .await
-                    .map_err(db)?;
-                tx.execute(
-                    &s,
-                    &[
-                        &d.rx,
-                        &d.topic,
-                        &d.reason.as_str(),
-                        &d.detail,
-                        &d.payload,
-                        &(d.payload_bytes as i32),
-                    ],
-                )
-                .await
-                .map_err(db)?;
-            }
+            EventRow::Dead(d) => insert_dead_letter(tx, d).await?,
         }
     }
     if !calls.id.is_empty() {
@@ -979,7 +1111,7 @@ async fn write_events(
                  ON CONFLICT DO NOTHING",
             )
             .await
-            .map_err(db)?;
+            .map_err(StoreError::from)?;
         tx.execute(
             &s,
             &[
@@ -998,7 +1130,7 @@ async fn write_events(
             ],
         )
         .await
-        .map_err(db)?;
+        .map_err(StoreError::from)?;
     }
     if !projections.is_empty() {
         let s = tx
@@ -1015,7 +1147,7 @@ async fn write_events(
                      answer_s = EXCLUDED.answer_s, dispatch_s = EXCLUDED.dispatch_s, projection = EXCLUDED.projection, rx = EXCLUDED.rx",
             )
             .await
-            .map_err(db)?;
+            .map_err(StoreError::from)?;
         for (p, rx) in projections.values() {
             let at = |k: CallEventType| p.stages.get(&k).map(|t| t.with_timezone(&Utc));
             // The columns received_at .. transferred_at, in `CallEventType::ALL` order.
@@ -1054,7 +1186,7 @@ async fn write_events(
                 ],
             )
             .await
-            .map_err(db)?;
+            .map_err(StoreError::from)?;
         }
     }
     Ok(())

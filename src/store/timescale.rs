@@ -26,17 +26,13 @@ const HYPERTABLES: [(&str, &str); 6] = [
 ];
 
 pub async fn setup(pool: &Pool) -> Result<Flavour, StoreError> {
-    let client = pool
-        .get()
-        .await
-        .map_err(|e| StoreError::Database(e.to_string()))?;
+    let client = pool.get().await?;
     let available = client
         .query_opt(
             "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'",
             &[],
         )
-        .await
-        .map_err(|e| StoreError::Database(e.to_string()))?
+        .await?
         .is_some();
     if !available {
         return Ok(Flavour::Plain);

@@ -2,6 +2,9 @@
 //! scenario geometry, and operator commands to traffic controllers (which
 //! Kendali publishes on the bus, so every screen and the field agree).
 
+use std::time::{Duration, Instant};
+
+use actix_web::web::Bytes;
 use actix_web::{get, post, web, HttpResponse};
 use chrono::{FixedOffset, Utc};
 use serde::Deserialize;
@@ -13,14 +16,47 @@ use crate::contract::validate::validate_outgoing;
 use crate::contract::{
     schema, Command, CommandAction, ControllerMode, Message, MessageKind, RejectReason, Topic,
 };
+use crate::hub::HubHandle;
+
+/// `GET /api/state`'s last answer, shared by the requests that come within
+/// [`STATE_REUSE`] of it: the hub hands over pointers to its entities and the
+/// encoding runs on a blocking thread, one at a time, so that clients polling
+/// the state hold back neither the hub nor the web workers' sockets.
+#[derive(Default)]
+pub struct StateCache {
+    last: tokio::sync::Mutex<Option<(Instant, Bytes)>>,
+}
+
+/// How long one encoding of the state answers further requests. The
+/// answer carries its `seq` and `server_time`; the screens follow the
+/// state live over `/ws`, not by polling this.
+const STATE_REUSE: Duration = Duration::from_millis(250);
+
+impl StateCache {
+    async fn get(&self, hub: &HubHandle) -> Result<Bytes, ApiError> {
+        let mut last = self.last.lock().await;
+        if let Some((at, body)) = last.as_ref() {
+            if at.elapsed() < STATE_REUSE {
+                return Ok(body.clone());
+            }
+        }
+        let view = hub
+            .state_view()
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+        let body = Bytes::from(
+            web::block(move || view.to_json())
+                .await
+                .map_err(|e| ApiError::unavailable(format!("encoding the state: {e}")))?,
+        );
+        *last = Some((Instant::now(), body.clone()));
+        Ok(body)
+    }
+}
 
 #[get("/api/state")]
 async fn state(ctx: web::Data<WebContext>) -> Result<HttpResponse, ApiError> {
-    let body = ctx
-        .hub
-        .state_json()
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let body = ctx.state_cache.get(&ctx.hub).await?;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(body))

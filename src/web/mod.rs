@@ -38,6 +38,8 @@ pub struct WebContext {
     pub store: crate::store::StoreHandle,
     /// The server's own origins (`http://host:port`), always allowed on `/ws`.
     pub own_origins: Vec<String>,
+    /// `GET /api/state`'s recent answer.
+    pub state_cache: api::StateCache,
 }
 
 /// An API error: a status and a message, as JSON.

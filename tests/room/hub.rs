@@ -622,3 +622,111 @@ async fn a_call_event_leaves_in_its_own_frame_without_waiting_for_the_tick() {
     );
     app.stop().await;
 }
+
+/// Free text is capped, so a thousand calls with 60 KB addresses make a
+/// live state of about a megabyte, not 61 MB; and `/api/state` is encoded
+/// off the hub: four clients polling it do not hold back the screens' call
+/// events (when the hub encoded a 61 MB state for each request, call events
+/// on every screen waited seconds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_addresses_do_not_grow_the_state_and_polling_it_does_not_hold_back_the_screens() {
+    let app = support::spawn(support::settings(None)).await;
+    let url = app.mqtt_url.clone();
+    let city = support::city("long");
+    let p = Publisher::connect(&url).await;
+    let topic = format!("city/{city}/calls/112");
+    let address = "Jl. Panjang Sekali ".repeat(60 * 1024 / 19);
+    for i in 0..1000 {
+        let payload = format!(
+            r#"{{"event_id":"{}","call_id":"long-{i}","ts":"{}","line":"112","type":"received","caller":{{"lat":-6.0,"lon":106.0,"address":"{address}"}}}}"#,
+            uuid::Uuid::new_v4(),
+            support::now_wib()
+        );
+        p.send(&topic, 1, payload).await;
+    }
+    let body = support::eventually(60, "the thousand calls in the state", || {
+        let app = &app;
+        let prefix = format!("\"{city}/long-999\"");
+        async move {
+            let body = reqwest::get(support::http(app, "/api/state"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            body.contains(&prefix).then_some(body)
+        }
+    })
+    .await;
+    assert!(
+        body.len() < 2 << 20,
+        "/api/state is {} bytes with a thousand long addresses",
+        body.len()
+    );
+    let state: Value = serde_json::from_str(&body).unwrap();
+    let a = state["entities"]["call"][format!("{city}/long-7")]["caller"]["address"]
+        .as_str()
+        .unwrap();
+    assert!(
+        a.len() <= 500 && a.contains("… [+"),
+        "cut with a marker: {a}"
+    );
+
+    // Four clients poll the state while call events go to a screen.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut pollers = Vec::new();
+    for _ in 0..4 {
+        let (stop, url) = (stop.clone(), support::http(&app, "/api/state"));
+        pollers.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(r) = reqwest::get(&url).await {
+                    let _ = r.bytes().await;
+                    n += 1;
+                }
+            }
+            n
+        }));
+    }
+    let mut screen = Screen::connect(&app, &format!("cities={city}&kinds=call_event")).await;
+    screen
+        .until(10, "the snapshot", |s| !s.frames.is_empty())
+        .await;
+    let before = screen.events.len();
+    // Published beside the screen's reading: it stamps each event as it reads it.
+    let publishing = tokio::spawn(async move {
+        for i in 0..20 {
+            let (_, payload) = call_event(&format!("quick-{i}"), "received", "112");
+            p.send(&topic, 1, payload).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    screen
+        .until(20, "the twenty call events", |s| {
+            s.events.len() >= before + 20
+        })
+        .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    publishing.await.unwrap();
+    let mut polls = 0;
+    for t in pollers {
+        polls += t.await.unwrap();
+    }
+    // Each event's note carries the microsecond it was published.
+    let mut worst = 0i64;
+    let mut all = Vec::new();
+    for (i, (_, _, v)) in screen.events.iter().enumerate().skip(before) {
+        let sent: i64 = v["note"].as_str().unwrap()["sent ".len()..]
+            .parse()
+            .unwrap();
+        worst = worst.max(screen.event_rx_us[i] - sent);
+        all.push((screen.event_rx_us[i] - sent) / 1000);
+    }
+    eprintln!("{polls} polls of /api/state; call event latencies {all:?} ms");
+    assert!(polls >= 4, "the pollers ran");
+    assert!(
+        worst < 1_000_000,
+        "a call event took {worst} µs to reach the screen while the state was polled"
+    );
+    app.stop().await;
+}

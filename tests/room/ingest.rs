@@ -28,6 +28,26 @@ async fn dead_letters(app: &kendali::app::RunningApp, city: &str) -> Vec<Value> 
         .collect()
 }
 
+/// Publishes a valid QoS 1 KPI sample and waits until the live state has it.
+async fn a_good_kpi_arrives(p: &Publisher, app: &kendali::app::RunningApp, city: &str, what: &str) {
+    let ts = support::now_wib();
+    p.send(
+        &format!("city/{city}/kpi/perizinan"),
+        1,
+        format!(r#"{{"ts":"{ts}","metric":"ok","value":1,"unit":"%"}}"#),
+    )
+    .await;
+    support::eventually(10, what, || {
+        let key = format!("{city}/perizinan/ok");
+        async move {
+            support::get_json(app, "/api/state").await["entities"]["kpi"]
+                .get(&key)
+                .cloned()
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_bad_input_gets_its_own_dead_letter_reason_and_ingest_keeps_running() {
     let Some(url) = support::mosquitto(
@@ -175,21 +195,7 @@ async fn each_bad_input_gets_its_own_dead_letter_reason_and_ingest_keeps_running
     }
     // Nothing else was dead-lettered, and the loop still takes good messages.
     assert_eq!(dead_letters(&app, &city).await.len(), expected_total);
-    p.send(
-        &kpi,
-        1,
-        format!(r#"{{"ts":"{ts}","metric":"ok","value":1,"unit":"%"}}"#),
-    )
-    .await;
-    support::eventually(10, "a good message after the bad ones", || {
-        let (app, key) = (&app, format!("{city}/perizinan/ok"));
-        async move {
-            support::get_json(app, "/api/state").await["entities"]["kpi"]
-                .get(&key)
-                .cloned()
-        }
-    })
-    .await;
+    a_good_kpi_arrives(&p, &app, &city, "a good message after the bad ones").await;
     let metrics = support::metrics(&app).await;
     for (_, _, _, reason) in &cases {
         if let Some(r) = reason {
@@ -335,6 +341,146 @@ async fn a_session_kept_from_one_connection_does_not_deliver_call_events_twice()
         .collect();
     assert!(dupes.is_empty(), "no call event came twice: {dupes:?}");
     // Both connections are up: the main one on the old session, with its other filters.
+    let m = support::metrics(&app).await;
+    assert_eq!(
+        support::metric(&m, "kendali_mqtt_connects_total"),
+        2.0,
+        "{m}"
+    );
+    app.stop().await;
+}
+
+/// Oversize messages as a faulty field device sends them: each is received,
+/// dead-lettered as `payload_too_large` and acknowledged, and the connection
+/// it came on stays up. Kendali once refused packets above 266 KB while the
+/// brokers took 1 MiB: one such QoS 1 call event dropped the call connection
+/// five times a second for good, since the broker redelivered it at every
+/// reconnect, and no call arrived again.
+async fn oversize_messages_are_dead_lettered_and_the_next_call_arrives(
+    url: String,
+    app: kendali::app::RunningApp,
+    city: String,
+) {
+    let p = Publisher::connect(&url).await;
+    let calls = format!("city/{city}/calls/112");
+    let pad = |n: usize| format!(r#"{{"note":"{}"}}"#, "x".repeat(n));
+    let mut screen =
+        support::Screen::connect(&app, &format!("cities={city}&kinds=call_event")).await;
+    screen
+        .until(10, "the snapshot", |s| !s.frames.is_empty())
+        .await;
+    // A QoS 1 call event of 300 KB, then a valid one.
+    p.send(&calls, 1, pad(300 * 1024)).await;
+    let (_, valid) = support::call_event("after-oversize", "received", "112");
+    let sent = std::time::Instant::now();
+    p.send(&calls, 1, valid).await;
+    screen
+        .until(
+            1,
+            "the valid call event on the screen within a second",
+            |s| {
+                s.events
+                    .iter()
+                    .any(|(_, _, v)| v["call_id"] == "after-oversize")
+            },
+        )
+        .await;
+    let on_screen = sent.elapsed();
+    // A QoS 0 message of 800 KB on the main connection.
+    p.send(&format!("city/{city}/kpi/perizinan"), 0, pad(800 * 1024))
+        .await;
+    let dead = support::eventually(10, "both oversize messages dead-lettered", || {
+        let (app, city) = (&app, &city);
+        async move {
+            let d = dead_letters(app, city).await;
+            (d.len() >= 2).then_some(d)
+        }
+    })
+    .await;
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    for (d, topic, bytes) in [
+        (&dead[1], calls.clone(), 300 * 1024 + 11),
+        (
+            &dead[0],
+            format!("city/{city}/kpi/perizinan"),
+            800 * 1024 + 11,
+        ),
+    ] {
+        assert_eq!(d["reason"], "payload_too_large", "{d}");
+        assert_eq!(d["topic"], topic.as_str());
+        assert_eq!(d["payload_bytes"], bytes);
+    }
+    // Nothing cost a connection: each connected once, and both are up.
+    let m = support::metrics(&app).await;
+    assert_eq!(
+        support::metric(&m, "kendali_mqtt_connects_total"),
+        2.0,
+        "{m}"
+    );
+    let ready = reqwest::get(support::http(&app, "/readyz")).await.unwrap();
+    assert!(ready.status().is_success());
+    eprintln!("valid call event on the screen {on_screen:?} after publishing");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_call_event_on_the_embedded_broker_is_dead_lettered_and_the_next_call_arrives()
+{
+    let app = support::spawn(support::settings(None)).await;
+    let url = app.mqtt_url.clone();
+    oversize_messages_are_dead_lettered_and_the_next_call_arrives(url, app, support::city("big"))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_call_event_on_mosquitto_is_dead_lettered_and_the_next_call_arrives() {
+    let test = "an_oversize_call_event_on_mosquitto_is_dead_lettered_and_the_next_call_arrives";
+    let Some(mosquitto) = support::PrivateMosquitto::start(test) else {
+        return;
+    };
+    let app = support::spawn(support::settings(Some(mosquitto.url.clone()))).await;
+    oversize_messages_are_dead_lettered_and_the_next_call_arrives(
+        mosquitto.url.clone(),
+        app,
+        support::city("big"),
+    )
+    .await;
+}
+
+/// A retained oversize `info` is delivered to every node that subscribes,
+/// new ones included: it must be dead-lettered, not refused by the client.
+/// (On a private broker: retained on the shared one, it would reach every
+/// other test that subscribes to every intersection.) Over MQTT 5, where
+/// Kendali announces its packet limit in CONNECT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retained_oversize_info_is_dead_lettered_and_the_node_stays_connected() {
+    let test = "a_retained_oversize_info_is_dead_lettered_and_the_node_stays_connected";
+    let Some(mosquitto) = support::PrivateMosquitto::start(test) else {
+        return;
+    };
+    let url = mosquitto.url.clone();
+    let city = support::city("bigret");
+    let info = format!("city/{city}/atcs/x1/info");
+    let p = Publisher::connect(&url).await;
+    p.send_retained(&info, format!(r#"{{"name":"{}"}}"#, "x".repeat(300 * 1024)))
+        .await;
+    // The broker has it before the node starts.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut settings = support::settings(Some(url.clone()));
+    settings.mqtt.protocol = kendali::config::MqttProtocol::V5;
+    let app = support::spawn(settings).await;
+    let dead = support::eventually(10, "the retained info dead-lettered", || {
+        let (app, city) = (&app, &city);
+        async move {
+            let d = dead_letters(app, city).await;
+            (!d.is_empty()).then_some(d)
+        }
+    })
+    .await;
+    assert_eq!(dead[0]["reason"], "payload_too_large", "{}", dead[0]);
+    assert_eq!(dead[0]["topic"], info.as_str());
+    // The main connection still takes messages.
+    a_good_kpi_arrives(&p, &app, &city, "a KPI after the retained info").await;
     let m = support::metrics(&app).await;
     assert_eq!(
         support::metric(&m, "kendali_mqtt_connects_total"),

@@ -533,3 +533,127 @@ async fn history_queries_on_known_data_give_known_answers_and_survive_a_restart(
     support::eventually(15, "the minutes recomputed at start", minutes).await;
     app.stop().await;
 }
+
+/// A payload of raw NUL bytes is refused as invalid JSON; its dead letter
+/// used to carry the NULs into PostgreSQL, which refused the whole batch at
+/// every retry: the store stalled, no QoS 1 message was acknowledged again
+/// and no call was stored again. Now it is stored (NULs shown as U+FFFD) and
+/// acknowledged, and the call after it is stored too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_of_nul_bytes_is_dead_lettered_stored_and_acknowledged() {
+    let test = "a_payload_of_nul_bytes_is_dead_lettered_stored_and_acknowledged";
+    let (Some(db), Some(mosquitto)) = (
+        support::postgres(test).await,
+        support::PrivateMosquitto::start(test),
+    ) else {
+        return;
+    };
+    let mut settings = support::settings(Some(mosquitto.url.clone()));
+    settings.database.url = Some(db.clone());
+    let app = support::spawn(settings).await;
+    let city = support::city("nul");
+    let p = support::CountingPublisher::connect(&mosquitto.url).await;
+    let topic = format!("city/{city}/calls/112");
+    p.client
+        .publish(
+            &topic,
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            vec![0u8, b'{', 0u8],
+        )
+        .await
+        .expect("publish queued");
+    let (id, call) = support::call_event("after-nul", "received", "112");
+    p.send(&topic, call).await;
+    let client = support::pg(&db).await;
+    support::eventually(10, "the call after the NULs stored", || {
+        let (client, id) = (&client, id.clone());
+        async move {
+            let n: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM call_events WHERE event_id = $1::text::uuid",
+                    &[&id],
+                )
+                .await
+                .ok()?
+                .get(0);
+            (n == 1).then_some(())
+        }
+    })
+    .await;
+    let row = client
+        .query_one(
+            "SELECT reason, payload, payload_bytes FROM dead_letters WHERE topic = $1",
+            &[&topic],
+        )
+        .await
+        .expect("the dead letter is stored");
+    assert_eq!(row.get::<_, String>(0), "invalid_json");
+    assert_eq!(row.get::<_, String>(1), "\u{FFFD}{\u{FFFD}");
+    assert_eq!(row.get::<_, i32>(2), 3);
+    // Both messages were acknowledged (the broker holds nothing for us).
+    let m = support::metrics(&app).await;
+    assert_eq!(support::metric(&m, "kendali_store_degraded"), 0.0, "{m}");
+    assert!(support::metric(&m, "kendali_mqtt_acks_total") >= 2.0, "{m}");
+    app.stop().await;
+}
+
+/// Defence in depth, below the contract: when the database refuses a
+/// message of a batch for its data (here a NUL that a message built in code
+/// carries past validation), the rest of the batch is stored, and that
+/// message becomes a `store_refused` dead letter instead of stopping the
+/// store at every retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_database_refuses_is_set_aside_and_the_rest_of_its_batch_is_stored() {
+    use kendali::contract::{example, Message, MessageKind};
+    use kendali::store::{postgres::PgBackend, Batch, EventRow};
+    let test = "a_message_the_database_refuses_is_set_aside_and_the_rest_of_its_batch_is_stored";
+    let Some(db) = support::postgres(test).await else {
+        return;
+    };
+    let backend = PgBackend::connect(&db, 2).await.expect("connects");
+    let ts = Utc::now().with_timezone(&kendali::app::wib());
+    let mut events = Vec::new();
+    for i in 0..7 {
+        let (topic, mut msg) = example(MessageKind::CallEvent, ts);
+        if let Message::CallEvent(m) = &mut msg {
+            m.event_id = uuid::Uuid::new_v4();
+            m.call_id = format!("iso-{i}");
+            if i == 4 {
+                m.note = Some("a NUL \u{0} inside".into());
+            }
+        }
+        events.push(EventRow::Message {
+            topic,
+            msg,
+            rx: Utc::now(),
+            projection: None,
+        });
+    }
+    let batch = Batch {
+        telemetry: Vec::new(),
+        events,
+    };
+    let refused = backend.write(&batch).await.expect("the batch is written");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].reason.as_str(), "store_refused");
+    assert!(refused[0].detail.contains("22P05"), "{}", refused[0].detail);
+    let client = support::pg(&db).await;
+    let stored: Vec<String> = client
+        .query("SELECT call_id FROM call_events ORDER BY call_id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        stored,
+        ["iso-0", "iso-1", "iso-2", "iso-3", "iso-5", "iso-6"]
+    );
+    let reason: String = client
+        .query_one("SELECT reason FROM dead_letters", &[])
+        .await
+        .expect("its dead letter is stored")
+        .get(0);
+    assert_eq!(reason, "store_refused");
+}

@@ -170,13 +170,22 @@ impl Publisher {
     }
 
     pub async fn send(&self, topic: &str, qos: u8, payload: impl Into<Vec<u8>>) {
+        self.publish(topic, qos, false, payload.into()).await
+    }
+
+    /// A retained message (an empty payload clears the topic's).
+    pub async fn send_retained(&self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.publish(topic, 1, true, payload.into()).await
+    }
+
+    async fn publish(&self, topic: &str, qos: u8, retain: bool, payload: Vec<u8>) {
         let q = if qos == 0 {
             rumqttc::QoS::AtMostOnce
         } else {
             rumqttc::QoS::AtLeastOnce
         };
         self.client
-            .publish(topic, q, false, payload.into())
+            .publish(topic, q, retain, payload)
             .await
             .expect("publish queued");
     }
