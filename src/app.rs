@@ -223,8 +223,12 @@ impl Application {
             store: store_handle,
             state_cache: Default::default(),
         });
+        let head_timeout = Duration::from_secs(settings.http.head_timeout_s);
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    crate::web::deadline::body_deadline,
+                ))
                 .app_data(ctx.clone())
                 .configure(crate::web::json_error_handlers)
                 .configure(crate::web::ops::configure)
@@ -235,6 +239,7 @@ impl Application {
                 .configure(crate::web::assets::configure)
         })
         .workers(2)
+        .client_request_timeout(head_timeout)
         // Screens get small frames (one call event) between big ones: with
         // Nagle's algorithm on (the OS default, which actix keeps) such a frame
         // can wait for the screen's delayed ACK, up to 40 ms on Linux.

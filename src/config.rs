@@ -48,6 +48,12 @@ pub struct HttpSettings {
     pub addr: SocketAddr,
     /// Origins allowed to open `/ws` besides the server's own (e.g. `https://wall.example`).
     pub allowed_origins: Vec<String>,
+    /// A request's head must arrive within this many seconds of the
+    /// connection (or of the previous request on it), else 408.
+    pub head_timeout_s: u64,
+    /// A request's body must arrive within this many seconds of its head,
+    /// else 408: a client sending a byte a second would hold a connection.
+    pub body_timeout_s: u64,
 }
 
 impl Default for HttpSettings {
@@ -55,6 +61,9 @@ impl Default for HttpSettings {
         HttpSettings {
             addr: "127.0.0.1:8080".parse().expect("literal address"),
             allowed_origins: Vec::new(),
+            head_timeout_s: 5,
+            // A JSON body of at most 64 KiB, from a console on the room's LAN.
+            body_timeout_s: 10,
         }
     }
 }
@@ -420,6 +429,14 @@ impl Settings {
             return bad(
                 "database.batch_rows must be positive and database.flush_ms 1..=200".into(),
             );
+        }
+        for (name, v) in [
+            ("http.head_timeout_s", self.http.head_timeout_s),
+            ("http.body_timeout_s", self.http.body_timeout_s),
+        ] {
+            if !(1..=300).contains(&v) {
+                return bad(format!("{name} must be 1..=300"));
+            }
         }
         if self.runtime.worker_threads > 256 {
             return bad("runtime.worker_threads must be 0..=256 (0: one per core)".into());

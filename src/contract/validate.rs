@@ -379,6 +379,14 @@ fn text(field: &str, v: &str, max: usize) -> Result<(), Rejection> {
     }
 }
 
+/// A KPI metric name: 1-64 of `a-z 0-9 _ .`.
+pub fn is_kpi_metric(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+}
+
 /// An optional text: any length up to `max` bytes, empty included.
 fn at_most(field: &str, v: &str, max: usize) -> Result<(), Rejection> {
     if v.len() > max {
@@ -561,12 +569,7 @@ fn check(topic: &Topic, msg: &Message) -> Result<(), Rejection> {
             }
         }
         (Topic::Kpi { .. }, Message::KpiSample(m)) => {
-            let ok = !m.metric.is_empty()
-                && m.metric.len() <= 64
-                && m.metric.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.'
-                });
-            if !ok {
+            if !is_kpi_metric(&m.metric) {
                 return Err(out_of_range(format!(
                     "metric {:?} is not [a-z0-9_.]{{1,64}}",
                     m.metric

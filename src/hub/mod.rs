@@ -85,6 +85,23 @@ enum HubCommand {
     State {
         reply: oneshot::Sender<StateView>,
     },
+    Lookup {
+        kind: UpdateKind,
+        city: String,
+        key: String,
+        reply: oneshot::Sender<Known>,
+    },
+}
+
+/// What the live state knows of an entity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Known {
+    /// The entity itself.
+    Entity,
+    /// Not the entity, but others of its kind in its city.
+    CityOnly,
+    /// Nothing of its kind in its city.
+    Nothing,
 }
 
 /// Cheap handle to the hub task.
@@ -134,6 +151,22 @@ impl HubHandle {
 
     pub async fn disconnect(&self, id: ClientId, reason: &'static str) {
         let _ = self.cmd.send(HubCommand::Disconnect { id, reason }).await;
+    }
+
+    /// Whether the live state has the entity `key` of `kind` (keys are
+    /// `{city}/{id}`), or at least others of its kind in `city`.
+    pub async fn lookup(&self, kind: UpdateKind, city: &str, key: &str) -> Result<Known, HubGone> {
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(HubCommand::Lookup {
+                kind,
+                city: city.to_owned(),
+                key: key.to_owned(),
+                reply,
+            })
+            .await
+            .map_err(|_| HubGone)?;
+        rx.await.map_err(|_| HubGone)
     }
 
     /// The whole current state, to be encoded off the hub's task
@@ -514,6 +547,25 @@ impl Hub {
                 self.clients.insert(id, client);
             }
             HubCommand::Disconnect { id, reason } => self.drop_client(id, reason, None),
+            HubCommand::Lookup {
+                kind,
+                city,
+                key,
+                reply,
+            } => {
+                let known = if self.mirror.contains_key(&(kind, Arc::from(key.as_str()))) {
+                    Known::Entity
+                } else if self
+                    .mirror
+                    .values()
+                    .any(|(_, u)| u.kind == kind && *u.city == *city)
+                {
+                    Known::CityOnly
+                } else {
+                    Known::Nothing
+                };
+                let _ = reply.send(known);
+            }
             HubCommand::State { reply } => {
                 let upto = self.flushed();
                 let entities = self

@@ -4,7 +4,7 @@
 //! at a time, as the connection can write them.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -63,6 +63,8 @@ pub struct FrameBody {
     control: BoxBody,
     frames: Option<mpsc::Receiver<ByteString>>,
     queued_bytes: Arc<AtomicUsize>,
+    /// Frames taken from the queue so far: the session watches it move.
+    taken: Arc<AtomicU64>,
     /// What is left of the payload of the frame whose header just went out:
     /// nothing else may be written before it.
     pending: Option<Bytes>,
@@ -73,11 +75,13 @@ impl FrameBody {
         control: BoxBody,
         frames: mpsc::Receiver<ByteString>,
         queued_bytes: Arc<AtomicUsize>,
+        taken: Arc<AtomicU64>,
     ) -> FrameBody {
         FrameBody {
             control,
             frames: Some(frames),
             queued_bytes,
+            taken,
             pending: None,
         }
     }
@@ -132,6 +136,7 @@ impl futures_util::Stream for FrameBody {
         match frames.poll_recv(cx) {
             Poll::Ready(Some(frame)) => {
                 this.queued_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
+                this.taken.fetch_add(1, Ordering::Relaxed);
                 let payload = frame.into_bytes();
                 let header = text_header(payload.len());
                 this.pending = Some(payload).filter(|p| !p.is_empty());
@@ -147,12 +152,20 @@ impl futures_util::Stream for FrameBody {
     }
 }
 
+/// What the session watches of its queue: the bytes waiting in it (the hub
+/// adds, the socket's body subtracts) and the frames taken from it.
+pub struct QueueWatch {
+    pub queued_bytes: Arc<AtomicUsize>,
+    pub taken: Arc<AtomicU64>,
+}
+
 pub async fn run(
     hub: HubHandle,
     mut session: Session,
     stream: MessageStream,
     id: ClientId,
     mut kill: oneshot::Receiver<super::Close>,
+    queue: QueueWatch,
 ) {
     let settings = hub.settings.clone();
     let timeout = Duration::from_secs(settings.client_timeout_s);
@@ -160,6 +173,11 @@ pub async fn run(
     let mut ping = tokio::time::interval(Duration::from_secs(settings.ping_interval_s));
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
+    // When the queue was last empty or last gave a frame to the socket: a
+    // client that sends (pings, even) but never reads would otherwise hold
+    // its queue, and the hub's place for it, for ever.
+    let mut last_moved = Instant::now();
+    let mut taken_seen = 0;
     let mut reason = "client_closed";
     let closing: Option<CloseReason> = loop {
         tokio::select! {
@@ -193,7 +211,10 @@ pub async fn run(
                 }
                 Some(Ok(Message::Ping(b))) => {
                     last_heard = Instant::now();
-                    if session.pong(&b).await.is_err() {
+                    // Bounded: the pong waits for room in actix-ws's channel,
+                    // which a client that does not read never makes.
+                    if !matches!(tokio::time::timeout(timeout, session.pong(&b)).await, Ok(Ok(()))) {
+                        reason = "stalled";
                         break None;
                     }
                 }
@@ -211,6 +232,14 @@ pub async fn run(
                 }
             },
             _ = ping.tick() => {
+                let taken = queue.taken.load(Ordering::Relaxed);
+                if taken != taken_seen || queue.queued_bytes.load(Ordering::Relaxed) == 0 {
+                    taken_seen = taken;
+                    last_moved = Instant::now();
+                } else if last_moved.elapsed() > timeout {
+                    reason = "stalled";
+                    break Some(CloseReason { code: CloseCode::Other(close::TIMEOUT), description: Some("the client took no data within the timeout".into()) });
+                }
                 if last_heard.elapsed() > timeout {
                     reason = "timeout";
                     break Some(CloseReason { code: CloseCode::Other(close::TIMEOUT), description: Some("no frame from client within the timeout".into()) });
@@ -249,7 +278,7 @@ mod tests {
         >()));
         let (tx, rx) = mpsc::channel(4);
         let queued = Arc::new(AtomicUsize::new(0));
-        let mut body = FrameBody::new(control, rx, queued);
+        let mut body = FrameBody::new(control, rx, queued, Default::default());
         let payload = "x".repeat(2 * WRITE_SLICE + 1000);
         let shared = bytestring::ByteString::from(payload.clone());
         let start = shared.as_bytes().as_ptr() as usize;

@@ -65,6 +65,11 @@ impl IngestStatus {
             .all(|c| c.subscribed.load(Ordering::Relaxed))
     }
 
+    /// The main connection (the one operator commands are published on) is up.
+    pub fn main_connected(&self) -> bool {
+        self.connections[0].connected.load(Ordering::Relaxed)
+    }
+
     pub fn ready(&self) -> bool {
         self.connected() && self.subscribed()
     }

@@ -8,6 +8,9 @@ use crate::contract::{CallCategory, CallLine};
 
 /// The most buckets one query may return.
 pub const MAX_BUCKETS: i64 = 10_000;
+/// The longest bucket, seconds (a year): longer ones answer nothing a year
+/// would not, and their arithmetic would overflow.
+pub const MAX_BUCKET_S: i64 = 366 * 86_400;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("{0}")]
@@ -35,21 +38,25 @@ pub fn parse_duration(s: &str) -> Result<Duration, QueryError> {
     let n: i64 = num
         .parse()
         .map_err(|_| QueryError(format!("bucket {s:?}: expected e.g. 30s, 5m, 1h, 1d")))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let per = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => {
             return Err(QueryError(format!(
                 "bucket {s:?}: unit must be s, m, h or d"
             )))
         }
     };
-    if secs <= 0 {
-        return Err(QueryError("bucket must be positive".into()));
+    match n.checked_mul(per) {
+        Some(secs) if secs > 0 && secs <= MAX_BUCKET_S => Ok(Duration::seconds(secs)),
+        Some(0) => Err(QueryError("bucket must be positive".into())),
+        _ => Err(QueryError(format!(
+            "bucket {s:?}: at most {} days",
+            MAX_BUCKET_S / 86_400
+        ))),
     }
-    Ok(Duration::seconds(secs))
 }
 
 impl RangeParams {
@@ -177,6 +184,61 @@ pub enum HistoryQuery {
     },
 }
 
+impl HistoryQuery {
+    /// Refuses names that cannot name anything on the bus (city slugs,
+    /// identifiers, KPI metrics as the contract defines them), so that a
+    /// NUL or a megabyte of text never reaches the database as a parameter.
+    pub fn check(&self) -> Result<(), QueryError> {
+        use crate::contract::topic::{is_city_slug, is_identifier};
+        let city = match self {
+            HistoryQuery::Atcs { city, .. }
+            | HistoryQuery::Calls { city, .. }
+            | HistoryQuery::Units { city, .. }
+            | HistoryQuery::Kpi { city, .. } => city,
+        };
+        if !is_city_slug(city) {
+            return Err(QueryError(format!(
+                "city {city:?} is not a city slug (1-64 of a-z 0-9 -)"
+            )));
+        }
+        let ident = |what: &str, v: &str| {
+            if is_identifier(v) {
+                Ok(())
+            } else {
+                Err(QueryError(format!(
+                    "{what} {v:?} is not an identifier (1-64 of a-z A-Z 0-9 _ -)"
+                )))
+            }
+        };
+        match self {
+            HistoryQuery::Atcs {
+                intersection,
+                approach,
+                ..
+            } => {
+                ident("intersection", intersection)?;
+                approach.as_deref().map_or(Ok(()), |a| ident("approach", a))
+            }
+            HistoryQuery::Calls { .. } => Ok(()),
+            HistoryQuery::Units { unit, .. } => {
+                unit.as_deref().map_or(Ok(()), |u| ident("unit", u))
+            }
+            HistoryQuery::Kpi {
+                service, metric, ..
+            } => {
+                ident("service", service)?;
+                if crate::contract::validate::is_kpi_metric(metric) {
+                    Ok(())
+                } else {
+                    Err(QueryError(format!(
+                        "metric {metric:?} is not a KPI metric (1-64 of a-z 0-9 _ .)"
+                    )))
+                }
+            }
+        }
+    }
+}
+
 /// What it gets back.
 #[derive(Clone, Debug, Serialize)]
 #[serde(untagged)]
@@ -242,6 +304,16 @@ mod tests {
         .unwrap_err()
         .0
         .contains("buckets"));
+        // A bucket whose seconds overflow, or that is longer than a year.
+        for b in ["106751991167300d", "9223372036854775807s", "367d", "0m"] {
+            let e = RangeParams {
+                bucket: Some(b.into()),
+                ..Default::default()
+            }
+            .resolve(now)
+            .unwrap_err();
+            assert!(e.0.contains("bucket"), "{b}: {e}");
+        }
         assert!(RangeParams {
             from: Some("yesterday".into()),
             ..Default::default()

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
 use actix_web::{get, post, web, HttpResponse};
-use chrono::{FixedOffset, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -16,7 +16,8 @@ use crate::contract::validate::validate_outgoing;
 use crate::contract::{
     schema, Command, CommandAction, ControllerMode, Message, MessageKind, RejectReason, Topic,
 };
-use crate::hub::HubHandle;
+use crate::hub::{HubHandle, Known};
+use crate::state::UpdateKind;
 
 /// `GET /api/state`'s last answer, shared by the requests that come within
 /// [`STATE_REUSE`] of it: the hub hands over pointers to its entities and the
@@ -134,6 +135,10 @@ struct CommandRequest {
     issued_by: String,
 }
 
+/// How long publishing a command may wait for room in the bus client's
+/// request queue (full only while the broker is unreachable).
+const PUBLISH_WAIT: Duration = Duration::from_secs(2);
+
 #[post("/api/atcs/{city}/{intersection}/command")]
 async fn command(
     ctx: web::Data<WebContext>,
@@ -144,10 +149,9 @@ async fn command(
     let topic = Topic::parse(&format!("city/{city}/atcs/{intersection}/command"))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let req = req.into_inner();
-    let wib = FixedOffset::east_opt(7 * 3600).expect("+07:00 is a valid offset");
     let cmd = Command {
         command_id: Uuid::new_v4(),
-        ts: Utc::now().with_timezone(&wib),
+        ts: Utc::now().with_timezone(&crate::app::wib()),
         action: req.action,
         approach: req.approach,
         seconds: req.seconds,
@@ -158,10 +162,52 @@ async fn command(
     let msg = Message::Command(Box::new(cmd.clone()));
     let bytes = validate_outgoing(&topic, &msg, &ctx.limits)
         .map_err(|r| ApiError::bad_request(r.to_string()))?;
-    ctx.bus
-        .publish(topic.to_string(), Qos::AtLeastOnce, false, bytes)
+    // A command for a junction no controller has spoken for would be
+    // published to nobody, and shown pending for ever.
+    let key = format!("{city}/{intersection}");
+    match ctx
+        .hub
+        .lookup(UpdateKind::Intersection, &city, &key)
         .await
-        .map_err(|e| ApiError::unavailable(format!("could not publish the command: {e}")))?;
+        .map_err(|e| ApiError::unavailable(e.to_string()))?
+    {
+        Known::Entity => {}
+        Known::CityOnly => return Err(ApiError::not_found(format!(
+            "no intersection {intersection:?} in city {city:?}: no info or state has come from it"
+        ))),
+        Known::Nothing => {
+            return Err(ApiError::not_found(format!(
+                "no intersection of city {city:?} is known: no info or state has come from it"
+            )))
+        }
+    }
+    // Published only while the bus is up: a command queued during an outage
+    // would reach the controller minutes later, after the operator has
+    // acted otherwise.
+    if !ctx.ingest.main_connected() {
+        return Err(ApiError::unavailable(
+            "could not publish the command: the broker is unreachable",
+        ));
+    }
+    match tokio::time::timeout(
+        PUBLISH_WAIT,
+        ctx.bus
+            .publish(topic.to_string(), Qos::AtLeastOnce, false, bytes),
+    )
+    .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            return Err(ApiError::unavailable(format!(
+                "could not publish the command: {e}"
+            )))
+        }
+        Err(_) => {
+            return Err(ApiError::unavailable(
+                "could not publish the command: the bus client is not taking requests",
+            ))
+        }
+    }
     tracing::info!(%topic, command_id = %cmd.command_id, issued_by = %cmd.issued_by, "operator command published");
     Ok(HttpResponse::Accepted()
         .json(serde_json::json!({ "topic": topic.to_string(), "command": cmd })))

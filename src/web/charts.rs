@@ -74,10 +74,11 @@ fn svg(spec: &ChartSpec, series: &[Series]) -> Result<HttpResponse, ApiError> {
 }
 
 async fn series(ctx: &WebContext, q: HistoryQuery) -> Result<HistoryAnswer, ApiError> {
-    ctx.store
-        .query(&q)
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))
+    q.check().map_err(|e| ApiError::bad_request(e.0))?;
+    ctx.store.query(&q).await.map_err(|e| {
+        tracing::warn!(error = %e, "chart query failed");
+        ApiError::unavailable(e.to_string())
+    })
 }
 
 #[get("/api/charts/kpi/{city}/{service}/{metric}.svg")]

@@ -16,11 +16,11 @@ fn range(p: &RangeParams) -> Result<crate::store::history::Range, ApiError> {
 }
 
 async fn answer(ctx: &WebContext, q: HistoryQuery) -> Result<HttpResponse, ApiError> {
-    let a = ctx
-        .store
-        .query(&q)
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    q.check().map_err(|e| ApiError::bad_request(e.0))?;
+    let a = ctx.store.query(&q).await.map_err(|e| {
+        tracing::warn!(error = %e, "history query failed");
+        ApiError::unavailable(e.to_string())
+    })?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "store": ctx.store.describe(), "points": a })))
 }
 

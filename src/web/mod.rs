@@ -5,6 +5,7 @@
 pub mod api;
 pub mod assets;
 pub mod charts;
+pub mod deadline;
 pub mod history;
 pub mod ops;
 pub mod ws;
@@ -63,6 +64,12 @@ impl ApiError {
             message: message.into(),
         }
     }
+    pub fn timeout(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::REQUEST_TIMEOUT,
+            message: message.into(),
+        }
+    }
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError {
             status: StatusCode::NOT_FOUND,
@@ -98,7 +105,12 @@ pub fn json_error_handlers(cfg: &mut actix_web::web::ServiceConfig) {
     .app_data(
         actix_web::web::JsonConfig::default()
             .limit(64 * 1024)
-            .error_handler(|e, _| ApiError::bad_request(e.to_string()).into()),
+            .error_handler(|e, _| match &e {
+                actix_web::error::JsonPayloadError::Payload(p) if deadline::timed_out(p) => {
+                    ApiError::timeout(p.to_string()).into()
+                }
+                _ => ApiError::bad_request(e.to_string()).into(),
+            }),
     )
     .app_data(
         actix_web::web::PathConfig::default()

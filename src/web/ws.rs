@@ -52,9 +52,27 @@ async fn ws(
         .connect(filter, resume.since, resume.epoch)
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
-    actix_web::rt::spawn(session::run(ctx.hub.clone(), session, stream, id, kill));
+    let taken = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let watch = session::QueueWatch {
+        queued_bytes: queued_bytes.clone(),
+        taken: taken.clone(),
+    };
+    actix_web::rt::spawn(session::run(
+        ctx.hub.clone(),
+        session,
+        stream,
+        id,
+        kill,
+        watch,
+    ));
     Ok(response.map_body(|_, control| {
-        BodyStream::new(session::FrameBody::new(control, frames, queued_bytes)).boxed()
+        BodyStream::new(session::FrameBody::new(
+            control,
+            frames,
+            queued_bytes,
+            taken,
+        ))
+        .boxed()
     }))
 }
 

@@ -484,10 +484,34 @@ async fn ingest_connects_over_tls_with_credentials() {
         addr.port()
     )));
     s.mqtt.tls_ca = Some(dir.path().join("ca.pem"));
+    let (url, mqtt) = (s.mqtt.url.clone().unwrap(), s.mqtt.clone());
     let app = support::spawn(s).await;
     let ready = support::get_json(&app, "/readyz").await;
     assert_eq!(ready["broker"], "connected", "{ready}");
     assert_eq!(ready["subscribed"], true, "{ready}");
+    // A controller announces j1 over TLS (commands go only to known junctions).
+    let (topic, info) = kendali::contract::example(
+        kendali::contract::MessageKind::IntersectionInfo,
+        chrono::Utc::now().with_timezone(&kendali::app::wib()),
+    );
+    let info = info.to_json();
+    let topic = topic
+        .to_string()
+        .replace("cilegon", "tls-city")
+        .replace("simpang-pci", "j1");
+    let info = String::from_utf8(info)
+        .unwrap()
+        .replace("simpang-pci", "j1");
+    support::publish_once(&url, &mqtt, &topic, info.into_bytes()).await;
+    support::eventually(10, "j1 known", || {
+        let app = &app;
+        async move {
+            support::get_json(app, "/api/state").await["entities"]["intersection"]
+                .get("tls-city/j1")
+                .cloned()
+        }
+    })
+    .await;
     // The command endpoint publishes over the same TLS connection, and ingest reads it back.
     let r = reqwest::Client::new()
         .post(support::http(&app, "/api/atcs/tls-city/j1/command"))
@@ -528,4 +552,211 @@ async fn ingest_connects_over_tls_with_credentials() {
     app.stop().await;
     let _ = broker.kill();
     let _ = broker.wait();
+}
+
+/// `POST /api/atcs/{city}/{intersection}/command`, every outcome CONTRACT.md
+/// lists: 202 and the command back through ingest; 400 for each kind of bad
+/// request; 404 for a junction or city Kendali has never heard of (it used
+/// to publish those to nobody); 503 while the broker is down (it used to
+/// queue the command and answer 202).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_endpoint_answers_each_outcome_with_its_status_and_a_message() {
+    let test = "the_command_endpoint_answers_each_outcome_with_its_status_and_a_message";
+    let Some(mosquitto) = support::PrivateMosquitto::start(test) else {
+        return;
+    };
+    let app = support::spawn(support::settings(Some(mosquitto.url.clone()))).await;
+    let city = support::city("cmd");
+    let p = Publisher::connect(&mosquitto.url).await;
+    let (_, info) = contract::messages::example(
+        MessageKind::IntersectionInfo,
+        chrono::Utc::now().with_timezone(&kendali::app::wib()),
+    );
+    p.send(
+        &format!("city/{city}/atcs/simpang-pci/info"),
+        1,
+        info.to_json(),
+    )
+    .await;
+    let key = format!("{city}/simpang-pci");
+    support::eventually(10, "the junction known", || {
+        let (app, key) = (&app, key.clone());
+        async move {
+            support::get_json(app, "/api/state").await["entities"]["intersection"]
+                .get(&key)
+                .cloned()
+        }
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let post = |path: String, body: Value| {
+        let client = client.clone();
+        let url = support::http(&app, &path);
+        async move {
+            let r = client.post(url).json(&body).send().await.expect("POST");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.expect("a JSON body"))
+        }
+    };
+    let here = format!("/api/atcs/{city}/simpang-pci/command");
+    let extend = serde_json::json!({"action": "extend_green", "approach": "utara", "seconds": 15, "issued_by": "petugas"});
+    for (case, path, body, status, says) in [
+        (
+            "seconds out of range",
+            here.clone(),
+            serde_json::json!({"action": "extend_green", "approach": "utara", "seconds": 500, "issued_by": "petugas"}),
+            400,
+            "seconds",
+        ),
+        (
+            "unknown field",
+            here.clone(),
+            serde_json::json!({"action": "set_mode", "mode": "manual", "issued_by": "petugas", "force": true}),
+            400,
+            "force",
+        ),
+        (
+            "missing approach",
+            here.clone(),
+            serde_json::json!({"action": "extend_green", "seconds": 15, "issued_by": "petugas"}),
+            400,
+            "approach",
+        ),
+        (
+            "no issued_by",
+            here.clone(),
+            serde_json::json!({"action": "set_mode", "mode": "manual"}),
+            400,
+            "issued_by",
+        ),
+        (
+            "bad path",
+            format!("/api/atcs/{city}/simpang%20pci/command"),
+            extend.clone(),
+            400,
+            "simpang pci",
+        ),
+        (
+            "unknown junction",
+            format!("/api/atcs/{city}/simpang-xyz/command"),
+            extend.clone(),
+            404,
+            "simpang-xyz",
+        ),
+        (
+            "unknown city",
+            "/api/atcs/kota-tak-dikenal/simpang-pci/command".to_owned(),
+            extend.clone(),
+            404,
+            "kota-tak-dikenal",
+        ),
+    ] {
+        let (got, body) = post(path, body).await;
+        assert_eq!(got, status, "{case}: {body}");
+        assert_eq!(body["status"], status, "{case}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{case}: {body}");
+    }
+    // Accepted, and back through the bus and ingest.
+    let (got, body) = post(here.clone(), extend.clone()).await;
+    assert_eq!(got, 202, "{body}");
+    let id = body["command"]["command_id"].as_str().unwrap().to_owned();
+    support::eventually(10, "the command back through ingest", || {
+        let (app, id) = (&app, id.clone());
+        async move {
+            support::get_json(app, "/api/state").await["entities"]["command"]
+                .get(&id)
+                .cloned()
+        }
+    })
+    .await;
+    // The broker goes away: 503, and nothing is queued for later.
+    drop(p);
+    drop(mosquitto);
+    support::eventually(10, "the node sees the broker gone", || {
+        let app = &app;
+        async move {
+            let r = reqwest::get(support::http(app, "/readyz")).await.ok()?;
+            (r.status() == 503).then_some(())
+        }
+    })
+    .await;
+    let (got, body) = post(here, extend).await;
+    assert_eq!(got, 503, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("broker"),
+        "{body}"
+    );
+    app.stop().await;
+}
+
+/// Reads what the server sends on `stream` until it closes or `secs` pass,
+/// writing `drip` a byte at a time every 300 ms meanwhile; returns the reply
+/// and when it ended.
+async fn slow_client(
+    addr: std::net::SocketAddr,
+    head: &str,
+    drip: &'static [u8],
+    secs: u64,
+) -> (String, Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut rd, mut wr) = stream.into_split();
+    wr.write_all(head.as_bytes()).await.expect("write the head");
+    let writer = tokio::spawn(async move {
+        for b in drip {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if wr.write_all(&[*b]).await.is_err() {
+                break;
+            }
+        }
+    });
+    let start = std::time::Instant::now();
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(secs), rd.read_to_end(&mut reply)).await;
+    writer.abort();
+    (
+        String::from_utf8_lossy(&reply).into_owned(),
+        start.elapsed(),
+    )
+}
+
+/// A client that sends its request a byte at a time is answered 408 and
+/// let go after `http.head_timeout_s` (the head) or `http.body_timeout_s`
+/// (the body, which was held for minutes), instead of holding the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_sent_a_byte_at_a_time_is_cut_off_with_408() {
+    let mut settings = support::settings(None);
+    settings.http.head_timeout_s = 2;
+    settings.http.body_timeout_s = 2;
+    let app = support::spawn(settings).await;
+    static BODY: [u8; 100] = [b' '; 100];
+    let head = "POST /api/atcs/kota/x1/command HTTP/1.1\r\nHost: kendali\r\nContent-Type: application/json\r\nContent-Length: 101\r\n\r\n{";
+    let (reply, took) = slow_client(app.http_addr, head, &BODY, 8).await;
+    assert!(
+        reply.starts_with("HTTP/1.1 408"),
+        "{reply:?} after {took:?}"
+    );
+    assert!(reply.contains("did not arrive within 2 s"), "{reply:?}");
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+    // The head itself, a byte at a time.
+    let (reply, took) = slow_client(
+        app.http_addr,
+        "GET /healthz HTTP/1.1\r\n",
+        b"Host: kendali\r\n\r\n",
+        8,
+    )
+    .await;
+    assert!(
+        reply.starts_with("HTTP/1.1 408"),
+        "{reply:?} after {took:?}"
+    );
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+    // A request that arrives in time is served as before.
+    let r = reqwest::get(support::http(&app, "/healthz")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    app.stop().await;
 }

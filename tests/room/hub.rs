@@ -730,3 +730,75 @@ async fn long_addresses_do_not_grow_the_state_and_polling_it_does_not_hold_back_
     );
     app.stop().await;
 }
+
+/// A client that keeps sending websocket pings but never reads: its pings
+/// used to count as life (and the answer to one could wait for ever), so it
+/// was never dropped while the city was too quiet to make it lag. Now a
+/// client whose queue does not move for `hub.client_timeout_s` is dropped,
+/// whatever it sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_pings_but_never_reads_is_dropped_after_the_timeout() {
+    use futures_util::SinkExt;
+    let mut settings = support::settings(None);
+    settings.hub.ping_interval_s = 1;
+    settings.hub.client_timeout_s = 3;
+    settings.hub.client_queue_frames = 4;
+    let app = support::spawn(settings).await;
+    let city = support::city("pinger");
+    let query = format!("cities={city}&families=calls");
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(app.http_addr).await.unwrap();
+    let (ws, _) = tokio_tungstenite::client_async(
+        format!("ws://{}/ws?{query}", app.http_addr),
+        tokio_tungstenite::MaybeTlsStream::Plain(stream),
+    )
+    .await
+    .expect("connects");
+    let (mut sink, _never_read) = futures_util::StreamExt::split(ws);
+    let pinger = tokio::spawn(async move {
+        loop {
+            let ping = tokio_tungstenite::tungstenite::Message::Ping(b"alive".to_vec().into());
+            if sink.send(ping).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    // Enough large events to fill its socket's buffers (the server's grows
+    // to 4 MB) and its queue; far fewer than it takes to drop it as lagging.
+    let p = Publisher::connect(&app.mqtt_url).await;
+    let pad = "x".repeat(4000);
+    for i in 0..2500 {
+        let (_, payload) = call_event(&format!("p{i}"), "received", "112");
+        p.send(
+            &format!("city/{city}/calls/112"),
+            1,
+            payload.replace("\"note\":\"", &format!("\"note\":\"{pad} ")),
+        )
+        .await;
+    }
+    let dropped = std::time::Instant::now();
+    support::eventually(20, "the pinging client dropped as stalled", || {
+        let app = &app;
+        async move {
+            let m = support::metrics(app).await;
+            let stalled = support::metric(&m, "kendali_ws_disconnects_total{reason=\"stalled\"}");
+            let clients = support::metric(&m, "kendali_ws_clients ");
+            (stalled == 1.0 && clients == 0.0).then_some(())
+        }
+    })
+    .await;
+    eprintln!(
+        "dropped {:?} after the last event was published",
+        dropped.elapsed()
+    );
+    let m = support::metrics(&app).await;
+    assert_eq!(
+        support::metric(&m, "kendali_ws_disconnects_total{reason=\"lagging\"}"),
+        0.0,
+        "dropped as stalled, not as lagging"
+    );
+    pinger.abort();
+    app.stop().await;
+}

@@ -657,3 +657,48 @@ async fn a_message_the_database_refuses_is_set_aside_and_the_rest_of_its_batch_i
         .get(0);
     assert_eq!(reason, "store_refused");
 }
+
+/// History and chart parameters that cannot name anything get a 400 with a
+/// message: a bucket whose seconds overflow (it panicked the handler, and
+/// the client got an empty reply), a NUL in a name (PostgreSQL refused it and
+/// the client got 503 "database: db error").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_parameters_that_name_nothing_get_a_400_that_says_why() {
+    let test = "history_parameters_that_name_nothing_get_a_400_that_says_why";
+    let Some(db) = support::postgres(test).await else {
+        return;
+    };
+    let mut settings = support::settings(None);
+    settings.database.url = Some(db);
+    let app = support::spawn(settings).await;
+    for (path, says) in [
+        (
+            "/api/history/atcs/kota/x1?bucket=106751991167300d",
+            "bucket",
+        ),
+        (
+            "/api/charts/atcs/kota/x1.svg?bucket=9223372036854775807s",
+            "bucket",
+        ),
+        ("/api/history/kpi/kota/perizinan/m?bucket=400d", "bucket"),
+        ("/api/history/atcs/kota/x1?approach=%00", "approach"),
+        ("/api/history/units/kota?unit=a%00b", "unit"),
+        ("/api/history/atcs/Kota%00/x1", "city"),
+        ("/api/charts/kpi/kota/perizinan/M%20M.svg", "metric"),
+    ] {
+        let r = reqwest::get(support::http(&app, path)).await.expect(path);
+        assert_eq!(r.status(), 400, "{path}");
+        let body: Value = r.json().await.expect("a JSON error");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{path}: {body}");
+    }
+    // A well-formed query still answers from the database.
+    let r = reqwest::get(support::http(
+        &app,
+        "/api/history/atcs/kota/x1?approach=utara&bucket=1m",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    app.stop().await;
+}

@@ -197,6 +197,46 @@ impl Drop for Publisher {
     }
 }
 
+/// Publishes one QoS 1 message with Kendali's own bus client and `mqtt`'s
+/// settings (TLS, credentials), and waits for the broker's PUBACK.
+pub async fn publish_once(
+    url: &str,
+    mqtt: &kendali::config::MqttSettings,
+    topic: &str,
+    payload: Vec<u8>,
+) {
+    use kendali::bus::{self, BusEvent, ConnectOptions, Qos};
+    let u = bus::BrokerUrl::parse(url).expect("test url");
+    let (client, mut events) = bus::connect(
+        &u,
+        mqtt,
+        &ConnectOptions {
+            client_id: format!(
+                "test-once-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..12]
+            ),
+            persistent: false,
+            manual_acks: false,
+            max_packet_bytes: 1 << 20,
+            request_capacity: 16,
+        },
+    )
+    .expect("a bus client");
+    client
+        .publish(topic.to_owned(), Qos::AtLeastOnce, false, payload)
+        .await
+        .expect("publish queued");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, events.poll()).await {
+            Ok(Ok(BusEvent::PubAck)) => break,
+            Ok(Ok(_)) => {}
+            other => panic!("publishing {topic}: {other:?}"),
+        }
+    }
+    client.disconnect().await;
+}
+
 /// Now in WIB, RFC 3339.
 pub fn now_wib() -> String {
     chrono::Utc::now()
