@@ -1,7 +1,8 @@
 //! The embedded MQTT broker (rumqttd) for the one-command start: with no
 //! external broker configured, Kendali listens on `broker_addr` itself so that
 //! the simulator, `mosquitto_pub` and service apps all have a bus to talk to.
-//! Production rooms run a real broker (see `deploy/mosquitto.conf`).
+//! It is for the one-command start, demos and development: production rooms
+//! run Mosquitto (`kendali broker-config`; README, "The embedded broker").
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -64,19 +65,37 @@ pub enum BrokerError {
     NotListening(SocketAddr),
 }
 
-/// The broker's compiled-in configuration. `max_payload_size` (the largest
-/// packet, as rumqttc counts it: the remaining length) is Kendali's own
-/// `mqtt.max_packet_bytes`, so that whatever the broker takes Kendali can
-/// read, and an oversize payload reaches the dead-letter; in-flight and
-/// segment sizes favour bursty telemetry.
+/// The broker's compiled-in configuration.
+///
+/// - `max_payload_size` (the largest packet, as rumqttc counts it: the
+///   remaining length) is Kendali's own `mqtt.max_packet_bytes`, so that
+///   whatever the broker takes Kendali can read, and an oversize payload
+///   reaches the dead-letter.
+/// - Memory: rumqttd keeps each subscription filter's messages in a log of
+///   `max_segment_count` segments of `max_segment_size` bytes, dropping the
+///   oldest segment when full, and never trims it otherwise: its defaults
+///   here were 10 x 100 MB, and after a flood the broker held about 1 GB
+///   that it never gave back. Now a filter keeps at most 16 MB (4 x 4 MB),
+///   the call events' 64 MB (about 200,000 of them). A subscriber that
+///   falls further behind than its log loses the oldest messages: the
+///   embedded broker has no persistence and is for the one-command start,
+///   demos and development; production runs Mosquitto (`kendali
+///   broker-config`), which queues for an absent Kendali on disk.
+/// - rumqttd lets a subscriber only 100 unacknowledged QoS 1 messages (a
+///   constant of its router): Kendali acknowledges call events as soon as
+///   they are stored, not on the store's timer, so that window is not the
+///   limit (see `store::StoreTask`).
 const CONFIG_TEMPLATE: &str = r#"
 id = 0
 [router]
 id = 0
 max_connections = 10010
 max_outgoing_packet_count = 1000
-max_segment_size = 104857600
-max_segment_count = 10
+max_segment_size = 4194304
+max_segment_count = 4
+    [router.custom_segment.'city/+/calls/+']
+    max_segment_size = 16777216
+    max_segment_count = 4
 
 [v4.1]
 name = "v4-1"

@@ -15,11 +15,16 @@ use crate::contract::{CallEventType, Message};
 /// four approach readings): enough for the last hours of a busy city in a few tens of MB.
 const TELEMETRY_KEPT: usize = 50_000;
 const EVENTS_KEPT: usize = 100_000;
+/// And at most this many bytes of events (as JSON): a call event may carry
+/// up to about 3 KB of text, so a count alone allowed 300 MB.
+const EVENT_BYTES_KEPT: usize = 64 << 20;
 
 #[derive(Default)]
 struct Tables {
     telemetry: VecDeque<TelemetryRow>,
-    events: VecDeque<EventRow>,
+    /// Each event with its size in bytes (as JSON).
+    events: VecDeque<(EventRow, usize)>,
+    event_bytes: usize,
     event_ids: HashSet<uuid::Uuid>,
 }
 
@@ -38,25 +43,33 @@ impl MemoryBackend {
             t.telemetry.push_back(r);
         }
         for e in batch.events {
-            if matches!(e, EventRow::AckOnly) {
+            // Dead letters are shown from the dead-letter ring (`/api/deadletter`),
+            // and no history reads them: kept here, 100,000 of them held 430 MB.
+            let EventRow::Message { msg, .. } = &e else {
                 continue;
-            }
-            if let EventRow::Message { msg, .. } = &e {
-                // Idempotent by event id, as the database is.
-                if let Some(id) = msg.event_id() {
-                    if !t.event_ids.insert(id) {
-                        continue;
-                    }
+            };
+            // Idempotent by event id, as the database is.
+            if let Some(id) = msg.event_id() {
+                if !t.event_ids.insert(id) {
+                    continue;
                 }
             }
-            if t.events.len() == EVENTS_KEPT {
-                if let Some(EventRow::Message { msg, .. }) = t.events.pop_front() {
+            let bytes = msg.to_json().len();
+            while t.events.len() >= EVENTS_KEPT
+                || (!t.events.is_empty() && t.event_bytes + bytes > EVENT_BYTES_KEPT)
+            {
+                let Some((old, old_bytes)) = t.events.pop_front() else {
+                    break;
+                };
+                t.event_bytes -= old_bytes;
+                if let EventRow::Message { msg, .. } = old {
                     if let Some(id) = msg.event_id() {
                         t.event_ids.remove(&id);
                     }
                 }
             }
-            t.events.push_back(e);
+            t.event_bytes += bytes;
+            t.events.push_back((e, bytes));
         }
     }
 
@@ -106,7 +119,7 @@ impl MemoryBackend {
                 range,
             } => {
                 let mut acc = Accumulator::default();
-                for e in &t.events {
+                for (e, _) in &t.events {
                     if let EventRow::Message {
                         topic,
                         msg: Message::KpiSample(k),
@@ -128,7 +141,7 @@ impl MemoryBackend {
             HistoryQuery::Units { city, unit, range } => HistoryAnswer::Units(
                 t.events
                     .iter()
-                    .filter_map(|e| match e {
+                    .filter_map(|(e, _)| match e {
                         EventRow::Message {
                             topic,
                             msg: Message::UnitStatus(u),
@@ -163,7 +176,7 @@ impl MemoryBackend {
                 // Calls bucket by their received time, from their projections.
                 let mut calls: std::collections::BTreeMap<&str, &crate::state::city::Call> =
                     Default::default();
-                for e in &t.events {
+                for (e, _) in &t.events {
                     if let EventRow::Message {
                         topic,
                         projection: Some(p),
@@ -243,4 +256,58 @@ pub fn add_call(
         *answered_n += 1;
     }
     b.abandoned += abandoned as u64;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{example, MessageKind, RejectReason, Rejection};
+    use crate::ingest::deadletter::DeadLetter;
+
+    /// A flood of refused 10 KB messages grew the memory store by 430 MB
+    /// (100,000 dead letters of 4 KB each); long call events could reach
+    /// 300 MB. Dead letters are not kept here, and events are bounded in bytes.
+    #[test]
+    fn the_memory_store_keeps_no_dead_letters_and_a_bounded_number_of_bytes() {
+        let store = MemoryBackend::default();
+        let ts = Utc::now().with_timezone(&crate::app::wib());
+        let dead = DeadLetter::new(
+            b"city/k/atcs/x/state",
+            &[b'x'; 10_000],
+            &Rejection::new(RejectReason::InvalidJson, "not JSON"),
+            Utc::now(),
+        );
+        let mut written = 0;
+        for _ in 0..40 {
+            let mut batch = Batch::default();
+            for _ in 0..1000 {
+                let (topic, mut msg) = example(MessageKind::CallEvent, ts);
+                if let Message::CallEvent(m) = &mut msg {
+                    m.event_id = uuid::Uuid::new_v4();
+                    m.note = Some("n".repeat(1900));
+                }
+                batch.events.push(EventRow::Message {
+                    topic,
+                    msg,
+                    rx: Utc::now(),
+                    projection: None,
+                });
+                batch.events.push(EventRow::Dead(dead.clone()));
+                written += 1;
+            }
+            store.write(batch);
+        }
+        let t = store.tables.lock().unwrap();
+        assert!(t
+            .events
+            .iter()
+            .all(|(e, _)| matches!(e, EventRow::Message { .. })));
+        assert!(t.event_bytes <= EVENT_BYTES_KEPT, "{}", t.event_bytes);
+        assert_eq!(
+            t.event_bytes,
+            t.events.iter().map(|(_, b)| b).sum::<usize>()
+        );
+        assert!(t.events.len() < written, "the oldest left");
+        assert_eq!(t.event_ids.len(), t.events.len());
+    }
 }

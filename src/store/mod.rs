@@ -469,14 +469,30 @@ impl StoreTask {
             let ready = telemetry.readings >= self.settings.batch_rows
                 || events.len() >= self.settings.batch_rows
                 || last_flush.elapsed() >= flush_every;
+            // A message the broker waits for an ack of goes out at once, not
+            // after `flush_ms`: a broker lets a connection only so many
+            // unacknowledged messages (the embedded one 100), so waiting for
+            // the timer capped QoS 1 at about 500 messages a second there,
+            // and a flood of bad call events held good ones back for
+            // seconds. Telemetry keeps its large batches: such a write takes
+            // only the events (one write at a time, so the next batch of
+            // events gathers while this one is written).
+            let acks_waiting = events.len() > unacked_events;
             let may = inflight.is_none()
                 && retry_at.is_none_or(|t| Instant::now() >= t)
                 && (!telemetry.rows.is_empty() || !events.is_empty());
-            if may && (ready || closed) {
+            if may && (ready || closed || acks_waiting) {
                 retry_at = None;
-                last_flush = Instant::now();
+                let with_telemetry = ready || closed;
+                if with_telemetry {
+                    last_flush = Instant::now();
+                }
                 let mut batch = Batch {
-                    telemetry: telemetry.take(self.settings.batch_rows),
+                    telemetry: if with_telemetry {
+                        telemetry.take(self.settings.batch_rows)
+                    } else {
+                        Vec::new()
+                    },
                     events: Vec::new(),
                 };
                 let complete = telemetry.rows.front().map(|r| r.rx).or(newest_rx);

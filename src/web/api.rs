@@ -172,9 +172,11 @@ async fn command(
         .map_err(|e| ApiError::unavailable(e.to_string()))?
     {
         Known::Entity => {}
-        Known::CityOnly => return Err(ApiError::not_found(format!(
+        Known::CityOnly => {
+            return Err(ApiError::not_found(format!(
             "no intersection {intersection:?} in city {city:?}: no info or state has come from it"
-        ))),
+        )))
+        }
         Known::Nothing => {
             return Err(ApiError::not_found(format!(
                 "no intersection of city {city:?} is known: no info or state has come from it"

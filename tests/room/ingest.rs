@@ -489,3 +489,45 @@ async fn a_retained_oversize_info_is_dead_lettered_and_the_node_stays_connected(
     );
     app.stop().await;
 }
+
+/// A flood of bad call events through the embedded broker: it lets a
+/// subscriber only 100 unacknowledged QoS 1 messages, and Kendali used to
+/// acknowledge on the store's 200 ms timer: about 500 call events a second
+/// got through, and a good call waited behind 50,000 bad ones for 13-27 s.
+/// Now each stored batch is acknowledged at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_bad_call_events_on_the_embedded_broker_does_not_hold_a_good_call_back() {
+    let app = support::spawn(support::settings(None)).await;
+    let city = support::city("flood");
+    let topic = format!("city/{city}/calls/112");
+    let p = support::CountingPublisher::connect(&app.mqtt_url).await;
+    let mut screen =
+        support::Screen::connect(&app, &format!("cities={city}&kinds=call_event")).await;
+    screen
+        .until(10, "the snapshot", |s| !s.frames.is_empty())
+        .await;
+    let n = 5000;
+    for i in 0..n {
+        p.send(&topic, format!("not a call {i}")).await;
+    }
+    let (_, good) = support::call_event("good", "received", "112");
+    let sent = std::time::Instant::now();
+    p.send(&topic, good).await;
+    screen
+        .until(30, "the good call after the flood", |s| {
+            s.events.iter().any(|(_, _, v)| v["call_id"] == "good")
+        })
+        .await;
+    let took = sent.elapsed();
+    let m = support::metrics(&app).await;
+    assert_eq!(
+        support::metric(&m, "kendali_rejected_total{reason=\"invalid_json\"}"),
+        n as f64
+    );
+    eprintln!(
+        "the good call was on the screen {took:?} after it was published, behind {n} bad ones"
+    );
+    // 5,000 at about 500 a second took 10 s.
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    app.stop().await;
+}
