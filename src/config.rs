@@ -214,9 +214,11 @@ impl Default for StateSettings {
             recent_events_kept: 500,
             dedup_window: 200_000,
             kpi_window: 360,
-            // Ten times a large city's ATCS (Bandung's has about 250 junctions;
-            // each is an intersection and a feed) and its units and KPIs.
-            max_entities: 20_000,
+            // A province's worth of cities: a junction is two entities (itself
+            // and its feed) of about 2 KB each with four approaches, so the
+            // bound is about 200 MB of such junctions. `kendali bench` runs
+            // ten steps of 2,000 junctions, each in a city of its own.
+            max_entities: 100_000,
         }
     }
 }
@@ -282,7 +284,7 @@ pub struct DatabaseSettings {
     /// Rows per write: telemetry readings (one per approach; a message's
     /// readings are one table row), or events. With 20,000 readings (about
     /// 5,000 table rows) per COPY the store kept up at 70,000 msg/s offered
-    /// (247,000 readings/s); with 5,000 it fell behind at 215,000 (session 6).
+    /// (247,000 readings/s); with 5,000 it fell behind at 215,000.
     pub batch_rows: usize,
     /// A partial batch is written after this many milliseconds.
     pub flush_ms: u64,
@@ -323,8 +325,8 @@ pub struct RuntimeSettings {
     /// one thread a hand-off wakes no other thread. On the bench's 2-core
     /// machine, shared with the broker and the database, one thread took
     /// 17-22 % less CPU than two at 50,000 msg/s (call p99 24-32 ms against
-    /// 37-52 ms) and 10-16 % less at 65,000-70,000 (BENCHMARKS.md, session
-    /// 12). That thread was 54 % busy at 70,000 msg/s; past one node's worth,
+    /// 37-52 ms) and 10-16 % less at 65,000-70,000, in interleaved pairs.
+    /// That thread was 54 % busy at 70,000 msg/s; past one node's worth,
     /// more nodes share the bus (`mqtt.shared_group`).
     pub worker_threads: usize,
 }

@@ -74,7 +74,7 @@ pub(crate) fn intersection_id(i: usize) -> String {
 /// messages per connection, encoded with rumqttc's MQTT 3.1.1 packets:
 /// rumqttc's event loop writes and flushes each publish on its own (one
 /// syscall and one timer per message), which was a sixth of a core at
-/// 45,000 msg/s (session 11), on the two cores the bench measures. Field
+/// 45,000 msg/s, on the two cores the bench measures. Field
 /// controllers are not on the machine that runs Kendali; the load generator
 /// should take as little of it as it can. QoS 0 needs no acks, so nothing
 /// else is read after the CONNACK.

@@ -438,7 +438,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<Report> {
 
     // The machine's limits beside Kendali, with the same payloads. One
     // measurement takes a few seconds, and three in one run differed by up
-    // to 15 % (session 9): the best of them is the limit.
+    // to 15 %: the best of them is the limit.
     for _ in 0..BASELINE_RUNS {
         let relay = relay_rate(&url, o.baseline_messages, o.publisher_connections).await?;
         report.broker_relay_samples.push(relay);
@@ -490,7 +490,7 @@ const BASELINE_RUNS: usize = 3;
 /// refinement steps between them come first. The higher listed rates come
 /// after them: their overload would otherwise precede the refinement (steps
 /// right after an overloaded one measured worse than the same rate before
-/// it, session 8). A listed step that is sustainable above a refined gap (the
+/// it). A listed step that is sustainable above a refined gap (the
 /// failure below it was the machine's minute) gives its own gap a fresh
 /// `refine` steps.
 struct Plan {
@@ -579,7 +579,7 @@ async fn step(
     // that step left it (its store's backlog, lagging screens), and the
     // machine has too (the database's checkpoint and autovacuum after a
     // million rows, the broker's queues), bounded: that work is not this
-    // step's load. Session 10 saw a step after an overloaded one at call p99
+    // step's load. A step after an overloaded one was measured at call p99
     // 130 ms where the same rate alone gave 57-61 ms. The machine gets 15 s
     // at most (Kendali 60): on a machine that is never quiet, eleven steps
     // must still fit in the run's 10 minutes.
@@ -779,7 +779,7 @@ async fn step(
         }
         if !offered {
             // Kendali may have taken every message published: the load itself
-            // fell short, on a machine with no idle time left (session 10).
+            // fell short, on a machine with no idle time left.
             why.push("the publishers fell short of the offered rate");
         }
         if st.store_dropped > 0 {

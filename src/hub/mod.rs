@@ -265,7 +265,7 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// yields exactly the conflated catch-up a lagging screen needs. So a lagging
 /// client holds a cursor, not a copy: a thousand slow screens of 2,000
 /// intersections cost a thousand cursors, not a thousand backlogs of about
-/// 100 KB each (session 5's memory check).
+/// 100 KB each (the bench's memory check).
 struct Behind {
     /// Everything matching up to this sequence number is queued for the client.
     cursor: u64,

@@ -53,7 +53,7 @@ async fn send(session: &mut Session, frame: ByteString, limit: Duration) -> bool
 /// actix-ws's own body empties its 32-message channel at every poll and
 /// encodes all of it into one fresh buffer, a private copy per socket that no
 /// queue bound sees (up to 32 frames for a slow socket; not, as measured, the
-/// main holder with 1,000 lagging screens: BENCHMARKS.md, session 3). Here a
+/// main holder with 1,000 lagging screens). Here a
 /// frame leaves the queue only when the connection asks for more (actix-http
 /// fills its write buffer up to 32 KiB), its payload is the hub's shared
 /// buffer (only the 2-10 header bytes are new), and the queue's byte count
@@ -90,8 +90,8 @@ impl FrameBody {
 /// Largest piece of a payload handed to actix-http at once. Its write buffer
 /// takes pieces until it holds 32 KiB and grows to fit the last one, so a
 /// whole large frame (a snapshot of a big city) would grow every slow
-/// socket's buffer to that size. With slices it stays near 64 KB (measured:
-/// BENCHMARKS.md, session 4). Pieces of a shared payload are slices of it,
+/// socket's buffer to that size. With slices it stays near 64 KB (measured
+/// with 1,000 lagging screens). Pieces of a shared payload are slices of it,
 /// not copies.
 const WRITE_SLICE: usize = 8 * 1024;
 

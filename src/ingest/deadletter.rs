@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -58,37 +59,72 @@ fn storable(text: String) -> String {
 
 #[derive(Clone)]
 pub struct DeadLetters {
-    ring: Arc<Mutex<VecDeque<DeadLetter>>>,
+    ring: Arc<Mutex<Ring>>,
     capacity: usize,
     metrics: Arc<Metrics>,
+}
+
+/// Log lines of dead letters per second; past this they are counted and
+/// summarised once a second. A flood of bad messages (70,000 a second in a
+/// bench step) logged one line each costs more CPU than refusing them and
+/// fills the disk; every one is still counted and kept in the ring.
+const LOGGED_PER_SECOND: u32 = 20;
+
+struct Ring {
+    entries: VecDeque<DeadLetter>,
+    window: Instant,
+    logged: u32,
+    unlogged: u64,
 }
 
 impl DeadLetters {
     pub fn new(capacity: usize, metrics: Arc<Metrics>) -> DeadLetters {
         DeadLetters {
-            ring: Arc::new(Mutex::new(VecDeque::with_capacity(capacity.min(4096)))),
+            ring: Arc::new(Mutex::new(Ring {
+                entries: VecDeque::with_capacity(capacity.min(4096)),
+                window: Instant::now(),
+                logged: 0,
+                unlogged: 0,
+            })),
             capacity: capacity.max(1),
             metrics,
         }
     }
 
     pub fn push(&self, d: DeadLetter) {
-        tracing::warn!(topic = %d.topic, reason = %d.reason, detail = %d.detail, "message dead-lettered");
         self.metrics
             .rejected
             .with_label_values(&[d.reason.as_str()])
             .inc();
         let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
-        if ring.len() == self.capacity {
-            ring.pop_front();
+        if ring.window.elapsed() >= Duration::from_secs(1) {
+            if ring.unlogged > 0 {
+                tracing::warn!(
+                    not_logged = ring.unlogged,
+                    "more messages dead-lettered than logged (see /api/deadletter and kendali_rejected_total)"
+                );
+            }
+            ring.window = Instant::now();
+            ring.logged = 0;
+            ring.unlogged = 0;
         }
-        ring.push_back(d);
+        if ring.logged < LOGGED_PER_SECOND {
+            ring.logged += 1;
+            tracing::warn!(topic = %d.topic, reason = %d.reason, detail = %d.detail, "message dead-lettered");
+        } else {
+            ring.unlogged += 1;
+        }
+        if ring.entries.len() == self.capacity {
+            ring.entries.pop_front();
+        }
+        ring.entries.push_back(d);
     }
 
     /// Most recent first, at most `limit`, optionally only one reason.
     pub fn recent(&self, limit: usize, reason: Option<RejectReason>) -> Vec<DeadLetter> {
         let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
-        ring.iter()
+        ring.entries
+            .iter()
             .rev()
             .filter(|d| reason.is_none_or(|r| d.reason == r))
             .take(limit)

@@ -39,6 +39,15 @@ pub struct IngestStatus {
 struct ConnectionStatus {
     connected: AtomicBool,
     subscribed: AtomicBool,
+    /// Why the last attempt to connect failed (cleared on connecting): what
+    /// an operator needs when `/readyz` says 503 (wrong password, unknown CA).
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl ConnectionStatus {
+    fn set_error(&self, e: Option<String>) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = e;
+    }
 }
 
 impl IngestStatus {
@@ -68,6 +77,19 @@ impl IngestStatus {
     /// The main connection (the one operator commands are published on) is up.
     pub fn main_connected(&self) -> bool {
         self.connections[0].connected.load(Ordering::Relaxed)
+    }
+
+    /// The most recent connection error of a connection that is down.
+    pub fn last_error(&self) -> Option<String> {
+        self.connections
+            .iter()
+            .filter(|c| !c.connected.load(Ordering::Relaxed))
+            .find_map(|c| {
+                c.last_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+            })
     }
 
     pub fn ready(&self) -> bool {
@@ -163,6 +185,7 @@ impl IngestLoop {
                 }
                 Ok(BusEvent::Connected { session_present }) => {
                     backoff = Duration::from_millis(self.settings.reconnect_min_ms);
+                    self.mine().set_error(None);
                     self.mine().connected.store(true, Ordering::Relaxed);
                     self.metrics
                         .mqtt_connected
@@ -226,6 +249,7 @@ impl IngestLoop {
                 Ok(_) => {}
                 Err(e) => {
                     self.mine().subscribed.store(false, Ordering::Relaxed);
+                    self.mine().set_error(Some(e.to_string()));
                     awaiting_subacks = 0;
                     if let crate::bus::BusError::PacketTooLarge { .. } = e {
                         // Not a passing fault: say it every time, at error level.

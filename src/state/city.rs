@@ -346,7 +346,10 @@ impl CityState {
         let city = topic.city();
         // A call is never refused for room: calls and their cities' counters
         // are bounded by `calls_kept` and the day.
-        if !matches!(msg, Message::CallEvent(_)) {
+        // A message adds at most two entities (one and its feed): the
+        // lookups are only needed near the bound.
+        if self.entities() + 2 > self.settings.max_entities && !matches!(msg, Message::CallEvent(_))
+        {
             let new = self.new_entities(topic, msg);
             if new > 0 && self.entities() + new > self.settings.max_entities {
                 return Err(Rejection::new(

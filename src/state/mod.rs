@@ -223,7 +223,7 @@ mod tests {
 
     /// Every message is moved through the ingest and store channels and a few
     /// buffers: with the largest message and an MQTT 5 ack token inline, each
-    /// move copied about 500 bytes (session 11).
+    /// move copied about 500 bytes.
     #[test]
     fn a_message_on_its_way_through_the_channels_stays_small() {
         use std::mem::size_of;

@@ -4,9 +4,9 @@
 //! approach, minute) sums here, and writes them to `atcs_minute` every
 //! `database.rollup_every_s` as one additive upsert (samples add up, averages
 //! are weighted by samples, maxima take the greater). The database never
-//! re-reads raw telemetry for it. Before session 6 a SQL rollup re-read every
-//! touched minute every 30 s: at 50,000 msg/s each run held a core for
-//! seconds and call p99 went from 52 to 902 ms.
+//! re-reads raw telemetry for it: a SQL rollup that re-read every touched
+//! minute every 30 s held a core for seconds at 50,000 msg/s, and call p99
+//! went from 52 to 902 ms.
 //!
 //! Additive sums are what several nodes on shared subscriptions need: each
 //! adds the rows it committed. What a node had summed but not written when it

@@ -21,6 +21,7 @@ async fn readyz(ctx: web::Data<WebContext>) -> impl Responder {
         "ready": ready,
         "broker": if broker { "connected" } else { "disconnected" },
         "subscribed": ctx.ingest.subscribed(),
+        "broker_error": ctx.ingest.last_error(),
         "store": ctx.store.describe(),
         "store_degraded": ctx.store.status.degraded.load(Ordering::Relaxed),
         "store_lag_ms": ctx.store.status.lag_ms.load(Ordering::Relaxed),

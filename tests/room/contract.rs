@@ -1,6 +1,9 @@
-//! The bus contract end to end: every message kind published through a real
-//! broker comes out of Kendali with its fields as sent; the committed JSON
-//! Schemas match the Rust types.
+//! The contract and the edges of a node, end to end: every message kind
+//! published through a real broker comes out of Kendali with its fields as
+//! sent; the committed JSON Schemas match the Rust types; `kendali publish`
+//! refuses and sends; a taken port and a bad runtime setting stop the start
+//! with a message; ingest over TLS with credentials; the command endpoint's
+//! every outcome; a request sent a byte at a time is cut off.
 
 use std::time::Duration;
 
@@ -386,6 +389,25 @@ fn run(cmd: &mut std::process::Command) {
     );
 }
 
+/// A CA certificate and key made with openssl.
+fn self_signed_ca(name: &str, key: &str, pem: &str) {
+    run(std::process::Command::new("openssl").args([
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN={name}"),
+        "-keyout",
+        key,
+        "-out",
+        pem,
+    ]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_connects_over_tls_with_credentials() {
     let test = "ingest_connects_over_tls_with_credentials";
@@ -403,21 +425,7 @@ async fn ingest_connects_over_tls_with_credentials() {
     // A CA, a server certificate for 127.0.0.1, a password file.
     let dir = tempfile::tempdir().unwrap();
     let p = |f: &str| dir.path().join(f).display().to_string();
-    run(std::process::Command::new("openssl").args([
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=kendali-test-ca",
-        "-keyout",
-        &p("ca.key"),
-        "-out",
-        &p("ca.pem"),
-    ]));
+    self_signed_ca("kendali-test-ca", &p("ca.key"), &p("ca.pem"));
     run(std::process::Command::new("openssl").args([
         "req",
         "-newkey",
@@ -503,15 +511,7 @@ async fn ingest_connects_over_tls_with_credentials() {
         .unwrap()
         .replace("simpang-pci", "j1");
     support::publish_once(&url, &mqtt, &topic, info.into_bytes()).await;
-    support::eventually(10, "j1 known", || {
-        let app = &app;
-        async move {
-            support::get_json(app, "/api/state").await["entities"]["intersection"]
-                .get("tls-city/j1")
-                .cloned()
-        }
-    })
-    .await;
+    support::entity(&app, "intersection", "tls-city/j1", "j1 known").await;
     // The command endpoint publishes over the same TLS connection, and ingest reads it back.
     let r = reqwest::Client::new()
         .post(support::http(&app, "/api/atcs/tls-city/j1/command"))
@@ -524,32 +524,55 @@ async fn ingest_connects_over_tls_with_credentials() {
         .as_str()
         .unwrap()
         .to_owned();
-    support::eventually(10, "the command back through the TLS broker", || {
-        let (app, id) = (&app, id.clone());
-        async move {
-            support::get_json(app, "/api/state").await["entities"]["command"]
-                .get(&id)
-                .cloned()
-        }
-    })
+    support::entity(
+        &app,
+        "command",
+        &id,
+        "the command back through the TLS broker",
+    )
     .await;
     app.stop().await;
-    // Wrong password: refused, and readiness says so.
-    let mut s = support::settings(Some(format!(
-        "mqtts://kendali:salah@127.0.0.1:{}",
-        addr.port()
-    )));
-    s.mqtt.tls_ca = Some(dir.path().join("ca.pem"));
-    let app = kendali::app::Application::build(s)
-        .await
-        .expect("starts; the broker refuses later")
-        .spawn();
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    let r = reqwest::get(format!("http://{}/readyz", app.http_addr))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 503);
-    app.stop().await;
+    // A wrong password, and a CA that did not sign the broker's certificate:
+    // each is refused, and readiness says why (it is 503 before any attempt
+    // too: the reason is what shows the attempt was made and refused).
+    self_signed_ca("another-ca", &p("other.key"), &p("other.pem"));
+    for (case, url, ca, says) in [
+        (
+            "wrong password",
+            format!("mqtts://kendali:salah@127.0.0.1:{}", addr.port()),
+            "ca.pem",
+            "Connection refused, return code: `NotAuthorized`",
+        ),
+        (
+            "unknown CA",
+            format!("mqtts://kendali:rahasia-ruang@127.0.0.1:{}", addr.port()),
+            "other.pem",
+            "UnknownIssuer",
+        ),
+    ] {
+        let mut s = support::settings(Some(url));
+        s.mqtt.tls_ca = Some(dir.path().join(ca));
+        let app = kendali::app::Application::build(s)
+            .await
+            .expect("starts; the broker refuses later")
+            .spawn();
+        let ready = support::eventually(10, case, || {
+            let app = &app;
+            async move {
+                let r = reqwest::get(format!("http://{}/readyz", app.http_addr))
+                    .await
+                    .ok()?;
+                let status = r.status();
+                let body: Value = r.json().await.ok()?;
+                body["broker_error"].is_string().then_some((status, body))
+            }
+        })
+        .await;
+        assert_eq!(ready.0, 503, "{case}");
+        let error = ready.1["broker_error"].as_str().unwrap();
+        assert!(error.contains(says), "{case}: {error}");
+        app.stop().await;
+    }
     let _ = broker.kill();
     let _ = broker.wait();
 }
@@ -579,15 +602,7 @@ async fn the_command_endpoint_answers_each_outcome_with_its_status_and_a_message
     )
     .await;
     let key = format!("{city}/simpang-pci");
-    support::eventually(10, "the junction known", || {
-        let (app, key) = (&app, key.clone());
-        async move {
-            support::get_json(app, "/api/state").await["entities"]["intersection"]
-                .get(&key)
-                .cloned()
-        }
-    })
-    .await;
+    support::entity(&app, "intersection", &key, "the junction known").await;
     let client = reqwest::Client::new();
     let post = |path: String, body: Value| {
         let client = client.clone();
@@ -661,15 +676,7 @@ async fn the_command_endpoint_answers_each_outcome_with_its_status_and_a_message
     let (got, body) = post(here.clone(), extend.clone()).await;
     assert_eq!(got, 202, "{body}");
     let id = body["command"]["command_id"].as_str().unwrap().to_owned();
-    support::eventually(10, "the command back through ingest", || {
-        let (app, id) = (&app, id.clone());
-        async move {
-            support::get_json(app, "/api/state").await["entities"]["command"]
-                .get(&id)
-                .cloned()
-        }
-    })
-    .await;
+    support::entity(&app, "command", &id, "the command back through ingest").await;
     // The broker goes away: 503, and nothing is queued for later.
     drop(p);
     drop(mosquitto);

@@ -183,3 +183,142 @@ fn the_contract_states_every_ingest_limit_with_its_default() {
         &IngestSettings::default(),
     );
 }
+
+/// The fenced block of `lang` that follows the first line containing `after`.
+fn fenced_block_after(md: &str, after: &str, lang: &str) -> String {
+    let rest = &md[md
+        .find(after)
+        .unwrap_or_else(|| panic!("the document has no {after:?}"))..];
+    let open = format!("```{lang}\n");
+    let start = rest
+        .find(&open)
+        .unwrap_or_else(|| panic!("no ```{lang} block after {after:?}"))
+        + open.len();
+    let len = rest[start..].find("\n```").expect("the block is closed");
+    rest[start..start + len].to_owned()
+}
+
+/// The rows of the markdown table that follows the first line containing `after`.
+fn table_after(md: &str, after: &str) -> Vec<Vec<String>> {
+    let rest = &md[md
+        .find(after)
+        .unwrap_or_else(|| panic!("the document has no {after:?}"))..];
+    rest.lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().to_owned())
+                .collect()
+        })
+        .collect()
+}
+
+/// README's settings file is a valid settings file whose every value is the
+/// default, and it names every setting (those unset by default in a comment).
+#[test]
+fn the_readme_settings_block_is_every_setting_with_its_default() {
+    let md = doc("README.md");
+    let block = fenced_block_after(&md, "A settings file with every section", "toml");
+    let parsed: kendali::config::Settings = toml::from_str(&block)
+        .unwrap_or_else(|e| panic!("README's settings block is not a valid settings file: {e}"));
+    let want = serde_json::to_value(kendali::config::Settings::default()).unwrap();
+    assert_eq!(
+        serde_json::to_value(&parsed).unwrap(),
+        want,
+        "README's settings block differs from the defaults"
+    );
+    let table: toml::Table = toml::from_str(&block).unwrap();
+    for (section, fields) in want.as_object().unwrap() {
+        for (key, default) in fields.as_object().unwrap() {
+            let written = table.get(section).and_then(|t| t.get(key)).is_some();
+            let commented = default.is_null() && block.contains(&format!("{key} ="));
+            assert!(
+                written || commented,
+                "README's settings block does not name {section}.{key}"
+            );
+        }
+    }
+}
+
+/// The commands table of README names every subcommand `kendali --help`
+/// lists, and nothing else.
+#[test]
+fn the_readme_commands_table_names_every_command() {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_kendali"))
+        .arg("--help")
+        .output()
+        .expect("kendali --help runs");
+    let help = String::from_utf8_lossy(&help.stdout);
+    let code: std::collections::BTreeSet<String> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .filter(|c| c != "help")
+        .collect();
+    assert!(code.len() >= 7, "kendali --help lists {code:?}");
+    let md = doc("README.md");
+    let documented: std::collections::BTreeSet<String> = table_after(&md, "## Commands")
+        .iter()
+        .flat_map(|row| {
+            row[0]
+                .split('`')
+                .filter_map(|cell| cell.strip_prefix("kendali "))
+                .filter_map(|rest| rest.split_whitespace().next().map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        documented, code,
+        "README's commands table against `kendali --help`"
+    );
+}
+
+/// Every route the web modules define is in README's "Screens and API"
+/// table, and every path there is a route (the static assets aside).
+#[test]
+fn the_readme_routes_are_the_routes_of_the_code() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web");
+    let mut code = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).expect("src/web") {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines().map(str::trim) {
+            for method in ["get", "post", "put", "delete"] {
+                if let Some(rest) = line.strip_prefix(&format!("#[{method}(\"")) {
+                    let path = rest.split("\")]").next().unwrap();
+                    // The static assets: web/'s files, not an API.
+                    if !path.starts_with("/{path") {
+                        let method = if method == "get" { "" } else { method };
+                        code.insert(
+                            format!("{} {path}", method.to_uppercase())
+                                .trim()
+                                .to_owned(),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(code.len() >= 15, "routes found in src/web: {code:?}");
+    let md = doc("README.md");
+    let documented: std::collections::BTreeSet<String> = table_after(&md, "## Screens and API")
+        .iter()
+        .flat_map(|row| {
+            row[0]
+                .split(", ")
+                .map(|cell| {
+                    let cell = cell.trim_matches('`');
+                    cell.split('?').next().unwrap().to_owned()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        documented, code,
+        "README's routes against the route attributes in src/web"
+    );
+}

@@ -36,24 +36,57 @@ async fn stored(db: &tokio_postgres::Client, city: &str) -> (i64, i64) {
     (r.get(0), r.get(1))
 }
 
-fn kendali(mqtt: &str, db: &str, client_id: &str, http: std::net::SocketAddr) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_kendali"))
-        .args([
-            "serve",
-            "--no-sim",
-            "--mqtt-url",
-            mqtt,
-            "--database-url",
-            db,
-            "--http",
-            &http.to_string(),
-        ])
-        .env("KENDALI__MQTT__CLIENT_ID", client_id)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start kendali")
+/// A Kendali process killed (and reaped) when the test ends, passing or
+/// failing: a failed assertion must not leave it running.
+struct Node(Child);
+
+impl Node {
+    /// SIGKILL (std's `kill()` on Unix), and reap.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The event ids of `events`, in publishing order.
+fn event_ids(events: &[(String, String)]) -> Vec<String> {
+    events
+        .iter()
+        .map(|(_, p)| {
+            serde_json::from_str::<serde_json::Value>(p).expect("JSON")["event_id"]
+                .as_str()
+                .expect("an event id")
+                .to_owned()
+        })
+        .collect()
+}
+
+fn kendali(mqtt: &str, db: &str, client_id: &str, http: std::net::SocketAddr) -> Node {
+    Node(
+        Command::new(env!("CARGO_BIN_EXE_kendali"))
+            .args([
+                "serve",
+                "--no-sim",
+                "--mqtt-url",
+                mqtt,
+                "--database-url",
+                db,
+                "--http",
+                &http.to_string(),
+            ])
+            .env("KENDALI__MQTT__CLIENT_ID", client_id)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start kendali"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,8 +126,7 @@ async fn five_thousand_call_events_survive_two_sigkills_with_none_lost_or_duplic
         }
         tokio::time::sleep(Duration::from_millis(60)).await;
         if i == 5 || i == 12 {
-            child.kill().expect("SIGKILL"); // std's kill() is SIGKILL on Unix
-            child.wait().expect("reap");
+            child.kill();
             kills += 1;
             tokio::time::sleep(Duration::from_millis(300)).await;
             child = kendali(&broker.url, &db_url, &client_id, http);
@@ -132,8 +164,6 @@ async fn five_thousand_call_events_survive_two_sigkills_with_none_lost_or_duplic
         .unwrap()
         .get(0);
     assert_eq!(calls, 2500, "every call's projection has its answer");
-    child.kill().ok();
-    child.wait().ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,7 +199,8 @@ async fn a_database_outage_loses_no_call_and_the_screens_keep_working() {
     for (t, p) in during {
         publisher.send(t, p.clone()).await;
     }
-    // The screens keep working: every call event reaches the live state and the screen.
+    // The screens keep working: every call event reaches the live state and
+    // the screen, once each and in the order published.
     screen
         .until(
             30,
@@ -177,6 +208,16 @@ async fn a_database_outage_loses_no_call_and_the_screens_keep_working() {
             |s| s.events.len() >= 3500,
         )
         .await;
+    let on_screen: Vec<String> = screen
+        .events
+        .iter()
+        .map(|(_, _, v)| v["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        on_screen,
+        event_ids(&events),
+        "every event on the screen once, in order"
+    );
     // The store says so once a write has failed (a release build can get
     // every event to the screen before the store's next flush tries).
     support::eventually(10, "the store reporting itself degraded", || {

@@ -1,7 +1,9 @@
 //! The websocket hub against the real server and broker: snapshot + deltas
 //! equal the state; resume has no gap and no duplicate; resume past the ring
-//! resets; a stalled client is dropped while others carry on; filters; a
-//! thousand screens; bad client frames; Origin and heartbeat checks.
+//! resets; a stalled client is dropped while others carry on, and so is one
+//! that pings but never reads; filters; a thousand screens; bad client
+//! frames; Origin and heartbeat checks; a call event's early frame; long
+//! text and `/api/state` pollers do not hold the screens back.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -82,12 +84,27 @@ async fn snapshot_plus_deltas_equals_the_server_state() {
     let p = Publisher::connect(&url).await;
     // Some state before the screen connects (it comes in the snapshot) ...
     publish_city(&p, &city, "a", 20).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    support::eventually(10, "the first twenty calls in the state", || {
+        let (app, city) = (&app, city.clone());
+        async move {
+            let calls = server_entities(app, &city)
+                .await
+                .keys()
+                .filter(|(k, _)| k == "call")
+                .count();
+            (calls == 20).then_some(())
+        }
+    })
+    .await;
     let mut screen = Screen::connect(&app, &format!("cities={city}")).await;
     let first = screen.step(Duration::from_secs(5)).await.expect("snapshot");
     assert_eq!(first["type"], "snapshot");
     assert_eq!(first["reset"], false);
-    assert!(!screen.entities.is_empty());
+    let calls_in_snapshot = screen.entities.keys().filter(|(k, _)| k == "call").count();
+    assert_eq!(
+        calls_in_snapshot, 20,
+        "the snapshot has every call already there"
+    );
     // ... and more while it watches (it comes in deltas).
     publish_city(&p, &city, "b", 40).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -329,10 +346,10 @@ async fn a_stalled_client_is_disconnected_while_a_healthy_one_keeps_receiving() 
             break;
         }
     }
-    if let Some(c) = close {
-        assert_eq!(u16::from(c.code), kendali::hub::close::LAGGING);
-        assert!(c.reason.contains("reconnect with since="), "{}", c.reason);
-    }
+    // PROTOCOL.md: 4001, "lagging: reconnect with since=...".
+    let c = close.expect("the stalled client finds a close frame");
+    assert_eq!(u16::from(c.code), 4001);
+    assert!(c.reason.contains("reconnect with since="), "{}", c.reason);
     // What the healthy screen saw, publish -> receipt. Recorded for the notes, not
     // asserted: performance figures live in the bench.
     let mut lat_ms: Vec<f64> = healthy
@@ -504,27 +521,59 @@ async fn malformed_client_messages_get_an_error_frame_not_a_crash() {
     let app = support::spawn(support::settings(Some(url.clone()))).await;
     let mut s = Screen::connect(&app, "families=calls").await;
     s.step(Duration::from_secs(5)).await.expect("snapshot");
-    for bad in [
-        "not json",
-        r#"{"type":"dance"}"#,
-        r#"{"type":"subscribe","families":["weather"]}"#,
-        "[]",
+    // Each bad message gets its own error frame, which says what was wrong.
+    for (bad, says) in [
+        ("not json", "expected ident"),
+        (r#"{"type":"dance"}"#, "unknown variant `dance`"),
+        (
+            r#"{"type":"subscribe","families":["weather"]}"#,
+            "unknown variant `weather`",
+        ),
+        ("[]", "bad client message"),
+        (
+            r#"{"type":"subscribe","families":["calls"],"colour":"red"}"#,
+            "unknown field `colour`",
+        ),
     ] {
+        let before = s.frames.len();
         s.send(bad).await;
-        s.until(5, "an error frame", |s| {
-            s.frames.last().is_some_and(|f| f["type"] == "error")
+        s.until(5, &format!("the error frame for {bad}"), |s| {
+            s.frames[before..].iter().any(|f| f["type"] == "error")
         })
         .await;
-        assert!(s.frames.last().unwrap()["message"]
-            .as_str()
-            .unwrap()
-            .contains("bad client message"));
+        let answer = s.frames[before..]
+            .iter()
+            .find(|f| f["type"] == "error")
+            .unwrap();
+        let message = answer["message"].as_str().unwrap();
+        assert!(
+            message.contains("bad client message") && message.contains(says),
+            "{bad}: {message}"
+        );
     }
+    let before = s.frames.len();
     s.send(r#"{"type":"ping"}"#).await;
     s.until(5, "pong", |s| {
-        s.frames.last().is_some_and(|f| f["type"] == "pong")
+        s.frames[before..].iter().any(|f| f["type"] == "pong")
     })
     .await;
+    // A frame over hub.max_client_frame_bytes (16 KiB) closes with 1009.
+    {
+        use futures_util::{SinkExt, StreamExt};
+        let big = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(20 * 1024));
+        s.ws.send(tokio_tungstenite::tungstenite::Message::Text(big.into()))
+            .await
+            .expect("send");
+        let close = loop {
+            match tokio::time::timeout(Duration::from_secs(5), s.ws.next()).await {
+                Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(c)))) => break c,
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("no close frame after an oversized frame: {other:?}"),
+            }
+        };
+        let close = close.expect("a close frame with a code");
+        assert_eq!(u16::from(close.code), 1009, "{close:?}");
+    }
     // Bad query strings are refused before the upgrade, with a reason.
     let r = reqwest::get(support::http(&app, "/ws?lines=113"))
         .await

@@ -1,6 +1,7 @@
 //! Integration tests of Kendali against the real things: Mosquitto and the
-//! embedded broker, PostgreSQL, a real websocket client. One test binary (one
-//! link on a 2-core machine); one module per stage.
+//! embedded broker, PostgreSQL, real websocket clients and headless
+//! Chromium. One test binary (one link on a 2-core machine); one module per
+//! stage, plus `docs.rs` (the documents against the code).
 
 mod support;
 

@@ -1,7 +1,9 @@
-//! The store against the real PostgreSQL: migrations, every kind stored and
-//! read back, history on known data, the live state rebuilt at start-up, no
-//! call lost or duplicated across SIGKILLs of Kendali or an outage of the
-//! database longer than Mosquitto's default queue would hold.
+//! The store against the real PostgreSQL: migrations (and the upgrade of
+//! schema v1's telemetry), every kind stored and read back, history on known
+//! data and after a restart, the live state rebuilt at start-up; what the
+//! database refuses is set aside, never retried for ever; history parameters
+//! that name nothing get a 400. (Nothing lost across SIGKILLs, broker
+//! restarts and database outages: `durability.rs`.)
 
 use std::time::Duration;
 

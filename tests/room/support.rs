@@ -9,11 +9,25 @@ use kendali::config::Settings;
 
 pub const MOSQUITTO: &str = "127.0.0.1:1883";
 
-/// Whether we run under CI, where a missing service fails the run.
+/// Whether we run under CI, where a missing service fails the run: any
+/// non-empty `CI` but `false` or `0` (CI systems set `true`, `yes`, `1`...).
 pub fn under_ci() -> bool {
-    std::env::var("CI")
-        .map(|v| v == "true" || v == "1")
-        .unwrap_or(false)
+    std::env::var("CI").is_ok_and(|v| ci_value_means_ci(&v))
+}
+
+fn ci_value_means_ci(v: &str) -> bool {
+    let v = v.trim();
+    !(v.is_empty() || v == "0" || v.eq_ignore_ascii_case("false"))
+}
+
+#[test]
+fn any_ci_value_but_false_or_0_means_ci() {
+    for v in ["true", "True", "TRUE", "yes", "1", "on", "github"] {
+        assert!(ci_value_means_ci(v), "{v}");
+    }
+    for v in ["", " ", "0", "false", "False", "FALSE"] {
+        assert!(!ci_value_means_ci(v), "{v:?}");
+    }
 }
 
 fn reachable(addr: &str) -> bool {
@@ -143,6 +157,17 @@ where
     }
 }
 
+/// Waits until the live state (`/api/state`) has the entity `key` of `kind`
+/// (e.g. `"intersection"`, `"kota/x1"`), and returns its value.
+pub async fn entity(app: &RunningApp, kind: &str, key: &str, what: &str) -> serde_json::Value {
+    eventually(10, what, || async move {
+        get_json(app, "/api/state").await["entities"][kind]
+            .get(key)
+            .cloned()
+    })
+    .await
+}
+
 /// A plain MQTT publisher for tests (raw bytes, no validation).
 pub struct Publisher {
     client: rumqttc::AsyncClient,
@@ -256,7 +281,7 @@ pub struct Screen {
     pub events: Vec<(u64, String, serde_json::Value)>,
     /// When each event arrived here (µs since the epoch), parallel to `events`.
     pub event_rx_us: Vec<i64>,
-    /// The last frame's `seq` (what a resume passes as `since`).
+    /// `last_seq` as PROTOCOL.md defines it (what a resume passes as `since`).
     pub seq: u64,
     pub frames: Vec<serde_json::Value>,
 }
@@ -327,8 +352,11 @@ impl Screen {
                 }
             }
         }
+        // PROTOCOL.md: last_seq is the seq of the last snapshot, delta or
+        // heartbeat; a `resumed` frame's seq is where its catch-up will end,
+        // not what has arrived.
         if let Some(s) = frame["seq"].as_u64() {
-            if matches!(ty, "snapshot" | "delta" | "resumed") {
+            if matches!(ty, "snapshot" | "delta" | "heartbeat") {
                 self.seq = self.seq.max(s);
             }
         }
@@ -388,18 +416,30 @@ pub async fn postgres(test: &str) -> Option<String> {
         "kendali_test_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     );
-    let (client, conn) = tokio_postgres::connect(
-        "host=127.0.0.1 port=5432 user=postgres dbname=postgres",
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("connect to the machine's PostgreSQL as postgres");
+    let (client, conn) = tokio_postgres::connect(&pg_url("postgres"), tokio_postgres::NoTls)
+        .await
+        .expect("connect to the machine's PostgreSQL as postgres");
     tokio::spawn(conn);
     client
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .expect("create a test database");
-    Some(format!("postgres://postgres@127.0.0.1:5432/{name}"))
+    Some(pg_url(&name))
+}
+
+/// The URL of database `db` on the machine's PostgreSQL, as `postgres`,
+/// with the password of PGPASSWORD when set (`.ci/run` sets one where the
+/// server asks `postgres` for a password over TCP).
+pub fn pg_url(db: &str) -> String {
+    let mut url =
+        url::Url::parse(&format!("postgres://postgres@{POSTGRES}/{db}")).expect("a literal URL");
+    if let Ok(p) = std::env::var("PGPASSWORD") {
+        if !p.is_empty() {
+            url.set_password(Some(&p))
+                .expect("postgres URLs take a password");
+        }
+    }
+    url.to_string()
 }
 
 pub async fn pg(url: &str) -> tokio_postgres::Client {
