@@ -13,7 +13,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::contract::messages::{Command, Message};
 use crate::contract::Topic;
 
-use super::sim::{wib, SimStats, Simulation};
+use super::sim::{SimStats, Simulation};
+use crate::domain::wib;
 
 /// Shortest tick accepted; a smaller one would only burn CPU.
 const MIN_TICK: Duration = Duration::from_millis(10);

@@ -33,12 +33,6 @@ pub const STATE_EVERY_S: f64 = 1.0;
 /// with one hour of simulated catch-up, not a flood.
 const MAX_STEP_S: f64 = 3600.0;
 
-/// Western Indonesia Time, +07:00.
-pub fn wib() -> FixedOffset {
-    // 7 h is well within the ±24 h FixedOffset accepts, so this cannot fail.
-    FixedOffset::east_opt(7 * 3600).expect("+07:00 is a valid offset")
-}
-
 /// Counts of what the simulation has published.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct SimStats {
@@ -289,7 +283,7 @@ impl Simulation {
         if let Some(s) = self.start_tod {
             return s;
         }
-        let wall = now.with_timezone(&wib());
+        let wall = now.with_timezone(&crate::domain::wib());
         let wall_tod = f64::from(wall.num_seconds_from_midnight());
         let start = self
             .scenario

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
-use chrono::{FixedOffset, Utc};
+use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
 use crate::bus::{self, BrokerUrl, BusEvent, ConnectOptions, Qos};
@@ -56,11 +56,6 @@ pub struct Application {
     server: actix_web::dev::Server,
     shutdown: watch::Sender<bool>,
     hub: crate::hub::HubHandle,
-}
-
-/// The WIB offset every timestamp Kendali writes carries.
-pub fn wib() -> FixedOffset {
-    FixedOffset::east_opt(7 * 3600).expect("+07:00 is a valid offset")
 }
 
 impl Application {

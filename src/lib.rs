@@ -3,6 +3,7 @@
 //!
 //! # Layout, in data-flow order
 //! - [`contract`]: the bus contract v1 (topics, payloads, validation, JSON Schemas).
+//! - [`domain`]: the city's entities and rules (a call and its lifecycle, local time); no I/O.
 //! - [`charts`]: history charts as SVG (plotters), for the wall and reports.
 //! - [`bus`]: MQTT 3.1.1/5 client over rumqttc, and the embedded broker.
 //! - [`ingest`]: the poll loop: decode, validate, dead-letter.
@@ -20,6 +21,7 @@ pub mod bus;
 pub mod charts;
 pub mod config;
 pub mod contract;
+pub mod domain;
 pub mod hub;
 pub mod ingest;
 pub mod metrics;

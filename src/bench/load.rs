@@ -37,7 +37,7 @@ fn client(url: &BrokerUrl, name: &str) -> (rumqttc::AsyncClient, rumqttc::EventL
 pub fn call_event_payload(city: &str, i: u64, event_id: &uuid::Uuid) -> (String, String) {
     let line = if i.is_multiple_of(3) { "119" } else { "112" };
     let ts = Utc::now()
-        .with_timezone(&crate::app::wib())
+        .with_timezone(&crate::domain::wib())
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, false);
     (
         format!("city/{city}/calls/{line}"),
@@ -120,7 +120,7 @@ pub async fn telemetry(
                 tick.tick().await;
                 let due = (start.elapsed().as_secs_f64() * share) as u64;
                 let ts = Utc::now()
-                    .with_timezone(&crate::app::wib())
+                    .with_timezone(&crate::domain::wib())
                     .to_rfc3339_opts(chrono::SecondsFormat::Micros, false);
                 // In writes of at most `CHUNK` messages, each counted once
                 // written: a publisher that fell behind neither builds one

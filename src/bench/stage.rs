@@ -45,7 +45,7 @@ pub fn measure(messages: usize, intersections: usize) -> StageCost {
             let id = super::load::intersection_id(k % intersections);
             // Each junction's messages 40 ms apart, so none is older than its predecessor.
             let ts = (start + Duration::milliseconds(40 * (k / intersections) as i64))
-                .with_timezone(&crate::app::wib())
+                .with_timezone(&crate::domain::wib())
                 .to_rfc3339_opts(chrono::SecondsFormat::Micros, false);
             (
                 format!("city/bench/atcs/{id}/state"),

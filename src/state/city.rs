@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use chrono_tz::Asia::Jakarta;
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::update::{encode, Deferred, Tags, Update, UpdateKind};
 use crate::config::StateSettings;
 use crate::contract::*;
+use crate::domain::{rank, wib_date, Call};
 
 /// An intersection: its metadata and latest controller state. Cloning it
 /// (the snapshot an update keeps until a screen needs it) copies no data.
@@ -85,32 +85,6 @@ impl<'a> IntersectionSummary<'a> {
             }),
         }
     }
-}
-
-/// The projection of one emergency call, built from its events in `ts` order.
-#[derive(Clone, Debug, Serialize)]
-pub struct Call {
-    pub city: String,
-    pub call_id: String,
-    pub line: CallLine,
-    /// The furthest stage reached (by lifecycle, not by arrival order).
-    pub stage: CallEventType,
-    pub open: bool,
-    /// Source time of each stage seen.
-    pub stages: BTreeMap<CallEventType, Ts>,
-    pub category: Option<CallCategory>,
-    pub priority: Option<u8>,
-    pub agency: Option<String>,
-    pub unit: Option<String>,
-    pub operator: Option<String>,
-    pub caller: Option<Caller>,
-    /// Seconds from received to answered, once both are known.
-    pub answer_s: Option<f64>,
-    /// Seconds from received to dispatched, once both are known.
-    pub dispatch_s: Option<f64>,
-    pub events: u32,
-    #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde")]
-    pub rx: DateTime<Utc>,
 }
 
 /// A field unit: its latest status message.
@@ -267,24 +241,6 @@ pub struct CityState {
     complaint_order: VecDeque<String>,
     /// Reused to build map keys for lookups.
     scratch: String,
-}
-
-fn wib_date(t: DateTime<Utc>) -> NaiveDate {
-    t.with_timezone(&Jakarta).date_naive()
-}
-
-/// Lifecycle rank: a stage of lower rank cannot happen after one of higher rank.
-fn rank(t: CallEventType) -> u8 {
-    use CallEventType::*;
-    match t {
-        Received => 0,
-        Answered | Abandoned => 1,
-        Classified => 2,
-        Dispatched | Transferred => 3,
-        EnRoute => 4,
-        OnScene => 5,
-        Closed => 6,
-    }
 }
 
 impl CityState {
@@ -738,33 +694,7 @@ impl CityState {
     ) -> Result<(), Rejection> {
         let key = format!("{city}/{}", m.call_id);
         if let Some(call) = self.calls.get(&key) {
-            if call.line != m.line {
-                return Err(Rejection::new(
-                    RejectReason::TopicMismatch,
-                    format!(
-                        "call {} is on line {}, this event says {}",
-                        m.call_id,
-                        call.line.as_str(),
-                        m.line.as_str()
-                    ),
-                ));
-            }
-            for (stage, ts) in &call.stages {
-                let (r_old, r_new) = (rank(*stage), rank(m.kind));
-                if (r_old < r_new && *ts > m.ts) || (r_old > r_new && *ts < m.ts) {
-                    return Err(Rejection::new(
-                        RejectReason::LifecycleOutOfOrder,
-                        format!(
-                            "call {}: {} at {} contradicts {} at {}",
-                            m.call_id,
-                            m.kind.as_str(),
-                            m.ts.to_rfc3339(),
-                            stage.as_str(),
-                            ts.to_rfc3339()
-                        ),
-                    ));
-                }
-            }
+            call.check(m)?;
         }
         let was = self
             .calls
@@ -1091,7 +1021,7 @@ mod tests {
 
     fn call_event(state: &mut CityState, call: u32, kind: &str) -> Vec<Update> {
         let now = Utc::now();
-        let ts = now.with_timezone(&Jakarta).to_rfc3339();
+        let ts = now.with_timezone(&crate::domain::wib()).to_rfc3339();
         let payload = format!(
             r#"{{"event_id":"{}","call_id":"c{call}","ts":"{ts}","line":"112","type":"{kind}"}}"#,
             Uuid::new_v4()
@@ -1148,7 +1078,7 @@ mod tests {
             ..Default::default()
         });
         let now = Utc::now();
-        let ts = now.with_timezone(&Jakarta).to_rfc3339();
+        let ts = now.with_timezone(&crate::domain::wib()).to_rfc3339();
         let mut refused = 0;
         for i in 0..80 {
             let id = format!("x{i}");
@@ -1189,7 +1119,7 @@ mod tests {
     fn app_event_types_past_the_bound_are_counted_as_other() {
         let mut state = CityState::new(Default::default());
         let now = Utc::now();
-        let ts = now.with_timezone(&Jakarta).to_rfc3339();
+        let ts = now.with_timezone(&crate::domain::wib()).to_rfc3339();
         for i in 0..(APP_EVENT_TYPES_KEPT + 5) {
             let service = if i < APP_EVENT_TYPES_KEPT + 2 {
                 "s"

@@ -247,7 +247,7 @@ mod tests {
         let (priority_tx, priority_rx) = mpsc::channel(16);
         let (hub_tx, mut hub_rx) = mpsc::channel(1 << 16);
         let (store_tx, mut store_rx) = mpsc::channel(1 << 16);
-        let ts = Utc::now().with_timezone(&crate::app::wib()).to_rfc3339();
+        let ts = Utc::now().with_timezone(&crate::domain::wib()).to_rfc3339();
         for k in 0..1000u64 {
             let id = crate::bench::load::intersection_id(k as usize % 50);
             let payload = crate::bench::load::state_payload(&id, &ts, k);

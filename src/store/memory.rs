@@ -174,7 +174,7 @@ impl MemoryBackend {
                 range,
             } => {
                 // Calls bucket by their received time, from their projections.
-                let mut calls: std::collections::BTreeMap<&str, &crate::state::city::Call> =
+                let mut calls: std::collections::BTreeMap<&str, &crate::domain::Call> =
                     Default::default();
                 for (e, _) in &t.events {
                     if let EventRow::Message {
@@ -270,7 +270,7 @@ mod tests {
     #[test]
     fn the_memory_store_keeps_no_dead_letters_and_a_bounded_number_of_bytes() {
         let store = MemoryBackend::default();
-        let ts = Utc::now().with_timezone(&crate::app::wib());
+        let ts = Utc::now().with_timezone(&crate::domain::wib());
         let dead = DeadLetter::new(
             b"city/k/atcs/x/state",
             &[b'x'; 10_000],

@@ -32,9 +32,9 @@ use tokio::sync::mpsc;
 use crate::bus::AckToken;
 use crate::config::DatabaseSettings;
 use crate::contract::{IntersectionState, Message, Topic};
+use crate::domain::Call;
 use crate::ingest::deadletter::{DeadLetter, DeadLetters};
 use crate::metrics::Metrics;
-use crate::state::city::Call;
 use history::{HistoryAnswer, HistoryQuery};
 use memory::MemoryBackend;
 use postgres::PgBackend;
@@ -200,16 +200,7 @@ impl StoreHandle {
         match &self.backend {
             Backend::Memory(_) => Ok(Vec::new()),
             Backend::Postgres(p) => {
-                let now = Utc::now().with_timezone(&chrono_tz::Asia::Jakarta);
-                let midnight = now
-                    .date_naive()
-                    .and_hms_opt(0, 0, 0)
-                    .expect("midnight exists");
-                let day_start = midnight
-                    .and_local_timezone(chrono_tz::Asia::Jakarta)
-                    .single()
-                    .map(|t| t.with_timezone(&Utc))
-                    .unwrap_or(Utc::now());
+                let day_start = crate::domain::wib_day_start(Utc::now());
                 p.restore(day_start).await
             }
         }

@@ -17,8 +17,8 @@ use super::history::*;
 use super::minutes::{MinuteRow, Sums};
 use super::{Batch, EventRow, StoreError, TelemetryRow};
 use crate::contract::*;
+use crate::domain::Call;
 use crate::ingest::deadletter::DeadLetter;
-use crate::state::city::Call;
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -581,7 +581,7 @@ impl PgBackend {
                 current = Some((
                     parse(&format!("city/{city}/atcs/{intersection}/state"))?,
                     IntersectionState {
-                        ts: ts.with_timezone(&crate::app::wib()),
+                        ts: ts.with_timezone(&crate::domain::wib()),
                         intersection: intersection.clone(),
                         mode: serde_json::from_value(serde_json::Value::String(mode))
                             .unwrap_or(ControllerMode::Off),
@@ -622,7 +622,7 @@ impl PgBackend {
         {
             let (city, service): (String, String) = (r.get(0), r.get(1));
             let ts: DateTime<Utc> = r.get(2);
-            let m = KpiSample { ts: ts.with_timezone(&crate::app::wib()), metric: r.get(3), value: r.get(4), unit: r.get(5), target: r.get(6), window_s: r.get(7) };
+            let m = KpiSample { ts: ts.with_timezone(&crate::domain::wib()), metric: r.get(3), value: r.get(4), unit: r.get(5), target: r.get(6), window_s: r.get(7) };
             out.push((parse(&format!("city/{city}/kpi/{service}"))?, Message::KpiSample(Box::new(m)), r.get(8)));
         }
         for r in client

@@ -151,7 +151,7 @@ async fn command(
     let req = req.into_inner();
     let cmd = Command {
         command_id: Uuid::new_v4(),
-        ts: Utc::now().with_timezone(&crate::app::wib()),
+        ts: Utc::now().with_timezone(&crate::domain::wib()),
         action: req.action,
         approach: req.approach,
         seconds: req.seconds,

@@ -16,7 +16,7 @@ use crate::support::{self, Publisher};
 
 /// Every example message of the contract, moved to `city`, stamped `ts`.
 fn examples(city: &str) -> Vec<(Topic, Message)> {
-    let ts = chrono::Utc::now().with_timezone(&kendali::app::wib());
+    let ts = chrono::Utc::now().with_timezone(&kendali::domain::wib());
     MessageKind::ALL
         .into_iter()
         .map(|k| {
@@ -500,7 +500,7 @@ async fn ingest_connects_over_tls_with_credentials() {
     // A controller announces j1 over TLS (commands go only to known junctions).
     let (topic, info) = kendali::contract::example(
         kendali::contract::MessageKind::IntersectionInfo,
-        chrono::Utc::now().with_timezone(&kendali::app::wib()),
+        chrono::Utc::now().with_timezone(&kendali::domain::wib()),
     );
     let info = info.to_json();
     let topic = topic
@@ -593,7 +593,7 @@ async fn the_command_endpoint_answers_each_outcome_with_its_status_and_a_message
     let p = Publisher::connect(&mosquitto.url).await;
     let (_, info) = contract::messages::example(
         MessageKind::IntersectionInfo,
-        chrono::Utc::now().with_timezone(&kendali::app::wib()),
+        chrono::Utc::now().with_timezone(&kendali::domain::wib()),
     );
     p.send(
         &format!("city/{city}/atcs/simpang-pci/info"),

@@ -14,7 +14,7 @@ fn call_events(city: &str, n: usize) -> Vec<(String, String)> {
     (0..n)
         .map(|i| {
             let (call, stage, at) = (i / 2, if i % 2 == 0 { "received" } else { "answered" }, (i % 2) as i64 * 7);
-            let ts = (t0 + chrono::Duration::milliseconds(i as i64) + chrono::Duration::seconds(at)).with_timezone(&kendali::app::wib()).to_rfc3339();
+            let ts = (t0 + chrono::Duration::milliseconds(i as i64) + chrono::Duration::seconds(at)).with_timezone(&kendali::domain::wib()).to_rfc3339();
             let line = if call % 3 == 0 { "119" } else { "112" };
             let payload = format!(
                 r#"{{"event_id":"{}","call_id":"d{call}","ts":"{ts}","line":"{line}","type":"{stage}"}}"#,

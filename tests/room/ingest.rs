@@ -55,7 +55,7 @@ async fn each_bad_input_gets_its_own_dead_letter_reason_and_ingest_keeps_running
     let p = Publisher::connect(&url).await;
     let ts = support::now_wib();
     let future = (chrono::Utc::now() + chrono::Duration::hours(2))
-        .with_timezone(&kendali::app::wib())
+        .with_timezone(&kendali::domain::wib())
         .to_rfc3339();
     let call = |id: &str, call_id: &str, kind: &str, ts: &str| {
         format!(
@@ -64,7 +64,7 @@ async fn each_bad_input_gets_its_own_dead_letter_reason_and_ingest_keeps_running
     };
     let dup = uuid();
     let earlier = (chrono::Utc::now() - chrono::Duration::seconds(30))
-        .with_timezone(&kendali::app::wib())
+        .with_timezone(&kendali::domain::wib())
         .to_rfc3339();
     let kpi = format!("city/{city}/kpi/perizinan");
     let calls = format!("city/{city}/calls/112");
@@ -217,7 +217,7 @@ async fn call_events_arriving_out_of_order_keep_their_stage_times() {
     let app = support::spawn(support::settings(Some(url.clone()))).await;
     let city = support::city("ooo");
     let p = Publisher::connect(&url).await;
-    let wib = kendali::app::wib();
+    let wib = kendali::domain::wib();
     let t0 = chrono::Utc::now() - chrono::Duration::seconds(120);
     let at = |s: i64| {
         (t0 + chrono::Duration::seconds(s))

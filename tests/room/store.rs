@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::support::{self, Publisher};
 
 fn wib(t: chrono::DateTime<Utc>) -> String {
-    t.with_timezone(&kendali::app::wib()).to_rfc3339()
+    t.with_timezone(&kendali::domain::wib()).to_rfc3339()
 }
 
 async fn count(client: &tokio_postgres::Client, sql: &str, city: &str) -> i64 {
@@ -172,7 +172,7 @@ async fn every_message_kind_is_stored_and_read_back() {
     let app = support::spawn(settings).await;
     let city = support::city("st");
     let p = Publisher::connect(&mqtt).await;
-    let ts = Utc::now().with_timezone(&kendali::app::wib());
+    let ts = Utc::now().with_timezone(&kendali::domain::wib());
     let mut sent = Vec::new();
     for kind in kendali::contract::MessageKind::ALL {
         let (topic, msg) = kendali::contract::messages::example(kind, ts);
@@ -614,7 +614,7 @@ async fn a_message_the_database_refuses_is_set_aside_and_the_rest_of_its_batch_i
         return;
     };
     let backend = PgBackend::connect(&db, 2).await.expect("connects");
-    let ts = Utc::now().with_timezone(&kendali::app::wib());
+    let ts = Utc::now().with_timezone(&kendali::domain::wib());
     let mut events = Vec::new();
     for i in 0..7 {
         let (topic, mut msg) = example(MessageKind::CallEvent, ts);

@@ -265,7 +265,7 @@ pub async fn publish_once(
 /// Now in WIB, RFC 3339.
 pub fn now_wib() -> String {
     chrono::Utc::now()
-        .with_timezone(&kendali::app::wib())
+        .with_timezone(&kendali::domain::wib())
         .to_rfc3339()
 }
 
