@@ -184,11 +184,17 @@ fn the_contract_states_every_ingest_limit_with_its_default() {
     );
 }
 
+/// `md` from the first place `after` stands.
+fn from<'a>(md: &'a str, after: &str) -> &'a str {
+    let at = md
+        .find(after)
+        .unwrap_or_else(|| panic!("the document has no {after:?}"));
+    &md[at..]
+}
+
 /// The fenced block of `lang` that follows the first line containing `after`.
 fn fenced_block_after(md: &str, after: &str, lang: &str) -> String {
-    let rest = &md[md
-        .find(after)
-        .unwrap_or_else(|| panic!("the document has no {after:?}"))..];
+    let rest = from(md, after);
     let open = format!("```{lang}\n");
     let start = rest
         .find(&open)
@@ -200,9 +206,7 @@ fn fenced_block_after(md: &str, after: &str, lang: &str) -> String {
 
 /// The rows of the markdown table that follows the first line containing `after`.
 fn table_after(md: &str, after: &str) -> Vec<Vec<String>> {
-    let rest = &md[md
-        .find(after)
-        .unwrap_or_else(|| panic!("the document has no {after:?}"))..];
+    let rest = from(md, after);
     rest.lines()
         .skip_while(|l| !l.starts_with('|'))
         .take_while(|l| l.starts_with('|'))
