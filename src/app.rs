@@ -45,6 +45,8 @@ pub enum StartError {
     },
     #[error("scenario: {0}")]
     Scenario(String),
+    #[error("https: {0}")]
+    Tls(String),
     #[error("store: {0}")]
     Store(#[from] store::StoreError),
 }
@@ -56,6 +58,7 @@ pub struct Application {
     server: actix_web::dev::Server,
     shutdown: watch::Sender<bool>,
     hub: crate::hub::HubHandle,
+    directory: crate::identity::directory::Directory,
 }
 
 impl Application {
@@ -202,11 +205,21 @@ impl Application {
             source,
         })?;
         let hub_for_shutdown = hub_handle.clone();
+        let directory = crate::identity::directory::Directory::beside(&store_handle);
         let ctx = web::Data::new(WebContext {
-            own_origins: vec![
-                format!("http://{http_addr}"),
-                format!("http://localhost:{}", http_addr.port()),
-            ],
+            access: crate::web::gate::AccessSettings::new(&settings.http),
+            timeouts: crate::identity::directory::Timeouts {
+                idle: chrono::Duration::minutes(settings.auth.idle_timeout_min as i64),
+                absolute: chrono::Duration::hours(settings.auth.absolute_timeout_h as i64),
+                display: chrono::Duration::days(settings.auth.display_session_days as i64),
+            },
+            actions: crate::identity::throttle::ActionLimit::new(
+                settings.auth.actions_per_minute,
+                settings.auth.actions_burst,
+            ),
+            login_throttle: Default::default(),
+            routes: Default::default(),
+            directory: directory.clone(),
             settings: settings.clone(),
             hub: hub_handle,
             deadletters,
@@ -224,13 +237,16 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(
                     crate::web::deadline::body_deadline,
                 ))
+                // Outermost: nothing runs for a request the gate refuses.
+                .wrap(actix_web::middleware::from_fn(crate::web::gate::gate))
                 .app_data(ctx.clone())
                 .configure(crate::web::json_error_handlers)
                 .configure(crate::web::ops::configure)
+                .configure(crate::web::auth::configure)
+                .configure(crate::web::wall::configure)
                 .configure(crate::web::api::configure)
-                .configure(crate::web::history::configure)
-                .configure(crate::web::charts::configure)
-                .configure(crate::web::ws::configure)
+                .configure(crate::web::traffic::configure)
+                .configure(crate::web::admin::configure)
                 .configure(crate::web::assets::configure)
         })
         .workers(2)
@@ -239,8 +255,11 @@ impl Application {
         // Nagle's algorithm on (the OS default, which actix keeps) such a frame
         // can wait for the screen's delayed ACK, up to 40 ms on Linux.
         .tcp_nodelay(true)
-        .disable_signals()
-        .listen(listener)
+        .disable_signals();
+        let server = match (&settings.http.tls_cert, &settings.http.tls_key) {
+            (Some(cert), Some(key)) => server.listen_rustls_0_23(listener, tls_config(cert, key)?),
+            _ => server.listen(listener),
+        }
         .map_err(|source| StartError::Http {
             addr: http_addr,
             source,
@@ -253,6 +272,7 @@ impl Application {
             server,
             shutdown,
             hub: hub_for_shutdown,
+            directory,
         })
     }
 
@@ -291,6 +311,7 @@ impl Application {
             handle,
             shutdown: self.shutdown,
             hub: self.hub,
+            directory: self.directory,
         }
     }
 }
@@ -302,6 +323,8 @@ pub struct RunningApp {
     handle: actix_web::dev::ServerHandle,
     shutdown: watch::Sender<bool>,
     hub: crate::hub::HubHandle,
+    /// Users, displays, sessions and the audit (tests add users here).
+    pub directory: crate::identity::directory::Directory,
 }
 
 impl RunningApp {
@@ -310,6 +333,34 @@ impl RunningApp {
         self.hub.shutdown().await;
         self.handle.stop(false).await;
     }
+}
+
+/// The web server's TLS configuration from PEM files (ring, as for the bus).
+fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<rustls::ServerConfig, StartError> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| StartError::Tls(format!("reading {}: {e}", p.display())))
+    };
+    let certs = rustls_pemfile::certs(&mut read(cert)?.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StartError::Tls(format!("{}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(StartError::Tls(format!(
+            "{}: no certificate in it",
+            cert.display()
+        )));
+    }
+    let key = rustls_pemfile::private_key(&mut read(key)?.as_slice())
+        .map_err(|e| StartError::Tls(format!("{}: {e}", key.display())))?
+        .ok_or_else(|| StartError::Tls(format!("{}: no private key in it", key.display())))?;
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StartError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| StartError::Tls(e.to_string()))
 }
 
 async fn shutdown_signal() {

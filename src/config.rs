@@ -39,6 +39,38 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub sim: SimSettings,
     pub runtime: RuntimeSettings,
+    pub auth: AuthSettings,
+}
+
+/// Sessions and throttles.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// A user's session ends after this many minutes without a request
+    /// (wall displays excepted).
+    pub idle_timeout_min: u64,
+    /// A user's session ends this many hours after login (one shift).
+    pub absolute_timeout_h: u64,
+    /// A wall display's session lasts this many days.
+    pub display_session_days: u64,
+    /// Operator actions (commands, dispatches, acknowledgements) per user
+    /// per minute, after a burst of `actions_burst`; beyond, 429.
+    pub actions_per_minute: u32,
+    pub actions_burst: u32,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            idle_timeout_min: 30,
+            absolute_timeout_h: 12,
+            display_session_days: 365,
+            // A traffic officer acts a few times a minute on a busy junction;
+            // a script sending a thousand commands does not get through.
+            actions_per_minute: 60,
+            actions_burst: 20,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -54,6 +86,22 @@ pub struct HttpSettings {
     /// A request's body must arrive within this many seconds of its head,
     /// else 408: a client sending a byte a second would hold a connection.
     pub body_timeout_s: u64,
+    /// Networks (CIDR) served a read-only wall without login, without
+    /// callers' personal data. Loopback by default, so that the one-command
+    /// start shows the room at once; set it empty in production.
+    pub anonymous_wall_networks: Vec<String>,
+    /// Host names the server answers to besides IP addresses and
+    /// `localhost` (e.g. `kendali.kota.go.id`): a request for any other
+    /// name is refused, so a DNS-rebinding page cannot read the room.
+    pub server_names: Vec<String>,
+    /// Reverse proxies (CIDR) whose `X-Forwarded-For`/`-Proto`/`-Host` are believed.
+    pub trusted_proxies: Vec<String>,
+    /// `/metrics` answers loopback clients, and others that send
+    /// `Authorization: Bearer <this>` when it is set.
+    pub metrics_token: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM) and key (PEM).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for HttpSettings {
@@ -64,6 +112,12 @@ impl Default for HttpSettings {
             head_timeout_s: 5,
             // A JSON body of at most 64 KiB, from a console on the room's LAN.
             body_timeout_s: 10,
+            anonymous_wall_networks: vec!["127.0.0.1/32".into(), "::1/128".into()],
+            server_names: Vec::new(),
+            trusted_proxies: Vec::new(),
+            metrics_token: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -439,6 +493,33 @@ impl Settings {
             if !(1..=300).contains(&v) {
                 return bad(format!("{name} must be 1..=300"));
             }
+        }
+        for (name, nets) in [
+            (
+                "http.anonymous_wall_networks",
+                &self.http.anonymous_wall_networks,
+            ),
+            ("http.trusted_proxies", &self.http.trusted_proxies),
+        ] {
+            for n in nets {
+                if n.parse::<ipnet::IpNet>().is_err() {
+                    return bad(format!(
+                        "{name}: {n:?} is not a network in CIDR form (e.g. \"10.20.0.0/16\")"
+                    ));
+                }
+            }
+        }
+        if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
+            return bad("http.tls_cert and http.tls_key go together".into());
+        }
+        if self.auth.idle_timeout_min == 0
+            || self.auth.absolute_timeout_h == 0
+            || self.auth.display_session_days == 0
+        {
+            return bad("auth.idle_timeout_min, auth.absolute_timeout_h and auth.display_session_days must be positive".into());
+        }
+        if self.auth.actions_per_minute == 0 || self.auth.actions_burst == 0 {
+            return bad("auth.actions_per_minute and auth.actions_burst must be positive".into());
         }
         if self.runtime.worker_threads > 256 {
             return bad("runtime.worker_threads must be 0..=256 (0: one per core)".into());

@@ -10,6 +10,7 @@
 //! - [`state`]: the task that owns the live city, and the updates it emits.
 //! - [`store`]: keeps what matters and acknowledges QoS 1 messages after it is kept.
 //! - [`hub`]: websocket fan-out: snapshots, deltas, resume, slow clients.
+//! - [`identity`]: users, roles, sessions, display tokens, the hash-chained audit.
 //! - [`web`]: HTTP routes, the `/ws` upgrade, embedded screens.
 //! - [`sensors`]: the simulated city (from `sensors/`), driven by `scenarios/`.
 //! - [`app`]: wires the stages together; [`config`]: typed settings.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod contract;
 pub mod domain;
 pub mod hub;
+pub mod identity;
 pub mod ingest;
 pub mod metrics;
 #[path = "../sensors/mod.rs"]

@@ -47,6 +47,15 @@ enum Cmd {
     Migrate(MigrateArgs),
     /// Print the recommended Mosquitto configuration for production.
     BrokerConfig,
+    /// Manage the people who may sign in (stored in the database).
+    #[command(subcommand)]
+    Users(UsersCmd),
+    /// Manage the wall displays' tokens.
+    #[command(subcommand)]
+    Displays(DisplaysCmd),
+    /// Check the audit's hash chain.
+    #[command(subcommand)]
+    Audit(AuditCmd),
     /// Measure the room end to end under load (see BENCHMARKS.md).
     Bench(BenchArgs),
 }
@@ -116,6 +125,100 @@ struct BenchArgs {
     /// prints JSON.
     #[arg(long)]
     stage_cost: Option<usize>,
+}
+
+/// Where the directory is: `--database-url`, else the settings' `database.url`.
+#[derive(Args)]
+struct DirArgs {
+    /// PostgreSQL URL (default: the settings' database.url).
+    #[arg(long, env = "KENDALI_DATABASE_URL", global = true)]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum UsersCmd {
+    /// Add a user; the password is read from standard input.
+    Add {
+        name: String,
+        /// A role: wall, operator, dispatcher, traffic_officer, supervisor, admin (repeatable).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// Cities a traffic officer may act in (repeatable; none: every city).
+        #[arg(long = "city")]
+        cities: Vec<String>,
+        /// Districts a traffic officer may act in, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        districts: Vec<String>,
+        /// Read the password from standard input (the only way: never on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[command(flatten)]
+        dir: DirArgs,
+    },
+    /// List the users.
+    List {
+        #[command(flatten)]
+        dir: DirArgs,
+    },
+    /// Disable a user and end their sessions.
+    Disable {
+        name: String,
+        #[command(flatten)]
+        dir: DirArgs,
+    },
+    /// Enable a disabled user.
+    Enable {
+        name: String,
+        #[command(flatten)]
+        dir: DirArgs,
+    },
+    /// Set a new password (from standard input) and end the user's sessions.
+    ResetPassword {
+        name: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[command(flatten)]
+        dir: DirArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum DisplaysCmd {
+    /// Add a wall display and print its token (shown once).
+    Add {
+        name: String,
+        /// The wall layout it opens (`1080p`, `4k`, `4x2`...).
+        #[arg(long, default_value = "1080p")]
+        layout: String,
+        #[command(flatten)]
+        dir: DirArgs,
+    },
+    /// List the displays.
+    List {
+        #[command(flatten)]
+        dir: DirArgs,
+    },
+    /// Revoke a display's token and end its sessions.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        dir: DirArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Recompute the hash chain; name the first row that does not match.
+    Verify {
+        /// Only rows at or after this time (RFC 3339).
+        #[arg(long)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only rows before this time (RFC 3339).
+        #[arg(long)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        #[command(flatten)]
+        dir: DirArgs,
+    },
 }
 
 #[derive(Args)]
@@ -310,10 +413,176 @@ async fn run(config: Option<&std::path::Path>, cmd: Cmd) -> anyhow::Result<ExitC
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Bench(a) => bench(a).await,
+        Cmd::Users(c) => users(config, c).await,
+        Cmd::Displays(c) => displays(config, c).await,
+        Cmd::Audit(c) => audit(config, c).await,
         Cmd::BrokerConfig => {
             let settings = Settings::load(config)?;
             print!("{}", kendali::bus::broker::mosquitto_conf(&settings.mqtt));
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The directory named by `--database-url` or the settings.
+async fn directory(
+    config: Option<&std::path::Path>,
+    dir: &DirArgs,
+) -> anyhow::Result<kendali::identity::directory::Directory> {
+    let url = match &dir.database_url {
+        Some(u) => u.clone(),
+        None => Settings::load(config)?.database.url.ok_or_else(|| {
+            anyhow::anyhow!(
+                "users, displays and the audit are kept in the database: give --database-url \
+                 (or KENDALI_DATABASE_URL, or database.url in the settings). Without a database \
+                 Kendali keeps them in memory, for one run, and serves only the loopback wall"
+            )
+        })?,
+    };
+    Ok(kendali::identity::directory::Directory::connect(&url).await?)
+}
+
+/// A password from standard input (one line; the newline is not part of it).
+fn password_from_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let p = line.trim_end_matches(['\n', '\r']).to_owned();
+    kendali::identity::password::check(&p)?;
+    Ok(p)
+}
+
+/// The audit entry of a change made from the command line.
+fn cli_entry(action: &str, entity: String) -> kendali::identity::audit::Entry {
+    let who = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    kendali::identity::audit::Entry::new(&format!("cli:{who}"), "admin", "local", action)
+        .entity(entity)
+}
+
+async fn users(config: Option<&std::path::Path>, c: UsersCmd) -> anyhow::Result<ExitCode> {
+    use kendali::identity::{directory::User, password};
+    match c {
+        UsersCmd::Add {
+            name,
+            roles,
+            cities,
+            districts,
+            password_stdin: _,
+            dir,
+        } => {
+            let roles = kendali::web::admin::parse_roles(&roles).map_err(anyhow::Error::msg)?;
+            let pw = password_from_stdin()?;
+            let d = directory(config, &dir).await?;
+            let user = User {
+                username: name.trim().to_ascii_lowercase(),
+                roles,
+                cities,
+                districts: districts.into_iter().filter(|d| !d.is_empty()).collect(),
+                disabled: false,
+                created: chrono::Utc::now(),
+                password_hash: tokio::task::spawn_blocking(move || password::hash(&pw)).await??,
+            };
+            d.add_user(user.clone()).await?;
+            d.audit(
+                cli_entry("user_added", format!("user:{}", user.username)).detail(
+                    serde_json::json!({ "roles": user.roles, "cities": user.cities, "districts": user.districts }),
+                ),
+            )
+            .await?;
+            println!("added {}", user.username);
+        }
+        UsersCmd::List { dir } => {
+            let d = directory(config, &dir).await?;
+            println!(
+                "{:<24} {:<32} {:<20} {:<24} state",
+                "user", "roles", "cities", "districts"
+            );
+            for u in d.users().await? {
+                let roles: Vec<&str> = u.roles.iter().map(|r| r.as_str()).collect();
+                println!(
+                    "{:<24} {:<32} {:<20} {:<24} {}",
+                    u.username,
+                    roles.join(","),
+                    u.cities.join(","),
+                    u.districts.join(","),
+                    if u.disabled { "disabled" } else { "active" }
+                );
+            }
+        }
+        UsersCmd::Disable { name, dir } => {
+            let d = directory(config, &dir).await?;
+            d.set_disabled(&name, true).await?;
+            d.audit(cli_entry("user_disabled", format!("user:{name}")))
+                .await?;
+            println!("disabled {name}; their sessions have ended");
+        }
+        UsersCmd::Enable { name, dir } => {
+            let d = directory(config, &dir).await?;
+            d.set_disabled(&name, false).await?;
+            d.audit(cli_entry("user_enabled", format!("user:{name}")))
+                .await?;
+            println!("enabled {name}");
+        }
+        UsersCmd::ResetPassword { name, dir, .. } => {
+            let pw = password_from_stdin()?;
+            let d = directory(config, &dir).await?;
+            let h = tokio::task::spawn_blocking(move || password::hash(&pw)).await??;
+            d.set_password(&name, h).await?;
+            d.audit(cli_entry("password_reset", format!("user:{name}")))
+                .await?;
+            println!("new password set for {name}; their sessions have ended");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn displays(config: Option<&std::path::Path>, c: DisplaysCmd) -> anyhow::Result<ExitCode> {
+    match c {
+        DisplaysCmd::Add { name, layout, dir } => {
+            let d = directory(config, &dir).await?;
+            let token = d.add_display(&name, &layout).await?;
+            d.audit(
+                cli_entry("display_added", format!("display:{name}"))
+                    .detail(serde_json::json!({ "layout": layout })),
+            )
+            .await?;
+            println!("display {name} ({layout}): open this once on the wall's PC (the token is not shown again):");
+            println!("  /?display={token}");
+        }
+        DisplaysCmd::List { dir } => {
+            let d = directory(config, &dir).await?;
+            for x in d.displays().await? {
+                println!(
+                    "{:<24} {:<10} {}",
+                    x.name,
+                    x.layout,
+                    if x.revoked { "revoked" } else { "active" }
+                );
+            }
+        }
+        DisplaysCmd::Revoke { name, dir } => {
+            let d = directory(config, &dir).await?;
+            d.revoke_display(&name).await?;
+            d.audit(cli_entry("display_revoked", format!("display:{name}")))
+                .await?;
+            println!("revoked {name}; its sessions have ended");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn audit(config: Option<&std::path::Path>, c: AuditCmd) -> anyhow::Result<ExitCode> {
+    let AuditCmd::Verify { from, to, dir } = c;
+    let d = directory(config, &dir).await?;
+    match d.verify_audit(from, to).await? {
+        Ok(n) => {
+            println!("audit chain intact: {n} rows checked");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(broken) => {
+            eprintln!("audit chain BROKEN: {broken}");
+            Ok(ExitCode::FAILURE)
         }
     }
 }

@@ -359,6 +359,19 @@ pub struct CallEvent {
     pub note: Option<String>,
 }
 
+impl CallEvent {
+    /// The event without the caller's position, address and the free-text
+    /// note (which may name people): what roles without
+    /// personal-data access see.
+    pub fn without_personal_data(&self) -> CallEvent {
+        CallEvent {
+            caller: None,
+            note: None,
+            ..self.clone()
+        }
+    }
+}
+
 // ---------------------------------------------------------------- units
 
 /// Field unit status.

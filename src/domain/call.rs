@@ -52,6 +52,15 @@ pub fn rank(t: CallEventType) -> u8 {
 }
 
 impl Call {
+    /// The call as everyone but dispatchers and supervisors sees it: its
+    /// line, category, priority, stages and unit, without the caller.
+    pub fn without_personal_data(&self) -> Call {
+        Call {
+            caller: None,
+            ..self.clone()
+        }
+    }
+
     /// Refuses an event of this call whose line differs from the call's, or
     /// whose time contradicts a stage already known: a stage of lower rank
     /// after one of higher rank, or the reverse (CONTRACT.md, call lifecycle).

@@ -30,6 +30,11 @@ pub struct Filter {
     /// `view=summary`: intersections come summarised (worst saturation, mode,
     /// plan, cycle; no metadata, no per-approach figures).
     pub summary: bool,
+    /// Callers' personal data (address, position, notes) are sent. Set by the
+    /// server from the person's role, never by the client; lanes with and
+    /// without them share no frame.
+    #[serde(skip)]
+    pub personal: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -8,7 +8,7 @@
 //! cursor into the resume ring and is offered catch-up frames from there
 //! (every event, the latest state per entity), and is disconnected, told to
 //! resume, when what it is owed passes its bound or leaves the ring. Each
-//! websocket session is its own task (`session.rs`) that drains its queue.
+//! websocket session is its own task (`web::wall::session`) that drains its queue.
 //!
 //! The resume ring keeps, for every sequence number, the update or a
 //! tombstone once a newer update of the same entity superseded it: a resuming
@@ -16,7 +16,6 @@
 //! that changed, in order, at the memory cost of the events plus the entities.
 
 pub mod filter;
-pub mod session;
 
 use std::collections::VecDeque;
 
@@ -37,7 +36,7 @@ use crate::metrics::Metrics;
 use crate::state::{Update, UpdateKind};
 
 type Key = (UpdateKind, Arc<str>);
-type ClientId = u64;
+pub type ClientId = u64;
 
 /// Close codes a client can act on.
 pub mod close {
@@ -94,10 +93,10 @@ enum HubCommand {
 }
 
 /// What the live state knows of an entity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Known {
-    /// The entity itself.
-    Entity,
+    /// The entity itself, and its district when it has one.
+    Entity { district: Option<Arc<str>> },
     /// Not the entity, but others of its kind in its city.
     CityOnly,
     /// Nothing of its kind in its city.
@@ -191,8 +190,9 @@ pub struct StateView {
 }
 
 impl StateView {
-    /// `{"seq":..,"server_time":..,"entities":{kind:{key:value}}}`, keys sorted.
-    pub fn to_json(&self) -> String {
+    /// `{"seq":..,"server_time":..,"entities":{kind:{key:value}}}`, keys
+    /// sorted; callers' personal data only if `personal`.
+    pub fn to_json(&self, personal: bool) -> String {
         let mut by_kind: HashMap<UpdateKind, Vec<&Arc<Update>>> = HashMap::default();
         for u in &self.entities {
             by_kind.entry(u.kind).or_default().push(u);
@@ -221,7 +221,7 @@ impl StateView {
                     out,
                     "{}:{}",
                     serde_json::to_string(&*u.key).unwrap_or_default(),
-                    u.value_json()
+                    u.value_json_for(personal)
                 );
             }
             out.push('}');
@@ -553,8 +553,11 @@ impl Hub {
                 key,
                 reply,
             } => {
-                let known = if self.mirror.contains_key(&(kind, Arc::from(key.as_str()))) {
-                    Known::Entity
+                let known = if let Some((_, u)) = self.mirror.get(&(kind, Arc::from(key.as_str())))
+                {
+                    Known::Entity {
+                        district: u.tags.district.clone(),
+                    }
                 } else if self
                     .mirror
                     .values()
@@ -683,7 +686,14 @@ impl Hub {
             .collect();
         entities.sort_unstable_by_key(|(s, _)| *s);
         for (seq, u) in entities {
-            push_update(&mut out, &mut first, *seq, u, filter.summary);
+            push_update(
+                &mut out,
+                &mut first,
+                *seq,
+                u,
+                filter.summary,
+                filter.personal,
+            );
         }
         out.push_str("],\"events\":[");
         first = true;
@@ -695,7 +705,14 @@ impl Hub {
             .collect();
         events.sort_unstable_by_key(|(s, _)| *s);
         for (seq, u) in events {
-            push_update(&mut out, &mut first, *seq, u, filter.summary);
+            push_update(
+                &mut out,
+                &mut first,
+                *seq,
+                u,
+                filter.summary,
+                filter.personal,
+            );
         }
         out.push_str("]}");
         out
@@ -757,7 +774,7 @@ impl Hub {
                 )
                 .into()
             } else {
-                delta_frame(seq, &updates, filter.summary).into()
+                delta_frame(seq, &updates, filter.summary, filter.personal).into()
             };
             for id in &lane.clients {
                 let Some(c) = self.clients.get_mut(id) else {
@@ -925,7 +942,8 @@ fn drain(c: &mut Client, view: &RingView, metrics: &Metrics, settings: &HubSetti
             continue;
         }
         // The frame's seq is the cursor: everything matching up to it is sent.
-        let frame: ByteString = delta_frame(cursor, &chunk, c.filter.summary).into();
+        let frame: ByteString =
+            delta_frame(cursor, &chunk, c.filter.summary, c.filter.personal).into();
         metrics.ws_frames.inc();
         metrics.ws_bytes.inc_by(frame.len() as u64);
         c.queued_bytes.fetch_add(frame.len(), Ordering::Relaxed);
@@ -986,26 +1004,37 @@ fn select_for_lane(
     (out.into_iter().flatten().collect(), matched)
 }
 
-fn push_update(out: &mut String, first: &mut bool, seq: u64, u: &Update, summary: bool) {
+fn push_update(
+    out: &mut String,
+    first: &mut bool,
+    seq: u64,
+    u: &Update,
+    summary: bool,
+    personal: bool,
+) {
     if !*first {
         out.push(',');
     }
     *first = false;
     // The wire form is an object: splice the sequence number in as its first field.
-    let _ = write!(out, "{{\"seq\":{seq},{}", &u.wire(summary)[1..]);
+    let _ = write!(
+        out,
+        "{{\"seq\":{seq},{}",
+        &u.wire_for(summary, personal)[1..]
+    );
 }
 
-fn delta_frame(seq: u64, updates: &[(u64, Arc<Update>)], summary: bool) -> String {
+fn delta_frame(seq: u64, updates: &[(u64, Arc<Update>)], summary: bool, personal: bool) -> String {
     let mut out = String::with_capacity(
         64 + updates
             .iter()
-            .map(|(_, u)| u.wire(summary).len() + 16)
+            .map(|(_, u)| u.wire_for(summary, personal).len() + 16)
             .sum::<usize>(),
     );
     let _ = write!(out, "{{\"type\":\"delta\",\"seq\":{seq},\"updates\":[");
     let mut first = true;
     for (s, u) in updates {
-        push_update(&mut out, &mut first, *s, u, summary);
+        push_update(&mut out, &mut first, *s, u, summary, personal);
     }
     out.push_str("]}");
     out

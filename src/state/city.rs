@@ -795,21 +795,25 @@ impl CityState {
             line: Some(line),
             ..Default::default()
         };
-        out.push(Update::new(
+        // Callers' personal data reach only those allowed to see them
+        // (`Permission::PersonalData`): each update carries a form without them.
+        out.push(Update::with_public(
             UpdateKind::CallEvent,
             city,
             m.event_id.to_string(),
             t.clone(),
             rx,
-            Some(m),
+            m,
+            &m.without_personal_data(),
         ));
-        out.push(Update::new(
+        out.push(Update::with_public(
             UpdateKind::Call,
             city,
             key.clone(),
             t,
             rx,
-            Some(&call_value),
+            &call_value,
+            &call_value.without_personal_data(),
         ));
         out.push(self.counters_update(city, rx));
         if was.is_none() {

@@ -93,8 +93,13 @@ pub trait Deferred: Send + Sync + std::fmt::Debug {
 
 #[derive(Debug)]
 enum Body {
-    /// Encoded when the update was made.
-    Encoded { json: String, value_at: usize },
+    /// Encoded when the update was made; `public` is the form without
+    /// callers' personal data, for an update that holds some.
+    Encoded {
+        json: String,
+        value_at: usize,
+        public: Option<(String, usize)>,
+    },
     /// Encoded on first use, each form at most once.
     Deferred {
         value: Box<dyn Deferred>,
@@ -191,6 +196,38 @@ impl Update {
             body: Body::Encoded {
                 value_at: value_at(&json),
                 json,
+                public: None,
+            },
+        }
+    }
+
+    /// An update holding callers' personal data, encoded now in both forms:
+    /// `value` for those who may see it, `public` for everyone else.
+    pub fn with_public<T: Serialize, P: Serialize>(
+        kind: UpdateKind,
+        city: &str,
+        key: String,
+        tags: Tags,
+        rx: DateTime<Utc>,
+        value: &T,
+        public: &P,
+    ) -> Update {
+        let json = encode(kind, &key, rx, Some(value));
+        let public = encode(kind, &key, rx, Some(public));
+        Update {
+            kind,
+            city: city.into(),
+            key: key.into(),
+            tags,
+            rx,
+            removal: false,
+            body: Body::Encoded {
+                value_at: value_at(&json),
+                json,
+                public: Some({
+                    let at = value_at(&public);
+                    (public, at)
+                }),
             },
         }
     }
@@ -221,7 +258,7 @@ impl Update {
 
     fn full(&self) -> (&str, usize) {
         match &self.body {
-            Body::Encoded { json, value_at } => (json, *value_at),
+            Body::Encoded { json, value_at, .. } => (json, *value_at),
             Body::Deferred { value, full, .. } => {
                 let (json, at) = full.get_or_init(|| {
                     let json = value.full(self.kind, &self.key, self.rx);
@@ -247,6 +284,29 @@ impl Update {
             }
         }
         self.full().0
+    }
+
+    /// The wire object for a screen, without callers' personal data unless
+    /// `personal`.
+    pub fn wire_for(&self, summary: bool, personal: bool) -> &str {
+        match &self.body {
+            Body::Encoded {
+                public: Some((json, _)),
+                ..
+            } if !personal => json,
+            _ => self.wire(summary),
+        }
+    }
+
+    /// The entity value as JSON text, without callers' personal data unless `personal`.
+    pub fn value_json_for(&self, personal: bool) -> &str {
+        match &self.body {
+            Body::Encoded {
+                public: Some((json, at)),
+                ..
+            } if !personal => &json[*at..json.len() - 1],
+            _ => self.value_json(),
+        }
     }
 
     /// The entity value (or event) as JSON text; `null` for a removal.

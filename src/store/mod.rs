@@ -206,6 +206,15 @@ impl StoreHandle {
         }
     }
 
+    /// The database's pool, when there is a database (the identity
+    /// directory keeps its tables beside the history).
+    pub fn pool(&self) -> Option<deadpool_postgres::Pool> {
+        match &self.backend {
+            Backend::Memory(_) => None,
+            Backend::Postgres(p) => Some(p.pool().clone()),
+        }
+    }
+
     pub fn describe(&self) -> &'static str {
         match &self.backend {
             Backend::Memory(_) => "memory (not persisted)",

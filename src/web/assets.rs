@@ -10,7 +10,7 @@ use rust_embed::RustEmbed;
 #[exclude = "screenshots/*"]
 struct Assets;
 
-fn serve(path: &str) -> HttpResponse {
+pub fn serve(path: &str) -> HttpResponse {
     match Assets::get(path) {
         Some(file) => {
             let mime = file.metadata.mimetype();

@@ -1,14 +1,21 @@
-//! The web server: screens (embedded assets), the JSON API, health and
-//! metrics, and the `/ws` upgrade. One module per URL area, each with a
-//! `configure` function; `app.rs` chains them.
+//! The web server, one module per area, each with its `configure`: the
+//! wall (live state, `/ws`, history, charts), traffic (commands), admin
+//! (users, displays, the audit), auth (login), the integration api, ops
+//! (health, metrics) and the embedded screens. Every request passes the gate
+//! first ([`gate`]): it finds the request's route in the route table
+//! ([`routes`]), settles who is asking, and lets through only those the
+//! route's rule admits.
 
+pub mod admin;
 pub mod api;
 pub mod assets;
-pub mod charts;
+pub mod auth;
 pub mod deadline;
-pub mod history;
+pub mod gate;
 pub mod ops;
-pub mod ws;
+pub mod routes;
+pub mod traffic;
+pub mod wall;
 
 use std::sync::Arc;
 
@@ -19,9 +26,15 @@ use crate::bus::BusClient;
 use crate::config::Settings;
 use crate::contract::Limits;
 use crate::hub::HubHandle;
+use crate::identity::audit::Entry;
+use crate::identity::directory::{Directory, Timeouts};
+use crate::identity::throttle::{ActionLimit, LoginThrottle};
 use crate::ingest::deadletter::DeadLetters;
 use crate::ingest::IngestStatus;
 use crate::metrics::Metrics;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "kendali_session";
 
 /// What every handler can reach.
 pub struct WebContext {
@@ -37,10 +50,31 @@ pub struct WebContext {
     pub scenario: Option<serde_json::Value>,
     /// History queries.
     pub store: crate::store::StoreHandle,
-    /// The server's own origins (`http://host:port`), always allowed on `/ws`.
-    pub own_origins: Vec<String>,
     /// `GET /api/state`'s recent answer.
-    pub state_cache: api::StateCache,
+    pub state_cache: wall::StateCache,
+    /// Users, displays, sessions, the audit.
+    pub directory: Directory,
+    pub timeouts: Timeouts,
+    pub login_throttle: LoginThrottle,
+    /// Operator actions per user.
+    pub actions: ActionLimit,
+    /// The route table, compiled.
+    pub routes: routes::Table,
+    /// Networks and names the gate checks.
+    pub access: gate::AccessSettings,
+}
+
+impl WebContext {
+    /// Appends to the audit; false (logged) when the audit could not take it.
+    pub async fn record(&self, entry: Entry) -> bool {
+        match self.directory.audit(entry).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "the audit could not be written");
+                false
+            }
+        }
+    }
 }
 
 /// An API error: a status and a message, as JSON.
@@ -49,32 +83,44 @@ pub struct WebContext {
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// `Retry-After` for a 429.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
-            status: StatusCode::BAD_REQUEST,
+            status,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, message)
+    }
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, message)
+    }
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, message)
+    }
+    pub fn too_many(message: impl Into<String>, wait: std::time::Duration) -> ApiError {
+        ApiError {
+            retry_after: Some(wait),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, message)
         }
     }
     pub fn unavailable(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: message.into(),
-        }
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
     pub fn timeout(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::REQUEST_TIMEOUT,
-            message: message.into(),
-        }
+        ApiError::new(StatusCode::REQUEST_TIMEOUT, message)
     }
     pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::NOT_FOUND,
-            message: message.into(),
-        }
+        ApiError::new(StatusCode::NOT_FOUND, message)
     }
 }
 
@@ -89,7 +135,14 @@ impl ResponseError for ApiError {
         self.status
     }
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(ErrorBody {
+        let mut r = HttpResponse::build(self.status);
+        if let Some(wait) = self.retry_after {
+            r.insert_header((
+                actix_web::http::header::RETRY_AFTER,
+                wait.as_secs().max(1).to_string(),
+            ));
+        }
+        r.json(ErrorBody {
             error: &self.message,
             status: self.status.as_u16(),
         })
@@ -111,6 +164,10 @@ pub fn json_error_handlers(cfg: &mut actix_web::web::ServiceConfig) {
                 }
                 _ => ApiError::bad_request(e.to_string()).into(),
             }),
+    )
+    .app_data(
+        // Raw bodies (the sign-in's): a body that does not arrive in time is a 408.
+        actix_web::web::PayloadConfig::default().limit(64 * 1024),
     )
     .app_data(
         actix_web::web::PathConfig::default()

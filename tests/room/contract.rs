@@ -59,10 +59,15 @@ async fn collect_updates(
 async fn round_trip(app: &kendali::app::RunningApp) {
     let mqtt_url = app.mqtt_url.clone();
     let city = support::city("rt");
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async(format!("ws://{}/ws?cities={city}", app.http_addr))
-            .await
-            .expect("ws connects");
+    // A supervisor's screen: call events come out whole, caller and note included.
+    let supervisor = support::sign_in(app, "supervisor-rt", &["supervisor"], &[], &[]).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(support::ws_request(
+        app,
+        &format!("cities={city}"),
+        Some(&supervisor.cookie),
+    ))
+    .await
+    .expect("ws connects");
     let publisher = Publisher::connect(&mqtt_url).await;
     let sent = examples(&city);
     for (topic, msg) in &sent {
@@ -513,9 +518,11 @@ async fn ingest_connects_over_tls_with_credentials() {
     support::publish_once(&url, &mqtt, &topic, info.into_bytes()).await;
     support::entity(&app, "intersection", "tls-city/j1", "j1 known").await;
     // The command endpoint publishes over the same TLS connection, and ingest reads it back.
-    let r = reqwest::Client::new()
+    let officer = support::sign_in(&app, "petugas", &["traffic_officer"], &[], &[]).await;
+    let r = officer
+        .client
         .post(support::http(&app, "/api/atcs/tls-city/j1/command"))
-        .json(&serde_json::json!({"action": "set_mode", "mode": "manual", "issued_by": "petugas"}))
+        .json(&serde_json::json!({"action": "set_mode", "mode": "manual"}))
         .send()
         .await
         .unwrap();
@@ -603,7 +610,9 @@ async fn the_command_endpoint_answers_each_outcome_with_its_status_and_a_message
     .await;
     let key = format!("{city}/simpang-pci");
     support::entity(&app, "intersection", &key, "the junction known").await;
-    let client = reqwest::Client::new();
+    let client = support::sign_in(&app, "petugas", &["traffic_officer"], &[], &[])
+        .await
+        .client;
     let post = |path: String, body: Value| {
         let client = client.clone();
         let url = support::http(&app, &path);
@@ -614,35 +623,35 @@ async fn the_command_endpoint_answers_each_outcome_with_its_status_and_a_message
         }
     };
     let here = format!("/api/atcs/{city}/simpang-pci/command");
-    let extend = serde_json::json!({"action": "extend_green", "approach": "utara", "seconds": 15, "issued_by": "petugas"});
+    let extend = serde_json::json!({"action": "extend_green", "approach": "utara", "seconds": 15});
     for (case, path, body, status, says) in [
         (
             "seconds out of range",
             here.clone(),
-            serde_json::json!({"action": "extend_green", "approach": "utara", "seconds": 500, "issued_by": "petugas"}),
+            serde_json::json!({"action": "extend_green", "approach": "utara", "seconds": 500}),
             400,
             "seconds",
         ),
         (
             "unknown field",
             here.clone(),
-            serde_json::json!({"action": "set_mode", "mode": "manual", "issued_by": "petugas", "force": true}),
+            serde_json::json!({"action": "set_mode", "mode": "manual", "force": true}),
             400,
             "force",
         ),
         (
             "missing approach",
             here.clone(),
-            serde_json::json!({"action": "extend_green", "seconds": 15, "issued_by": "petugas"}),
+            serde_json::json!({"action": "extend_green", "seconds": 15}),
             400,
             "approach",
         ),
         (
-            "no issued_by",
+            "issued_by in the body (it comes from the session)",
             here.clone(),
-            serde_json::json!({"action": "set_mode", "mode": "manual"}),
+            serde_json::json!({"action": "set_mode", "mode": "manual", "issued_by": "someone-else"}),
             400,
-            "issued_by",
+            "session",
         ),
         (
             "bad path",
@@ -741,7 +750,9 @@ async fn a_request_sent_a_byte_at_a_time_is_cut_off_with_408() {
     settings.http.body_timeout_s = 2;
     let app = support::spawn(settings).await;
     static BODY: [u8; 100] = [b' '; 100];
-    let head = "POST /api/atcs/kota/x1/command HTTP/1.1\r\nHost: kendali\r\nContent-Type: application/json\r\nContent-Length: 101\r\n\r\n{";
+    // The sign-in endpoint: public, so the body is read (the gate answers
+    // other routes before reading a body from a client without a session).
+    let head = "POST /api/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 101\r\n\r\n{";
     let (reply, took) = slow_client(app.http_addr, head, &BODY, 8).await;
     assert!(
         reply.starts_with("HTTP/1.1 408"),
@@ -753,7 +764,7 @@ async fn a_request_sent_a_byte_at_a_time_is_cut_off_with_408() {
     let (reply, took) = slow_client(
         app.http_addr,
         "GET /healthz HTTP/1.1\r\n",
-        b"Host: kendali\r\n\r\n",
+        b"Host: localhost\r\n\r\n",
         8,
     )
     .await;

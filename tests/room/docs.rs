@@ -286,27 +286,15 @@ fn the_readme_commands_table_names_every_command() {
 /// table, and every path there is a route (the static assets aside).
 #[test]
 fn the_readme_routes_are_the_routes_of_the_code() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web");
-    let mut code = std::collections::BTreeSet::new();
-    for entry in std::fs::read_dir(&dir).expect("src/web") {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        for line in text.lines().map(str::trim) {
-            for method in ["get", "post", "put", "delete"] {
-                if let Some(rest) = line.strip_prefix(&format!("#[{method}(\"")) {
-                    let path = rest.split("\")]").next().unwrap();
-                    // The static assets: web/'s files, not an API.
-                    if !path.starts_with("/{path") {
-                        let method = if method == "get" { "" } else { method };
-                        code.insert(
-                            format!("{} {path}", method.to_uppercase())
-                                .trim()
-                                .to_owned(),
-                        );
-                    }
-                }
-            }
-        }
-    }
+    let code: std::collections::BTreeSet<String> = crate::support::declared_routes()
+        .into_iter()
+        // The static assets: web/'s files, not an API.
+        .filter(|(_, path)| !path.starts_with("/{path"))
+        .map(|(method, path)| {
+            let method = if method == "GET" { "" } else { method.as_str() };
+            format!("{method} {path}").trim().to_owned()
+        })
+        .collect();
     assert!(code.len() >= 15, "routes found in src/web: {code:?}");
     let md = doc("README.md");
     let documented: std::collections::BTreeSet<String> = table_after(&md, "## Screens and API")

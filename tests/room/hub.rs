@@ -275,17 +275,20 @@ async fn a_stalled_client_is_disconnected_while_a_healthy_one_keeps_receiving() 
     let app = support::spawn(settings).await;
     let city = support::city("slow");
     let query = format!("cities={city}&families=calls");
+    // Dispatchers' screens: the notes (large here, and carrying the send
+    // times) are theirs to see.
+    let dispatcher = support::sign_in(&app, "dispatcher-stall", &["dispatcher"], &[], &[]).await;
     // The stalled screen: a tiny receive buffer, and it never reads after the handshake.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let stream = socket.connect(app.http_addr).await.unwrap();
     let (stalled, _) = tokio_tungstenite::client_async(
-        format!("ws://{}/ws?{query}", app.http_addr),
+        support::ws_request(&app, &query, Some(&dispatcher.cookie)),
         tokio_tungstenite::MaybeTlsStream::Plain(stream),
     )
     .await
     .expect("stalled client connects");
-    let mut healthy = Screen::connect(&app, &query).await;
+    let mut healthy = Screen::connect_as(&app, &query, Some(&dispatcher.cookie)).await;
     healthy
         .step(Duration::from_secs(5))
         .await
@@ -712,7 +715,14 @@ async fn long_addresses_do_not_grow_the_state_and_polling_it_does_not_hold_back_
         "/api/state is {} bytes with a thousand long addresses",
         body.len()
     );
+    // The anonymous wall sees no caller; a dispatcher sees the cut address.
     let state: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        state["entities"]["call"][format!("{city}/long-7")]["caller"].is_null(),
+        "the loopback wall gets no caller"
+    );
+    let dispatcher = support::sign_in(&app, "dispatcher-long", &["dispatcher"], &[], &[]).await;
+    let state: Value = dispatcher.get_json(&app, "/api/state").await;
     let a = state["entities"]["call"][format!("{city}/long-7")]["caller"]["address"]
         .as_str()
         .unwrap();
@@ -737,7 +747,13 @@ async fn long_addresses_do_not_grow_the_state_and_polling_it_does_not_hold_back_
             n
         }));
     }
-    let mut screen = Screen::connect(&app, &format!("cities={city}&kinds=call_event")).await;
+    // A dispatcher's screen: the notes (which carry the send times) are theirs to see.
+    let mut screen = Screen::connect_as(
+        &app,
+        &format!("cities={city}&kinds=call_event"),
+        Some(&dispatcher.cookie),
+    )
+    .await;
     screen
         .until(10, "the snapshot", |s| !s.frames.is_empty())
         .await;
@@ -795,11 +811,13 @@ async fn a_client_that_pings_but_never_reads_is_dropped_after_the_timeout() {
     let app = support::spawn(settings).await;
     let city = support::city("pinger");
     let query = format!("cities={city}&families=calls");
+    // A dispatcher's screen: the large notes are theirs to see.
+    let dispatcher = support::sign_in(&app, "dispatcher-pinger", &["dispatcher"], &[], &[]).await;
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let stream = socket.connect(app.http_addr).await.unwrap();
     let (ws, _) = tokio_tungstenite::client_async(
-        format!("ws://{}/ws?{query}", app.http_addr),
+        support::ws_request(&app, &query, Some(&dispatcher.cookie)),
         tokio_tungstenite::MaybeTlsStream::Plain(stream),
     )
     .await

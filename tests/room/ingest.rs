@@ -17,7 +17,7 @@ fn uuid() -> String {
 
 /// Dead-letter entries of one city, newest first.
 async fn dead_letters(app: &kendali::app::RunningApp, city: &str) -> Vec<Value> {
-    let v = support::get_json(app, "/api/deadletter?limit=10000").await;
+    let v = support::get_json_as_supervisor(app, "/api/deadletter?limit=10000").await;
     v["entries"]
         .as_array()
         .expect("entries")

@@ -10,6 +10,7 @@ mod contract;
 mod docs;
 mod durability;
 mod hub;
+mod identity;
 mod ingest;
 mod scenario;
 mod store;

@@ -127,7 +127,7 @@ async fn a_fixed_seed_scenario_run_gives_kendali_the_counts_the_simulator_made()
         .filter_map(|l| state["entities"]["counters"][&city]["lines"][l]["abandoned"].as_u64())
         .sum();
     assert_eq!(abandoned, stats.calls_abandoned);
-    let dead = support::get_json(&app, "/api/deadletter?limit=10000").await;
+    let dead = support::get_json_as_supervisor(&app, "/api/deadletter?limit=10000").await;
     let mine = dead["entries"]
         .as_array()
         .unwrap()

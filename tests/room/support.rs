@@ -286,12 +286,33 @@ pub struct Screen {
     pub frames: Vec<serde_json::Value>,
 }
 
+/// A websocket upgrade request for `/ws?{query}`, with a session cookie if given.
+pub fn ws_request(
+    app: &RunningApp,
+    query: &str,
+    cookie: Option<&str>,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{}/ws?{query}", app.http_addr)
+        .into_client_request()
+        .expect("a websocket request");
+    if let Some(c) = cookie {
+        req.headers_mut()
+            .insert("cookie", c.parse().expect("cookie header"));
+    }
+    req
+}
+
 impl Screen {
     pub async fn connect(app: &RunningApp, query: &str) -> Screen {
-        let (ws, _) =
-            tokio_tungstenite::connect_async(format!("ws://{}/ws?{query}", app.http_addr))
-                .await
-                .expect("ws connects");
+        Screen::connect_as(app, query, None).await
+    }
+
+    /// A screen with a session cookie (`None`: the anonymous loopback wall).
+    pub async fn connect_as(app: &RunningApp, query: &str, cookie: Option<&str>) -> Screen {
+        let (ws, _) = tokio_tungstenite::connect_async(ws_request(app, query, cookie))
+            .await
+            .expect("ws connects");
         Screen {
             ws,
             entities: Default::default(),
@@ -748,4 +769,122 @@ impl Drop for ThrowawayPostgres {
             ],
         );
     }
+}
+
+/// A person signed in to a running node: a client that sends their session cookie.
+pub struct SignedIn {
+    pub client: reqwest::Client,
+    /// `kendali_session=...`, for websocket upgrades.
+    pub cookie: String,
+}
+
+impl SignedIn {
+    /// `GET path` with this person's session, as JSON.
+    pub async fn get_json(&self, app: &RunningApp, path: &str) -> serde_json::Value {
+        self.client
+            .get(http(app, path))
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("a JSON body")
+    }
+}
+
+/// Adds a user with these roles and scope to the node's directory, signs
+/// them in through `POST /api/login`, and returns their client.
+pub async fn sign_in(
+    app: &RunningApp,
+    username: &str,
+    roles: &[&str],
+    cities: &[&str],
+    districts: &[&str],
+) -> SignedIn {
+    let password = format!("{username}-sandi-rahasia");
+    let user = kendali::identity::directory::User {
+        username: username.to_owned(),
+        roles: roles
+            .iter()
+            .map(|r| kendali::identity::Role::parse(r).expect("a known role"))
+            .collect(),
+        cities: cities.iter().map(|c| c.to_string()).collect(),
+        districts: districts.iter().map(|d| d.to_string()).collect(),
+        disabled: false,
+        created: chrono::Utc::now(),
+        password_hash: kendali::identity::password::hash(&password).expect("hash"),
+    };
+    app.directory.add_user(user).await.expect("user added");
+    let r = reqwest::Client::new()
+        .post(http(app, "/api/login"))
+        .json(&serde_json::json!({ "username": username, "password": password }))
+        .send()
+        .await
+        .expect("login answers");
+    assert_eq!(r.status(), 200, "{username} signs in");
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("kendali_session="))
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::COOKIE,
+        cookie.parse().expect("cookie header"),
+    );
+    SignedIn {
+        client: reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .expect("client"),
+        cookie,
+    }
+}
+
+/// Every route the web modules declare (`#[get("...")]`, `#[post("...")]`
+/// in src/web and below), as `(METHOD, pattern)`.
+pub fn declared_routes() -> std::collections::BTreeSet<(String, String)> {
+    fn walk(dir: &std::path::Path, out: &mut std::collections::BTreeSet<(String, String)>) {
+        for entry in std::fs::read_dir(dir).expect("src/web") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("a source file");
+            for line in text.lines().map(str::trim) {
+                for method in ["get", "post", "put", "delete", "patch"] {
+                    if let Some(rest) = line.strip_prefix(&format!("#[{method}(\"")) {
+                        let pattern = rest.split("\")]").next().expect("closing quote");
+                        // The attribute's text is a Rust string literal: `\\.` is `\.`.
+                        out.insert((method.to_uppercase(), pattern.replace("\\\\", "\\")));
+                    }
+                }
+            }
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    walk(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web"),
+        &mut out,
+    );
+    out
+}
+
+/// `GET path` as a supervisor newly signed in (the dead-letter is theirs to read).
+pub async fn get_json_as_supervisor(app: &RunningApp, path: &str) -> serde_json::Value {
+    let name = format!(
+        "supervisor-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    sign_in(app, &name, &["supervisor"], &[], &[])
+        .await
+        .get_json(app, path)
+        .await
 }

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use kendali::app::RunningApp;
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -216,6 +217,44 @@ impl Browser {
         .as_array()
         .cloned()
         .unwrap_or_default()
+    }
+
+    /// Signs in through the sign-in page as a user added to the node's
+    /// directory with these roles, and lands on the wall.
+    async fn sign_in(&self, app: &RunningApp, username: &str, roles: &[&str], districts: &[&str]) {
+        let password = format!("{username}-sandi-rahasia");
+        let user = kendali::identity::directory::User {
+            username: username.to_owned(),
+            roles: roles
+                .iter()
+                .map(|r| kendali::identity::Role::parse(r).expect("a role"))
+                .collect(),
+            cities: Vec::new(),
+            districts: districts.iter().map(|d| d.to_string()).collect(),
+            disabled: false,
+            created: chrono::Utc::now(),
+            password_hash: kendali::identity::password::hash(&password).expect("hash"),
+        };
+        app.directory.add_user(user).await.expect("user added");
+        self.goto(&support::http(app, "/login")).await;
+        self.until(
+            10.0,
+            "the sign-in form",
+            "return !!document.getElementById('login')",
+        )
+        .await;
+        self.eval(&format!(
+            "document.getElementById('username').value = {}; document.getElementById('password').value = {}; document.getElementById('submit').click(); return true",
+            json!(username),
+            json!(password)
+        ))
+        .await;
+        self.until(
+            10.0,
+            "the wall after signing in",
+            "return location.pathname === '/'",
+        )
+        .await;
     }
 
     /// Waits for the wall to be up: modules loaded, first frame applied.
@@ -453,6 +492,10 @@ async fn a_call_event_published_on_the_bus_appears_on_the_wall() {
     let city = support::city("wall");
     let p = Publisher::connect(&url).await;
 
+    // A supervisor's wall: callers' addresses and positions are theirs to see.
+    browser
+        .sign_in(&app, "siti-wall", &["supervisor"], &[])
+        .await;
     browser
         .goto(&support::http(&app, &format!("/?layout=hd&city={city}")))
         .await;

@@ -6,10 +6,10 @@ use actix_web::{get, http::header, web, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
 
-use super::{ApiError, WebContext};
 use crate::charts::{line_chart, ChartError, ChartSpec, Series, Target};
 use crate::contract::CallLine;
 use crate::store::history::{AtcsMetric, HistoryAnswer, HistoryQuery, RangeParams};
+use crate::web::{ApiError, WebContext};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

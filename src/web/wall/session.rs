@@ -17,7 +17,7 @@ use futures_util::StreamExt as _;
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{close, ClientId, Filter, HubHandle};
+use crate::hub::{close, ClientId, Close, Filter, HubHandle};
 
 /// Messages a client may send.
 #[derive(Deserialize)]
@@ -159,14 +159,27 @@ pub struct QueueWatch {
     pub taken: Arc<AtomicU64>,
 }
 
+/// What the person behind the socket may see, and when their session ends.
+pub struct Access {
+    /// Callers' personal data (kept across resubscriptions: the client cannot ask for it).
+    pub personal: bool,
+    /// Resolves when the person's session ends (revoked, expired, user disabled).
+    pub session_end: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>,
+}
+
 pub async fn run(
     hub: HubHandle,
     mut session: Session,
     stream: MessageStream,
     id: ClientId,
-    mut kill: oneshot::Receiver<super::Close>,
+    mut kill: oneshot::Receiver<Close>,
     queue: QueueWatch,
+    access: Access,
 ) {
+    let Access {
+        personal,
+        mut session_end,
+    } = access;
     let settings = hub.settings.clone();
     let timeout = Duration::from_secs(settings.client_timeout_s);
     let mut stream = stream.max_frame_size(settings.max_client_frame_bytes);
@@ -183,15 +196,20 @@ pub async fn run(
         tokio::select! {
             biased;
             k = &mut kill => {
-                let c = k.unwrap_or(super::Close { code: close::SHUTDOWN, reason: "hub stopped".into() });
+                let c = k.unwrap_or(Close { code: close::SHUTDOWN, reason: "hub stopped".into() });
                 reason = "";
                 break Some(CloseReason { code: CloseCode::Other(c.code), description: Some(c.reason) });
+            }
+            _ = &mut session_end => {
+                reason = "session_ended";
+                break Some(CloseReason { code: CloseCode::Policy, description: Some("your session has ended: sign in again".into()) });
             }
             m = stream.next() => match m {
                 Some(Ok(Message::Text(t))) => {
                     last_heard = Instant::now();
                     match serde_json::from_str::<ClientMessage>(&t) {
-                        Ok(ClientMessage::Subscribe { filter }) => {
+                        Ok(ClientMessage::Subscribe { mut filter }) => {
+                            filter.personal = personal;
                             if hub.resubscribe(id, filter).await.is_err() {
                                 break None;
                             }

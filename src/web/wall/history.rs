@@ -6,9 +6,9 @@ use actix_web::{get, web, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
 
-use super::{ApiError, WebContext};
 use crate::contract::{CallCategory, CallLine};
 use crate::store::history::{AtcsMetric, HistoryQuery, RangeParams};
+use crate::web::{ApiError, WebContext};
 
 fn range(p: &RangeParams) -> Result<crate::store::history::Range, ApiError> {
     p.resolve(Utc::now())

@@ -1,0 +1,86 @@
+//! The wall's area: the live state (`/api/state`, `/ws`), the scenario's
+//! geometry, history and charts. Everyone who may see the room reads it;
+//! callers' personal data go only to those allowed them.
+
+pub mod charts;
+pub mod history;
+pub mod session;
+pub mod ws;
+
+use std::time::{Duration, Instant};
+
+use actix_web::web::Bytes;
+use actix_web::{get, web, HttpResponse};
+
+use super::{ApiError, WebContext};
+use crate::hub::HubHandle;
+use crate::identity::{Permission, Person};
+
+/// `GET /api/state`'s last answer, shared by the requests that come within
+/// [`STATE_REUSE`] of it: the hub hands over pointers to its entities and the
+/// encoding runs on a blocking thread, one at a time, so that clients polling
+/// the state hold back neither the hub nor the web workers' sockets.
+#[derive(Default)]
+pub struct StateCache {
+    /// Without callers' personal data.
+    public: tokio::sync::Mutex<Option<(Instant, Bytes)>>,
+    /// With them.
+    personal: tokio::sync::Mutex<Option<(Instant, Bytes)>>,
+}
+
+/// How long one encoding of the state answers further requests. The
+/// answer carries its `seq` and `server_time`; the screens follow the
+/// state live over `/ws`, not by polling this.
+const STATE_REUSE: Duration = Duration::from_millis(250);
+
+impl StateCache {
+    async fn get(&self, hub: &HubHandle, personal: bool) -> Result<Bytes, ApiError> {
+        let mut last = if personal {
+            self.personal.lock().await
+        } else {
+            self.public.lock().await
+        };
+        if let Some((at, body)) = last.as_ref() {
+            if at.elapsed() < STATE_REUSE {
+                return Ok(body.clone());
+            }
+        }
+        let view = hub
+            .state_view()
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+        let body = Bytes::from(
+            web::block(move || view.to_json(personal))
+                .await
+                .map_err(|e| ApiError::unavailable(format!("encoding the state: {e}")))?,
+        );
+        *last = Some((Instant::now(), body.clone()));
+        Ok(body)
+    }
+}
+
+#[get("/api/state")]
+async fn state(ctx: web::Data<WebContext>, person: Person) -> Result<HttpResponse, ApiError> {
+    let body = ctx
+        .state_cache
+        .get(&ctx.hub, person.may(Permission::PersonalData))
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
+}
+
+#[get("/api/scenario")]
+async fn scenario(ctx: web::Data<WebContext>) -> Result<HttpResponse, ApiError> {
+    // `null` when no scenario is loaded (no simulator): the screens draw no
+    // map then, and a wall's console stays free of 404s.
+    Ok(HttpResponse::Ok().json(&ctx.scenario))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(state)
+        .service(scenario)
+        .configure(history::configure)
+        .configure(charts::configure)
+        .configure(ws::configure);
+}

@@ -1,0 +1,38 @@
+// The audit log with filters (user, action, entity, time), newest first.
+import { api } from './adminapi.js';
+
+const form = document.getElementById('filters');
+const message = document.getElementById('message');
+
+async function load() {
+  const f = new FormData(form);
+  const q = new URLSearchParams();
+  for (const k of ['actor', 'action', 'entity']) if (f.get(k)) q.set(k, f.get(k));
+  for (const k of ['from', 'to']) if (f.get(k)) q.set(k, new Date(f.get(k)).toISOString());
+  try {
+    const { rows } = await api('GET', '/api/admin/audit?' + q);
+    message.hidden = true;
+    const body = document.querySelector('#audit tbody');
+    body.replaceChildren();
+    for (const r of rows) {
+      const tr = document.createElement('tr');
+      for (const v of [r.id, new Date(r.at).toLocaleString(), r.actor, r.role, r.addr, r.action, r.entity, r.outcome, r.detail === '{}' ? '' : r.detail]) {
+        const td = document.createElement('td');
+        td.textContent = v;
+        tr.append(td);
+      }
+      const h = document.createElement('td');
+      h.className = 'hash';
+      h.textContent = r.hash.slice(0, 12) + '…';
+      h.title = r.hash;
+      tr.append(h);
+      body.append(tr);
+    }
+  } catch (e) {
+    message.textContent = e.message;
+    message.hidden = false;
+  }
+}
+
+form.addEventListener('submit', (ev) => { ev.preventDefault(); load(); });
+load();
