@@ -45,8 +45,8 @@ enum Cmd {
     Schemas(SchemasArgs),
     /// Apply the database migrations (also done at start-up).
     Migrate(MigrateArgs),
-    /// Print the recommended Mosquitto configuration for production.
-    BrokerConfig,
+    /// Print the recommended Mosquitto configuration for production (--out: write it and its ACL).
+    BrokerConfig(BrokerConfigArgs),
     /// Manage the people who may sign in (stored in the database).
     #[command(subcommand)]
     Users(UsersCmd),
@@ -219,6 +219,17 @@ enum AuditCmd {
         #[command(flatten)]
         dir: DirArgs,
     },
+}
+
+#[derive(Args)]
+struct BrokerConfigArgs {
+    /// Write DIR/mosquitto.conf (naming DIR/passwd and DIR/acl) and DIR/acl,
+    /// the ACL with one user per kind of publisher, instead of printing the configuration.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// With --out: overwrite an existing DIR/mosquitto.conf or DIR/acl.
+    #[arg(long, requires = "out")]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -416,9 +427,17 @@ async fn run(config: Option<&std::path::Path>, cmd: Cmd) -> anyhow::Result<ExitC
         Cmd::Users(c) => users(config, c).await,
         Cmd::Displays(c) => displays(config, c).await,
         Cmd::Audit(c) => audit(config, c).await,
-        Cmd::BrokerConfig => {
+        Cmd::BrokerConfig(a) => {
+            use kendali::bus::broker;
             let settings = Settings::load(config)?;
-            print!("{}", kendali::bus::broker::mosquitto_conf(&settings.mqtt));
+            match a.out {
+                None => print!("{}", broker::mosquitto_conf(&settings.mqtt)),
+                Some(dir) => print!(
+                    "{}",
+                    broker::write_mosquitto_files(&settings.mqtt, &dir, a.force)
+                        .with_context(|| format!("writing into {}", dir.display()))?
+                ),
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod acl;
 mod bench;
 mod contract;
 mod docs;

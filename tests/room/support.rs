@@ -484,6 +484,15 @@ pub struct PrivateMosquitto {
 
 impl PrivateMosquitto {
     pub fn start(test: &str) -> Option<PrivateMosquitto> {
+        Self::start_with(test, kendali::bus::broker::mosquitto_local_conf)
+    }
+
+    /// With the configuration `conf(port, dir)` returns, for the free port
+    /// and the broker's own folder (where it may write more files first).
+    pub fn start_with(
+        test: &str,
+        conf: impl FnOnce(u16, &std::path::Path) -> String,
+    ) -> Option<PrivateMosquitto> {
         let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists());
@@ -498,7 +507,7 @@ impl PrivateMosquitto {
         };
         let dir = tempfile::tempdir().expect("temp dir");
         let addr = free_addr();
-        let conf = kendali::bus::broker::mosquitto_local_conf(addr.port(), dir.path());
+        let conf = conf(addr.port(), dir.path());
         let path = dir.path().join("mosquitto.conf");
         std::fs::write(&path, conf).expect("write config");
         let child = Self::spawn(bin, &path, addr);
