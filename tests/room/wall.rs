@@ -187,6 +187,19 @@ impl Browser {
         .await
     }
 
+    /// Runs `script` (an async function body: use `await` and `return`) in the page.
+    async fn eval_async(&self, script: &str) -> Value {
+        let wrapped = format!(
+            "const done = arguments[arguments.length - 1]; (async () => {{ {script} }})().then(done, (e) => done({{ error: String(e) }}));"
+        );
+        self.call(
+            reqwest::Method::POST,
+            &self.at("/execute/async"),
+            Some(json!({ "script": wrapped, "args": [] })),
+        )
+        .await
+    }
+
     /// Polls `script` every 50 ms until it returns something truthy; panics after `secs`.
     async fn until(&self, secs: f64, what: &str, script: &str) -> (Value, Duration) {
         let start = Instant::now();
@@ -803,6 +816,126 @@ async fn a_stale_kpi_feed_greys_the_services_panel_and_says_since_when() {
     let logs = browser.logs().await;
     let errors = severe_without_scenario(&logs);
     assert!(errors.is_empty(), "browser errors:\n{}", errors.join("\n"));
+    browser.close().await;
+    app.stop().await;
+}
+
+/// Issue 20's walk through a real browser: a traffic officer signs in on the
+/// sign-in page and commands a junction of their district from the page's
+/// session (the published command carries their name, whatever the page
+/// would claim), and is refused another district's; a wall display opened
+/// by its token shows a call without the caller's address, which a
+/// dispatcher's session on the same server shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_officer_commands_only_their_district_and_a_display_wall_hides_what_a_dispatcher_sees() {
+    let test =
+        "an_officer_commands_only_their_district_and_a_display_wall_hides_what_a_dispatcher_sees";
+    let Some(url) = support::mosquitto(test) else {
+        return;
+    };
+    let Some(browser) = Browser::launch(test, 1920, 1080).await else {
+        return;
+    };
+    let app = support::spawn(support::settings(Some(url.clone()))).await;
+    let city = support::city("roles");
+    let p = Publisher::connect(&url).await;
+    let (_, info) = kendali::contract::messages::example(
+        kendali::contract::MessageKind::IntersectionInfo,
+        chrono::Utc::now().with_timezone(&kendali::domain::wib()),
+    );
+    let info = String::from_utf8(info.to_json()).unwrap();
+    p.send(
+        &format!("city/{city}/atcs/simpang-pci/info"),
+        1,
+        info.clone(),
+    )
+    .await;
+    let elsewhere = info
+        .replace("simpang-pci", "simpang-lain")
+        .replace("Cibeber", "Citangkil");
+    p.send(&format!("city/{city}/atcs/simpang-lain/info"), 1, elsewhere)
+        .await;
+    support::entity(
+        &app,
+        "intersection",
+        &format!("{city}/simpang-lain"),
+        "both junctions",
+    )
+    .await;
+
+    browser
+        .sign_in(&app, "petugas-cibeber", &["traffic_officer"], &["Cibeber"])
+        .await;
+    let command = |junction: &str| {
+        format!(
+            "const r = await fetch('/api/atcs/{city}/{junction}/command', {{ method: 'POST', credentials: 'same-origin', headers: {{ 'content-type': 'application/json' }}, body: JSON.stringify({{ action: 'extend_green', approach: 'utara', seconds: 15 }}) }}); return {{ status: r.status, body: await r.json() }};"
+        )
+    };
+    let mine = browser.eval_async(&command("simpang-pci")).await;
+    assert_eq!(mine["status"], 202, "{mine}");
+    assert_eq!(mine["body"]["command"]["issued_by"], "petugas-cibeber");
+    let id = mine["body"]["command"]["command_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let back = support::entity(&app, "command", &id, "the command back through the bus").await;
+    assert_eq!(back["command"]["issued_by"], "petugas-cibeber", "{back}");
+    let theirs = browser.eval_async(&command("simpang-lain")).await;
+    assert_eq!(theirs["status"], 403, "{theirs}");
+
+    // A call with an address, then the wall PC opens its display token.
+    let caller =
+        json!({ "caller": { "lat": -6.0170, "lon": 106.0540, "address": "Jl. Rahasia No. 9" } });
+    let (topic, payload) = call_event(&city, "112-R-0001", "received", "112", caller);
+    p.send(&topic, 1, payload).await;
+    let token = app
+        .directory
+        .add_display("dinding-utama", "hd")
+        .await
+        .unwrap();
+    browser
+        .goto(&support::http(
+            &app,
+            &format!("/?display={token}&city={city}"),
+        ))
+        .await;
+    browser.wait_wall().await;
+    let row = "document.querySelector('[data-panel=calls] [data-call=\"112-R-0001\"]')";
+    browser
+        .until(
+            10.0,
+            "the call on the display wall",
+            &format!("return !!{row}"),
+        )
+        .await;
+    let shown = browser
+        .eval(&format!("return {{ url: location.search, text: {row}.textContent, me: window.__kendali && window.__kendali.me }}"))
+        .await;
+    assert!(
+        !shown["url"].as_str().unwrap().contains("display="),
+        "the token left the address: {shown}"
+    );
+    let text = shown["text"].as_str().unwrap();
+    assert!(
+        text.contains("112") && !text.contains("Rahasia"),
+        "the display wall: {shown}"
+    );
+
+    // A dispatcher on the same server sees the address.
+    browser
+        .sign_in(&app, "dispatcher-utama", &["dispatcher"], &[])
+        .await;
+    browser
+        .goto(&support::http(&app, &format!("/?layout=hd&city={city}")))
+        .await;
+    browser.wait_wall().await;
+    browser
+        .until(
+            10.0,
+            "the address on the dispatcher's wall",
+            &format!("return {row} && {row}.textContent.includes('Rahasia')"),
+        )
+        .await;
     browser.close().await;
     app.stop().await;
 }
