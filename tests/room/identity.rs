@@ -852,14 +852,18 @@ async fn the_audit_chain_verifies_and_names_a_row_changed_in_sql() {
     );
     let db = format!("{role}_db");
     let su = support::pg(&admin_url).await;
-    su.batch_execute(&format!("CREATE ROLE {role} LOGIN"))
-        .await
-        .unwrap();
+    // A password, for servers that ask for one over TCP (Debian's default).
+    su.batch_execute(&format!(
+        "CREATE ROLE {role} LOGIN PASSWORD 'kendali-test-role'"
+    ))
+    .await
+    .unwrap();
     su.batch_execute(&format!("CREATE DATABASE {db} OWNER {role}"))
         .await
         .unwrap();
     let mut url = url::Url::parse(&support::pg_url(&db)).unwrap();
     url.set_username(&role).unwrap();
+    url.set_password(Some("kendali-test-role")).unwrap();
     let url = url.to_string();
 
     let (code, out) = kendali(
@@ -970,4 +974,116 @@ async fn the_audit_chain_verifies_and_names_a_row_changed_in_sql() {
     su.batch_execute(&format!("DROP ROLE {role}"))
         .await
         .unwrap();
+}
+
+/// HTTPS on the web server itself (`http.tls_cert`, `http.tls_key`): the
+/// room answers over TLS, says so for a year (HSTS), and its session
+/// cookie is `Secure`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_server_speaks_https_with_secure_cookies() {
+    let test = "the_web_server_speaks_https_with_secure_cookies";
+    let tools = ["/usr/bin/openssl", "/usr/bin/curl"];
+    if let Some(missing) = tools.iter().find(|t| !std::path::Path::new(t).exists()) {
+        let msg = format!("{test} needs {missing} (apt-get install openssl curl)");
+        if support::under_ci() {
+            panic!("{msg} (CI=true)");
+        }
+        eprintln!("\n*** SKIPPED {msg}\n");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut settings = support::settings(None);
+    settings.http.tls_cert = Some(cert.clone());
+    settings.http.tls_key = Some(key);
+    let app = kendali::app::Application::build(settings)
+        .await
+        .expect("kendali starts with TLS")
+        .spawn();
+    app.directory
+        .add_user(kendali::identity::directory::User {
+            username: "siti".into(),
+            roles: vec![kendali::identity::Role::Supervisor],
+            cities: Vec::new(),
+            districts: Vec::new(),
+            disabled: false,
+            created: chrono::Utc::now(),
+            password_hash: kendali::identity::password::hash("sandi-siti-panjang").unwrap(),
+        })
+        .await
+        .unwrap();
+    let curl = |args: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-i", "--max-time", "10", "--cacert"])
+            .arg(&cert)
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let base = format!("https://{}", app.http_addr);
+    let health = curl(&[&format!("{base}/healthz")]);
+    assert!(health.starts_with("HTTP/"), "{health}");
+    assert!(health.contains(" 200"), "{health}");
+    assert!(
+        health
+            .to_ascii_lowercase()
+            .contains("strict-transport-security: max-age=31536000"),
+        "{health}"
+    );
+    let login = curl(&[
+        "-H",
+        "content-type: application/json",
+        "--data",
+        r#"{"username":"siti","password":"sandi-siti-panjang"}"#,
+        &format!("{base}/api/login"),
+    ]);
+    let cookie = login
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie: kendali_session=")
+        })
+        .unwrap_or_else(|| panic!("a session cookie: {login}"));
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    // Plain HTTP on the same port is not answered as HTTP.
+    let plain = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ])
+        .arg(format!("http://{}/healthz", app.http_addr))
+        .output()
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
+    app.stop().await;
 }
