@@ -57,6 +57,9 @@ pub struct AuthSettings {
     /// per minute, after a burst of `actions_burst`; beyond, 429.
     pub actions_per_minute: u32,
     pub actions_burst: u32,
+    /// An open websocket checks this often that its session still holds
+    /// (revoked, expired, user disabled: the socket closes with 1008).
+    pub session_recheck_s: u64,
 }
 
 impl Default for AuthSettings {
@@ -69,6 +72,7 @@ impl Default for AuthSettings {
             // a script sending a thousand commands does not get through.
             actions_per_minute: 60,
             actions_burst: 20,
+            session_recheck_s: 60,
         }
     }
 }
@@ -517,6 +521,9 @@ impl Settings {
             || self.auth.display_session_days == 0
         {
             return bad("auth.idle_timeout_min, auth.absolute_timeout_h and auth.display_session_days must be positive".into());
+        }
+        if !(1..=3600).contains(&self.auth.session_recheck_s) {
+            return bad("auth.session_recheck_s must be 1..=3600".into());
         }
         if self.auth.actions_per_minute == 0 || self.auth.actions_burst == 0 {
             return bad("auth.actions_per_minute and auth.actions_burst must be positive".into());

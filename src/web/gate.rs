@@ -387,7 +387,9 @@ pub async fn gate(
         .is_some_and(|ip| ctx.access.anonymous_wall.iter().any(|n| n.contains(&ip)));
     let decision: Result<Person, ApiError> = match (route.rule, person) {
         (Rule::Wall, Some(p)) => Ok(p),
-        (Rule::Wall, None) if anonymous_allowed => Ok(Person::anonymous_wall()),
+        // An ended session is told so (its screen goes to the sign-in page)
+        // rather than quietly becoming the anonymous wall.
+        (Rule::Wall, None) if anonymous_allowed && !ended => Ok(Person::anonymous_wall()),
         (Rule::Session, Some(p)) if p.via != Via::Anonymous => Ok(p),
         (Rule::May(perm), Some(p)) => {
             if p.may(perm) {

@@ -1087,3 +1087,50 @@ async fn the_web_server_speaks_https_with_secure_cookies() {
     assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
     app.stop().await;
 }
+
+/// An open websocket ends with its session: a dispatcher disabled by an
+/// admin has their socket closed (1008) at the next check, and cannot open
+/// another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_users_open_websocket_is_closed() {
+    let mut settings = support::settings(None);
+    settings.auth.session_recheck_s = 1;
+    let app = support::spawn(settings).await;
+    let dispatcher = support::sign_in(&app, "dispatcher-x", &["dispatcher"], &[], &[]).await;
+    let admin = support::sign_in(&app, "admin-x", &["admin"], &[], &[]).await;
+    let mut screen = Screen::connect_as(&app, "families=calls", Some(&dispatcher.cookie)).await;
+    screen
+        .until(10, "the snapshot", |s| !s.frames.is_empty())
+        .await;
+    let r = admin
+        .client
+        .post(support::http(&app, "/api/admin/users/dispatcher-x"))
+        .json(&json!({ "disabled": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let started = Instant::now();
+    let closed = loop {
+        match screen.next_message(Duration::from_secs(5)).await {
+            Some(tokio_tungstenite::tungstenite::Message::Close(c)) => break c,
+            Some(_) => continue,
+            None => panic!("the socket must close with a reason"),
+        }
+    };
+    let c = closed.expect("a close frame with a code");
+    assert_eq!(u16::from(c.code), 1008, "{c:?}");
+    println!("closed {:?} after the user was disabled", started.elapsed());
+    match tokio_tungstenite::connect_async(support::ws_request(&app, "", Some(&dispatcher.cookie)))
+        .await
+    {
+        // The loopback wall admits the anonymous: the ended session is not
+        // taken for it, it is refused.
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
+        other => panic!(
+            "an ended session must be refused, got {:?}",
+            other.map(|_| ())
+        ),
+    }
+    app.stop().await;
+}

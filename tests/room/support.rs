@@ -323,6 +323,18 @@ impl Screen {
         }
     }
 
+    /// The next websocket message as it came (close frames included); None on timeout or end.
+    pub async fn next_message(
+        &mut self,
+        timeout: Duration,
+    ) -> Option<tokio_tungstenite::tungstenite::Message> {
+        use futures_util::StreamExt;
+        tokio::time::timeout(timeout, self.ws.next())
+            .await
+            .ok()??
+            .ok()
+    }
+
     /// Reads one frame and applies it; None on close or timeout.
     pub async fn step(&mut self, timeout: Duration) -> Option<serde_json::Value> {
         use futures_util::StreamExt;

@@ -939,3 +939,88 @@ async fn an_officer_commands_only_their_district_and_a_display_wall_hides_what_a
     browser.close().await;
     app.stop().await;
 }
+
+/// The admin screen, in a real browser under the server's CSP: an admin
+/// adds a traffic officer with the form, sees them listed, disables them,
+/// and issues a display token; the audit page lists those changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_adds_and_disables_a_user_and_issues_a_display_token_on_the_admin_screen() {
+    let test = "an_admin_adds_and_disables_a_user_and_issues_a_display_token_on_the_admin_screen";
+    let Some(browser) = Browser::launch(test, 1600, 1000).await else {
+        return;
+    };
+    let app = support::spawn(support::settings(None)).await;
+    browser.sign_in(&app, "admin-kota", &["admin"], &[]).await;
+    browser.goto(&support::http(&app, "/admin")).await;
+    browser
+        .until(
+            10.0,
+            "the users table",
+            "return document.querySelectorAll('#users tbody tr').length === 1",
+        )
+        .await;
+    browser
+        .eval(
+            "const f = document.getElementById('add-user'); \
+             f.username.value = 'budi'; f.role.value = 'traffic_officer'; f.cities.value = 'cilegon'; \
+             f.districts.value = 'Jombang, Citangkil'; f.password.value = 'sandi-budi-panjang'; \
+             f.querySelector('button').click(); return true",
+        )
+        .await;
+    browser
+        .until(10.0, "budi listed", "const r = document.querySelector('#users tr[data-user=budi]'); return r && r.textContent.includes('Jombang, Citangkil') && r.textContent.includes('aktif')")
+        .await;
+    let budi = app
+        .directory
+        .user("budi")
+        .await
+        .unwrap()
+        .expect("budi stored");
+    assert_eq!(budi.districts, vec!["Jombang", "Citangkil"]);
+    browser
+        .eval("document.querySelector('#users tr[data-user=budi] button').click(); return true")
+        .await;
+    browser
+        .until(10.0, "budi disabled", "const r = document.querySelector('#users tr[data-user=budi]'); return r && r.textContent.includes('nonaktif')")
+        .await;
+    browser
+        .eval("const f = document.getElementById('add-display'); f.name.value = 'dinding-2'; f.layout.value = '4k'; f.querySelector('button').click(); return true")
+        .await;
+    let (token, _) = browser
+        .until(
+            10.0,
+            "the display's token, shown once",
+            "const t = document.getElementById('token'); return !t.hidden && t.textContent",
+        )
+        .await;
+    assert!(token.as_str().unwrap().contains("/?display="), "{token}");
+    browser.goto(&support::http(&app, "/admin/audit")).await;
+    browser
+        .until(
+            10.0,
+            "the audit rows",
+            "return document.querySelectorAll('#audit tbody tr').length >= 4",
+        )
+        .await;
+    let actions = browser
+        .eval("return [...document.querySelectorAll('#audit tbody tr')].map(r => r.children[5].textContent)")
+        .await;
+    for a in ["login", "user_added", "user_disabled", "display_added"] {
+        assert!(
+            actions.as_array().unwrap().iter().any(|x| x == a),
+            "{a} in {actions}"
+        );
+    }
+    let errors: Vec<Value> = browser
+        .logs()
+        .await
+        .into_iter()
+        .filter(|l| l["level"] == "SEVERE")
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "console errors on the admin screens: {errors:?}"
+    );
+    browser.close().await;
+    app.stop().await;
+}

@@ -3,8 +3,8 @@
 //! (with or without callers' personal data, by the person's role), hands the
 //! reading side to its own session task and answers with a body that
 //! streams the client's queue ([`session::FrameBody`]). Who the client is was
-//! settled by the gate at the upgrade; the session task only checks, once a
-//! minute, that the session has not ended since.
+//! settled by the gate at the upgrade; the session task only checks, every
+//! `auth.session_recheck_s`, that the session has not ended since.
 
 use std::time::Duration;
 
@@ -15,9 +15,6 @@ use super::session;
 use crate::hub::{Connected, Filter};
 use crate::identity::{Permission, Person};
 use crate::web::{gate, ApiError, WebContext, SESSION_COOKIE};
-
-/// How often an open socket checks that its session still holds.
-const SESSION_RECHECK: Duration = Duration::from_secs(60);
 
 #[get("/ws")]
 async fn ws(
@@ -59,9 +56,10 @@ async fn ws(
             (Some(token), true) => {
                 let directory = ctx.directory.clone();
                 let timeouts = ctx.timeouts;
+                let every = Duration::from_secs(ctx.settings.auth.session_recheck_s);
                 Box::pin(async move {
                     loop {
-                        tokio::time::sleep(SESSION_RECHECK).await;
+                        tokio::time::sleep(every).await;
                         // A database that does not answer ends no session.
                         if let Ok(None) = directory.resolve(&token, &timeouts, false).await {
                             return;
