@@ -140,6 +140,7 @@ async fn login(
     Ok(HttpResponse::Ok()
         .cookie(gate::session_cookie(
             &ctx,
+            &req,
             Some(&token),
             lifetime.num_seconds(),
         ))
@@ -171,7 +172,7 @@ async fn logout(
     ))
     .await;
     Ok(HttpResponse::Ok()
-        .cookie(gate::session_cookie(&ctx, None, 0))
+        .cookie(gate::session_cookie(&ctx, &req, None, 0))
         .json(serde_json::json!({ "signed_out": true })))
 }
 

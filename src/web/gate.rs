@@ -193,13 +193,19 @@ fn secure(mut res: ServiceResponse<BoxBody>, tls: bool) -> ServiceResponse<BoxBo
     res
 }
 
-/// The session cookie for a token (`None`: the cookie that removes it).
-pub fn session_cookie(ctx: &WebContext, token: Option<&str>, max_age_s: i64) -> Cookie<'static> {
+/// The session cookie for a token (`None`: the cookie that removes it);
+/// `Secure` when the client came over HTTPS (here or at a trusted proxy).
+pub fn session_cookie(
+    ctx: &WebContext,
+    req: &HttpRequest,
+    token: Option<&str>,
+    max_age_s: i64,
+) -> Cookie<'static> {
     let mut c = Cookie::build(SESSION_COOKIE, token.unwrap_or("").to_owned())
         .path("/")
         .http_only(true)
         .same_site(SameSite::Strict)
-        .secure(ctx.access.tls)
+        .secure(request_scheme(ctx, req) == "https")
         .finish();
     c.set_max_age(CookieDuration::seconds(if token.is_some() {
         max_age_s
@@ -285,6 +291,7 @@ async fn open_display(
         .insert_header((header::LOCATION, format!("/?{query}")))
         .cookie(session_cookie(
             ctx,
+            req.request(),
             Some(&session_token),
             lifetime.num_seconds(),
         ))

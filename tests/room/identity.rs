@@ -1134,3 +1134,69 @@ async fn a_disabled_users_open_websocket_is_closed() {
     }
     app.stop().await;
 }
+
+/// Behind a reverse proxy listed in `http.trusted_proxies`, the client's
+/// address comes from `X-Forwarded-For` (for the anonymous wall's networks,
+/// the throttles and the audit), its host from `X-Forwarded-Host` and its
+/// scheme from `X-Forwarded-Proto`; from anyone else those headers count
+/// for nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_headers_are_believed_only_from_trusted_proxies() {
+    let mut settings = support::settings(None);
+    settings.http.anonymous_wall_networks = vec!["10.9.0.0/16".into()];
+    settings.http.trusted_proxies = vec!["127.0.0.1/32".into()];
+    let app = support::spawn(settings).await;
+    let get = |xff: &'static str, host: Option<&'static str>| {
+        let url = support::http(&app, "/api/me");
+        async move {
+            let mut r = reqwest::Client::new()
+                .get(url)
+                .header("x-forwarded-for", xff);
+            if let Some(h) = host {
+                r = r.header("x-forwarded-host", h);
+            }
+            r.send().await.unwrap().status().as_u16()
+        }
+    };
+    assert_eq!(
+        get("10.9.1.2", None).await,
+        200,
+        "a wall PC on the room's network"
+    );
+    assert_eq!(get("8.8.8.8", None).await, 401, "anyone else signs in");
+    assert_eq!(
+        get("8.8.8.8, 10.9.1.2", None).await,
+        200,
+        "the nearest address the proxy saw"
+    );
+    assert_eq!(
+        get("10.9.1.2", Some("evil.example")).await,
+        400,
+        "the forwarded host is checked"
+    );
+    // Secure cookies when the proxy says the client used HTTPS.
+    support::sign_in(&app, "siti-proxy", &["supervisor"], &[], &[]).await;
+    let r = reqwest::Client::new()
+        .post(support::http(&app, "/api/login"))
+        .header("x-forwarded-proto", "https")
+        .json(&json!({ "username": "siti-proxy", "password": "siti-proxy-sandi-rahasia" }))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("Secure"), "{cookie}");
+    app.stop().await;
+
+    // Not a trusted proxy: the headers are ignored (127.0.0.1 is not on the wall's network).
+    let mut settings = support::settings(None);
+    settings.http.anonymous_wall_networks = vec!["10.9.0.0/16".into()];
+    let app = support::spawn(settings).await;
+    let r = reqwest::Client::new()
+        .get(support::http(&app, "/api/me"))
+        .header("x-forwarded-for", "10.9.1.2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    app.stop().await;
+}
