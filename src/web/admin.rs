@@ -2,6 +2,8 @@
 //! displays (add, revoke), and the audit log with its filters. Every change
 //! is audited under the administrator who made it.
 
+use super::routes::{get, page, post, Route, Rule};
+use crate::identity::Permission;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -284,6 +286,25 @@ async fn audit(
     let rows = ctx.directory.audit_rows(&query).await.map_err(dir_error)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "rows": rows })))
 }
+
+/// Users and displays for admins; the audit for supervisors and admins.
+pub const ROUTES: &[Route] = &[
+    page("/admin", Rule::May(Permission::Administer)),
+    page("/admin/audit", Rule::May(Permission::Audit)),
+    get("/api/admin/users", Rule::May(Permission::Administer)),
+    post("/api/admin/users", Rule::May(Permission::Administer)),
+    post(
+        "/api/admin/users/{username}",
+        Rule::May(Permission::Administer),
+    ),
+    get("/api/admin/displays", Rule::May(Permission::Administer)),
+    post("/api/admin/displays", Rule::May(Permission::Administer)),
+    post(
+        "/api/admin/displays/{name}/revoke",
+        Rule::May(Permission::Administer),
+    ),
+    get("/api/admin/audit", Rule::May(Permission::Audit)),
+];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(admin_page)

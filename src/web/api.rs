@@ -1,6 +1,7 @@
 //! The integration API: the dead-letter (what the bus sent that Kendali
 //! refused, and why) and the contract's JSON Schemas.
 
+use super::routes::{get, Route, Rule};
 use actix_web::{get, web, HttpResponse};
 use serde::Deserialize;
 
@@ -67,6 +68,13 @@ async fn contract_schema(kind: web::Path<String>) -> Result<HttpResponse, ApiErr
         .content_type("application/schema+json")
         .body(schema::schema_text(kind)))
 }
+
+/// The schemas for anyone who sees the room; the dead letters (raw
+/// payloads) for supervisors and admins.
+pub const ROUTES: &[Route] = &[
+    get("/api/contract/schemas/{kind}", Rule::Wall),
+    get("/api/deadletter", Rule::May(Permission::Audit)),
+];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(deadletter).service(contract_schema);

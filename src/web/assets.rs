@@ -2,6 +2,7 @@
 //! nothing from outside). Debug builds read `web/` from disk, so front-end
 //! edits need no rebuild.
 
+use super::routes::{get, Route, Rule, ASSETS};
 use actix_web::{get, http::header, web, HttpResponse, Responder};
 use rust_embed::RustEmbed;
 
@@ -50,6 +51,10 @@ async fn index() -> impl Responder {
 async fn asset(path: web::Path<String>) -> impl Responder {
     serve(&path.into_inner())
 }
+
+/// The screens' files are public (they hold no data; `/` is the wall's
+/// area). Last in the table: the pattern matches many paths.
+pub const ROUTES: &[Route] = &[get(ASSETS, Rule::Public)];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(index).service(asset);

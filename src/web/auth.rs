@@ -4,6 +4,7 @@
 //! work; repeated failures from one address or for one user are delayed
 //! (`429`) and every attempt is audited. Passwords never reach a log.
 
+use super::routes::{get, page, post, Route, Rule};
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
@@ -198,6 +199,15 @@ async fn me(person: Person) -> HttpResponse {
         },
     }))
 }
+
+/// Signing in is public; signing out needs a session; `/api/me` answers
+/// whoever may see the wall.
+pub const ROUTES: &[Route] = &[
+    page("/login", Rule::Public),
+    post("/api/login", Rule::Public),
+    post("/api/logout", Rule::Session),
+    get("/api/me", Rule::Wall),
+];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(login_page)

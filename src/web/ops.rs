@@ -2,6 +2,7 @@
 //! connection to the broker is up and has its subscriptions acknowledged), `/metrics`
 //! (Prometheus text).
 
+use super::routes::{get, Route, Rule};
 use std::sync::atomic::Ordering;
 
 use actix_web::{get, web, HttpResponse, Responder};
@@ -39,6 +40,13 @@ async fn metrics(ctx: web::Data<WebContext>) -> impl Responder {
         .content_type("text/plain; version=0.0.4")
         .body(ctx.metrics.render())
 }
+
+/// Health is public; metrics are for loopback or the metrics token.
+pub const ROUTES: &[Route] = &[
+    get("/healthz", Rule::Public),
+    get("/readyz", Rule::Public),
+    get("/metrics", Rule::Metrics),
+];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(healthz).service(readyz).service(metrics);

@@ -1,7 +1,9 @@
 //! The route table: every route the server answers, with the rule that
-//! decides who may pass. The gate ([`super::gate`]) finds a request's route
-//! here before any handler runs; a route missing from this table is never
-//! reached (404), and the authorisation matrix test walks this table.
+//! decides who may pass. Each area declares its routes beside its handlers
+//! (`ROUTES` in each module); [`all`] gathers them. The gate
+//! ([`super::gate`]) finds a request's route here before any handler runs; a
+//! route missing from the table is never reached (404), and the
+//! authorisation matrix test walks the table.
 
 use actix_web::dev::ResourceDef;
 
@@ -34,7 +36,7 @@ pub struct Route {
     pub page: bool,
 }
 
-const fn get(path: &'static str, rule: Rule) -> Route {
+pub const fn get(path: &'static str, rule: Rule) -> Route {
     Route {
         method: "GET",
         path,
@@ -43,7 +45,7 @@ const fn get(path: &'static str, rule: Rule) -> Route {
     }
 }
 
-const fn page(path: &'static str, rule: Rule) -> Route {
+pub const fn page(path: &'static str, rule: Rule) -> Route {
     Route {
         method: "GET",
         path,
@@ -52,7 +54,7 @@ const fn page(path: &'static str, rule: Rule) -> Route {
     }
 }
 
-const fn post(path: &'static str, rule: Rule) -> Route {
+pub const fn post(path: &'static str, rule: Rule) -> Route {
     Route {
         method: "POST",
         path,
@@ -61,52 +63,23 @@ const fn post(path: &'static str, rule: Rule) -> Route {
     }
 }
 
-use Permission::*;
-use Rule::*;
-
 /// The static assets' pattern (web/'s files).
 pub const ASSETS: &str = "/{path:.*\\.(js|css|html|svg|json|png|woff2|ico)}";
 
-pub const ROUTES: &[Route] = &[
-    // ops
-    get("/healthz", Public),
-    get("/readyz", Public),
-    get("/metrics", Metrics),
-    // auth
-    page("/login", Public),
-    post("/api/login", Public),
-    post("/api/logout", Session),
-    get("/api/me", Wall),
-    // the wall
-    page("/", Wall),
-    get("/api/state", Wall),
-    get("/ws", Wall),
-    get("/api/scenario", Wall),
-    get("/api/history/atcs/{city}/{intersection}", Wall),
-    get("/api/history/calls/{city}", Wall),
-    get("/api/history/units/{city}", Wall),
-    get("/api/history/kpi/{city}/{service}/{metric}", Wall),
-    get("/api/charts/kpi/{city}/{service}/{metric}.svg", Wall),
-    get("/api/charts/atcs/{city}/{intersection}.svg", Wall),
-    get("/api/charts/calls/{city}.svg", Wall),
-    // the integration api
-    get("/api/contract/schemas/{kind}", Wall),
-    get("/api/deadletter", May(Audit)),
-    // traffic
-    post("/api/atcs/{city}/{intersection}/command", May(Traffic)),
-    // admin
-    page("/admin", May(Administer)),
-    page("/admin/audit", May(Audit)),
-    get("/api/admin/users", May(Administer)),
-    post("/api/admin/users", May(Administer)),
-    post("/api/admin/users/{username}", May(Administer)),
-    get("/api/admin/displays", May(Administer)),
-    post("/api/admin/displays", May(Administer)),
-    post("/api/admin/displays/{name}/revoke", May(Administer)),
-    get("/api/admin/audit", May(Audit)),
-    // static assets last: they match many paths
-    get(ASSETS, Public),
-];
+/// Every area's routes, each declared beside its handlers (the area's
+/// guard); the static assets last, as they match many paths.
+pub fn all() -> Vec<Route> {
+    [
+        super::ops::ROUTES,
+        super::auth::ROUTES,
+        super::wall::ROUTES,
+        super::api::ROUTES,
+        super::traffic::ROUTES,
+        super::admin::ROUTES,
+        super::assets::ROUTES,
+    ]
+    .concat()
+}
 
 /// The compiled table (patterns parsed once).
 pub struct Table {
@@ -116,9 +89,9 @@ pub struct Table {
 impl Default for Table {
     fn default() -> Self {
         Table {
-            defs: ROUTES
-                .iter()
-                .map(|r| (ResourceDef::new(r.path), *r))
+            defs: all()
+                .into_iter()
+                .map(|r| (ResourceDef::new(r.path), r))
                 .collect(),
         }
     }

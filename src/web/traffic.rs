@@ -4,6 +4,8 @@
 //! comes from the session; the command is refused outside the officer's
 //! cities and districts, throttled per user, and audited.
 
+use super::routes::{post, Route, Rule};
+use crate::identity::Permission;
 use std::time::Duration;
 
 use actix_web::{post, web, HttpRequest, HttpResponse};
@@ -150,6 +152,12 @@ async fn command(
     Ok(HttpResponse::Accepted()
         .json(serde_json::json!({ "topic": topic.to_string(), "command": cmd })))
 }
+
+/// Traffic officers (in their scope, checked in the handler) and supervisors.
+pub const ROUTES: &[Route] = &[post(
+    "/api/atcs/{city}/{intersection}/command",
+    Rule::May(Permission::Traffic),
+)];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(command);

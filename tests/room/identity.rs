@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use kendali::contract::{self, MessageKind};
 use kendali::identity::directory::Holder;
-use kendali::web::routes::{Rule, ROUTES};
+use kendali::web::routes::{self, Rule};
 use serde_json::{json, Value};
 
 use crate::support::{self, Publisher, Screen};
@@ -75,7 +75,11 @@ fn request_for(pattern: &str, city: &str, persona: &str) -> (String, Option<Valu
             "name": format!("wall-by-{persona}").replace('_', "-"),
             "layout": "4k",
         })),
-        p if p.starts_with("/api/") && ROUTES.iter().any(|r| r.path == p && r.method == "POST") => {
+        p if p.starts_with("/api/")
+            && routes::all()
+                .iter()
+                .any(|r| r.path == p && r.method == "POST") =>
+        {
             Some(json!({}))
         }
         _ => None,
@@ -184,7 +188,8 @@ async fn every_route_admits_exactly_whom_its_rule_names() {
         return;
     };
     let declared = support::declared_routes();
-    let table: BTreeSet<(String, String)> = ROUTES
+    let all = routes::all();
+    let table: BTreeSet<(String, String)> = all
         .iter()
         .map(|r| (r.method.to_owned(), r.path.to_owned()))
         .collect();
@@ -197,7 +202,7 @@ async fn every_route_admits_exactly_whom_its_rule_names() {
         .map(|(m, p, _)| (m.to_string(), p.to_string()))
         .collect();
     assert_eq!(spec, table, "every route has a line in WHO_MAY");
-    for r in ROUTES {
+    for r in &all {
         let who = WHO_MAY
             .iter()
             .find(|(m, p, _)| *m == r.method && *p == r.path)
@@ -265,7 +270,7 @@ async fn every_route_admits_exactly_whom_its_rule_names() {
     ));
 
     // Logout last: it ends the persona's session.
-    let mut routes: Vec<_> = ROUTES.to_vec();
+    let mut routes = all.clone();
     routes.sort_by_key(|r| r.path == "/api/logout");
     let mut checked = 0;
     let mut failures = Vec::new();
@@ -313,10 +318,10 @@ async fn every_route_admits_exactly_whom_its_rule_names() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert_eq!(checked, ROUTES.len() * personas.len());
+    assert_eq!(checked, all.len() * personas.len());
     println!(
         "authorisation matrix: {} routes x {} personas",
-        ROUTES.len(),
+        all.len(),
         personas.len()
     );
     app.stop().await;

@@ -7,6 +7,7 @@ pub mod history;
 pub mod session;
 pub mod ws;
 
+use crate::web::routes::{get, page, Route, Rule};
 use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
@@ -76,6 +77,21 @@ async fn scenario(ctx: web::Data<WebContext>) -> Result<HttpResponse, ApiError> 
     // map then, and a wall's console stays free of 404s.
     Ok(HttpResponse::Ok().json(&ctx.scenario))
 }
+
+/// Everyone who may see the room (personal data are filtered by role inside).
+pub const ROUTES: &[Route] = &[
+    page("/", Rule::Wall),
+    get("/api/state", Rule::Wall),
+    get("/ws", Rule::Wall),
+    get("/api/scenario", Rule::Wall),
+    get("/api/history/atcs/{city}/{intersection}", Rule::Wall),
+    get("/api/history/calls/{city}", Rule::Wall),
+    get("/api/history/units/{city}", Rule::Wall),
+    get("/api/history/kpi/{city}/{service}/{metric}", Rule::Wall),
+    get("/api/charts/kpi/{city}/{service}/{metric}.svg", Rule::Wall),
+    get("/api/charts/atcs/{city}/{intersection}.svg", Rule::Wall),
+    get("/api/charts/calls/{city}.svg", Rule::Wall),
+];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(state)
