@@ -123,6 +123,19 @@ async fn scenario(ctx: web::Data<WebContext>) -> Result<HttpResponse, ApiError> 
     Ok(HttpResponse::Ok().json(&ctx.scenario))
 }
 
+/// Who is watching. A placeholder until the sign-in area lands (which
+/// replaces it): this server has no accounts yet, so every screen is the
+/// anonymous wall. Answered rather than left to 404, so that a screen's
+/// console stays free of errors (the browser logs every 404).
+#[get("/api/me")]
+async fn me() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "username": null,
+        "role": "anonymous",
+        "display": true,
+    }))
+}
+
 /// An operator command as the consoles send it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -220,5 +233,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(deadletter)
         .service(contract_schema)
         .service(scenario)
+        .service(me)
         .service(command);
 }
