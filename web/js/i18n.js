@@ -1,4 +1,4 @@
-// i18n: the wall's words in Bahasa Indonesia (default) and English
+// i18n: the screens' words in Bahasa Indonesia (default) and English
 // (`?lang=en`), and every number, time and duration format. All clock times
 // are WIB (Asia/Jakarta, UTC+7, no daylight saving) whatever the PC's zone.
 
@@ -20,6 +20,7 @@ const WORDS = {
     no_data: 'belum ada data',
     screen: 'Layar {n}/{of}',
     more: '+{n} lainnya',
+    logout: 'Keluar',
     // calls
     calls_title: 'Panggilan Darurat 112 · 119',
     calls_title_desk: 'Panggilan di meja operator',
@@ -110,6 +111,7 @@ const WORDS = {
     no_data: 'no data yet',
     screen: 'Screen {n}/{of}',
     more: '+{n} more',
+    logout: 'Log out',
     calls_title: 'Emergency Calls 112 · 119',
     calls_title_desk: 'Calls at the call-takers',
     calls_title_field: 'Responses in the field',

@@ -6,7 +6,7 @@
 
 /** Fetches the layout file and picks the layout named in the URL (or by window size). */
 export async function loadLayout(name) {
-  const res = await fetch('layouts.json', { cache: 'no-cache' });
+  const res = await fetch('/layouts.json', { cache: 'no-cache' });
   if (!res.ok) throw new Error(`layouts.json: HTTP ${res.status}`);
   const all = await res.json();
   const chosen = name && all[name] ? name : window.innerWidth >= 3000 ? '4k' : 'hd';

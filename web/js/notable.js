@@ -1,9 +1,11 @@
-// Notable events for the ticker, derived from the model as updates arrive:
+// Notable events for the ticker, derived from the replica as updates arrive
+// (it observes the replica):
 // new priority-1 calls, intersections going over capacity (and back), signals
 // flashing or off, feeds going stale (and back), call surges. Each note is
 // words-free (an i18n key and values) so the ticker formats it in the wall's
 // language; notes and every memory of what was noted are bounded.
 
+import { BoundedMap } from './bounded.js';
 import { INCIDENT_DS, SURGE, receivedAt } from './targets.js';
 
 /** Notes kept for the ticker. */
@@ -17,20 +19,11 @@ const SURGE_COOLDOWN_MS = 10 * 60_000;
 /** Saturation below which an incident is over (hysteresis against flapping). */
 const INCIDENT_CLEAR_DS = 0.95;
 
-class BoundedMap extends Map {
-  constructor(cap) {
-    super();
-    this.cap = cap;
-  }
-  set(k, v) {
-    if (!this.has(k) && this.size >= this.cap) this.delete(this.keys().next().value);
-    return super.set(k, v);
-  }
-}
-
 export class Notable {
-  constructor(model) {
-    this.model = model;
+  /** `now()`: the server's clock, ms; `invalidate(kind)`: asks for a render. */
+  constructor({ now, invalidate }) {
+    this.now = now;
+    this.invalidate = invalidate;
     this.notes = { items: [], seq: 0 };
     this.p1 = new BoundedMap(REMEMBERED);
     this.incidents = new BoundedMap(REMEMBERED);
@@ -47,7 +40,7 @@ export class Notable {
     items.push(note);
     items.sort((a, b) => a.at - b.at);
     if (items.length > NOTES_KEPT) items.splice(0, items.length - NOTES_KEPT);
-    this.model.markDirty('notes');
+    this.invalidate('notes');
   }
 
   beginSnapshot() {
@@ -77,7 +70,7 @@ export class Notable {
     if (!now) return;
     const ds = now.worst_saturation;
     const name = (now.info && now.info.name) || now.id;
-    const at = Date.parse(now.rx) || this.model.serverNow();
+    const at = Date.parse(now.rx) || this.now();
     if (Number.isFinite(ds)) {
       if (ds > INCIDENT_DS && !this.incidents.get(key)) {
         this.incidents.set(key, true);
@@ -98,7 +91,7 @@ export class Notable {
     if (!now || fromSnapshot) return;
     const was = old ? old.stale : false;
     if (now.stale === was) return;
-    const t = this.model.serverNow();
+    const t = this.now();
     const last = this.feedNoted.get(key);
     if (last && t - last < FEED_COOLDOWN_MS) return;
     this.feedNoted.set(key, t);
@@ -107,9 +100,9 @@ export class Notable {
     else this.push({ at: t, sev: 'ok', key: 'ev_fresh', vars: what, ref: key });
   }
 
-  /** A call event: counts `received` per line and minute, and looks for a surge. */
-  callEvent(e, fromSnapshot) {
-    if (!e || e.type !== 'received') return;
+  /** An event: a call event counts as `received` per line and minute, and may make a surge. */
+  event(kind, e, fromSnapshot) {
+    if (kind !== 'call_event' || !e || e.type !== 'received') return;
     const ts = Date.parse(e.ts);
     if (!Number.isFinite(ts)) return;
     const minute = Math.floor(ts / 60_000);

@@ -14,7 +14,7 @@ const DESK = new Set(['received', 'answered', 'classified']);
 /** Rows never exceed this, whatever the panel height (bounded DOM). */
 const MAX_ROWS = 40;
 
-export function create(el, { model, i18n, options, layout }) {
+export function create(el, { replica, i18n, options, layout, invalidate }) {
   const sections = options.sections || ['lines', 'queue', 'categories'];
   const which = options.queue || 'all';
   const title = which === 'desk' ? 'calls_title_desk' : which === 'field' ? 'calls_title_field' : 'calls_title';
@@ -70,14 +70,14 @@ export function create(el, { model, i18n, options, layout }) {
     const ro = new ResizeObserver(() => {
       const rowPx = layout.font_px * 3.9;
       parts.queue.capacity = Math.max(1, Math.min(MAX_ROWS, Math.floor((list.clientHeight + 2) / rowPx)));
-      model.markDirty('call');
+      invalidate('call');
     });
     ro.observe(list);
   }
 
   function counters() {
-    const m = model.get('counters');
-    return (model.city && m.get(model.city)?.value) || m.values().next().value?.value || null;
+    const m = replica.get('counters');
+    return (replica.city && m.get(replica.city)?.value) || m.values().next().value?.value || null;
   }
 
   function renderLines(open, c, now) {
@@ -102,7 +102,7 @@ export function create(el, { model, i18n, options, layout }) {
       text(p.vWaiting, i18n.num(waiting));
       sev(p.sWaiting, waiting > 0 ? 'warn' : 'none');
       text(p.vOpen, i18n.num(openN));
-      const feeds = model.feeds('calls', p.line);
+      const feeds = replica.feeds('calls', p.line);
       cls(p.block, 'stale', feeds.allStale);
       text(p.since, feeds.allStale ? i18n.t('since', { time: i18n.time(feeds.staleSince, true) }) : '');
     }
@@ -189,9 +189,9 @@ export function create(el, { model, i18n, options, layout }) {
 
   function render({ now }) {
     const open = [];
-    for (const { value } of model.get('call').values()) if (value.open && (!model.city || value.city === model.city)) open.push(value);
+    for (const { value } of replica.get('call').values()) if (value.open && (!replica.city || value.city === replica.city)) open.push(value);
     const c = counters();
-    freshness(f, model.feeds('calls'), i18n, now, newestOf(model, ['call']));
+    freshness(f, replica.feeds('calls'), i18n, now, newestOf(replica, ['call']));
     if (parts.lines) renderLines(open, c, now);
     if (parts.categories) renderCategories(c);
     if (parts.queue) renderQueue(open, now);

@@ -4,6 +4,9 @@
 
 import { h, text, cls, sev } from '../dom.js';
 
+/** Combines the freshness of several families (a panel fed by more than one). */
+export { mergeFeeds } from '../replica.js';
+
 /** Builds the header and body inside a panel's section element. */
 export function frame(el, title) {
   const titleEl = h('h2', { class: 'panel-title' });
@@ -17,7 +20,7 @@ export function frame(el, title) {
 }
 
 /**
- * Shows the freshness of `feeds` (from `model.feeds`) on a framed panel:
+ * Shows the freshness of `feeds` (from `replica.feeds`) on a framed panel:
  * (`newestRx`: the newest receive time among the panel's entities, if known)
  * "data 3 dtk" in the header; when every feed is stale, the `stale` class
  * and "DATA TERHENTI sejak 14:02 WIB".
@@ -45,24 +48,11 @@ export function freshness(f, feeds, i18n, now, newestRx = NaN) {
   }
 }
 
-/** Combines the freshness of several families (a panel fed by more than one). */
-export function mergeFeeds(...list) {
-  const out = { total: 0, stale: 0, newest: NaN, staleSince: NaN, staleSources: new Map() };
-  for (const f of list) {
-    out.total += f.total;
-    out.stale += f.stale;
-    if (Number.isFinite(f.newest) && !(out.newest >= f.newest)) out.newest = f.newest;
-    if (Number.isFinite(f.staleSince) && !(out.staleSince >= f.staleSince)) out.staleSince = f.staleSince;
-  }
-  out.allStale = out.total > 0 && out.stale === out.total;
-  return out;
-}
-
 /** The newest receive time among entities of `kinds` (NaN if none yet). */
-export function newestOf(model, kinds) {
+export function newestOf(replica, kinds) {
   let newest = NaN;
   for (const k of kinds) {
-    const t = model.newestRx.get(k);
+    const t = replica.newestRx.get(k);
     if (Number.isFinite(t) && !(newest >= t)) newest = t;
   }
   return newest;

@@ -30,7 +30,7 @@ const MIN_RENDER_MS = 250;
 const INSET_MIN_FREE = 0.28;
 const INSET_MIN_JUNCTIONS = 4;
 
-export function create(el, { model, i18n, scenario, options, layout }) {
+export function create(el, { replica, i18n, scenario, options, layout, invalidate }) {
   const f = frame(el, i18n.t('map_title'));
   const labels = options.labels || 'busy';
   const svg = s('svg', { class: 'map-svg', role: 'img', 'aria-label': i18n.t('map_title') });
@@ -233,8 +233,8 @@ export function create(el, { model, i18n, scenario, options, layout }) {
   function junctions() {
     const entries = new Map();
     for (const [id, def] of known) entries.set(id, { id, name: def.name, lat: def.lat, lon: def.lon, v: null });
-    for (const { value: v } of model.get('intersection').values()) {
-      if (model.city && v.city !== model.city) continue;
+    for (const { value: v } of replica.get('intersection').values()) {
+      if (replica.city && v.city !== replica.city) continue;
       const def = known.get(v.id);
       entries.set(v.id, { id: v.id, name: v.info?.name || def?.name || v.id, lat: v.info?.lat ?? def?.lat, lon: v.info?.lon ?? def?.lon, v });
     }
@@ -335,11 +335,11 @@ export function create(el, { model, i18n, scenario, options, layout }) {
   }
 
   function render({ now }) {
-    const atcs = model.feeds('atcs');
-    freshness(f, mergeFeeds(atcs, model.feeds('calls'), model.feeds('units')), i18n, now, newestOf(model, ['intersection', 'call', 'unit']));
+    const atcs = replica.feeds('atcs');
+    freshness(f, mergeFeeds(atcs, replica.feeds('calls'), replica.feeds('units')), i18n, now, newestOf(replica, ['intersection', 'call', 'unit']));
     let calls = [];
-    for (const [key, { value: c }] of model.get('call')) {
-      if (c.open && c.caller && (!model.city || c.city === model.city)) calls.push([key, c]);
+    for (const [key, { value: c }] of replica.get('call')) {
+      if (c.open && c.caller && (!replica.city || c.city === replica.city)) calls.push([key, c]);
     }
     const openCalls = calls.length;
     if (calls.length > MAX_CALLS_DRAWN) {
@@ -348,8 +348,8 @@ export function create(el, { model, i18n, scenario, options, layout }) {
     }
     const units = [];
     let busy = 0;
-    for (const [key, { value: u }] of model.get('unit')) {
-      if ((model.city && u.city !== model.city) || !Number.isFinite(u.lat) || !Number.isFinite(u.lon)) continue;
+    for (const [key, { value: u }] of replica.get('unit')) {
+      if ((replica.city && u.city !== replica.city) || !Number.isFinite(u.lat) || !Number.isFinite(u.lon)) continue;
       units.push([key, u]);
       if (UNIT_SEV[u.status] === 'busy') busy++;
     }
@@ -368,7 +368,7 @@ export function create(el, { model, i18n, scenario, options, layout }) {
       sweep(v);
     }
     for (const e of entries.values()) if (e.v?.state && !atcs.staleSources.has(e.id) && e.v.worst_saturation > INCIDENT_DS) incidents++;
-    for (const { value: c } of model.get('call').values()) if (c.open && c.priority === 1 && (!model.city || c.city === model.city)) incidents++;
+    for (const { value: c } of replica.get('call').values()) if (c.open && c.priority === 1 && (!replica.city || c.city === replica.city)) incidents++;
     text(counts, `${i18n.t('legend_calls').split(' (')[0]} ${i18n.num(openCalls)} · ${i18n.t('legend_units')} ${i18n.t('unit_busy')} ${i18n.num(busy)}/${i18n.num(units.length)} · ${i18n.t('legend_incident')} ${i18n.num(incidents)}`);
     sev(counts, incidents ? 'crit' : 'none');
   }
@@ -379,7 +379,7 @@ export function create(el, { model, i18n, scenario, options, layout }) {
     if (w === size.w && hh === size.h) return;
     size = { w, h: hh };
     views = [];
-    for (const k of ['intersection', 'call', 'unit']) model.markDirty(k);
+    for (const k of ['intersection', 'call', 'unit']) invalidate(k);
   }).observe(f.body);
 
   return { kinds: ['intersection', 'call', 'unit', 'feed'], clock: false, minMs: MIN_RENDER_MS, render };

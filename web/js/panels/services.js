@@ -1,7 +1,7 @@
 // City services: one tile per service (titles and headline KPIs from the
 // scenario, else from the KPIs that arrive): the headline value coloured
 // against its target, the target itself, a sparkline of the last hours drawn
-// here from the samples the wall has gathered (bounded rings in the model),
+// here from the samples the wall has gathered (kpi-history.js),
 // the second KPI when there is one; and a tile of open complaints per OPD.
 // A service whose KPI feed is stale greys its tile and says since when; when
 // all are stale the whole panel does. Options: `columns` (default: as many as fit).
@@ -18,7 +18,7 @@ const SPARK_MAX_SPAN_MS = 4 * 3600_000;
 const VB_W = 200;
 const VB_H = 50;
 
-export function create(el, { model, i18n, scenario, layout, options }) {
+export function create(el, { replica, kpi, i18n, scenario, layout, options }) {
   const f = frame(el, i18n.t('services_title'));
   const grid = h('div', { class: 'tiles' });
   if (options.columns) grid.style.gridTemplateColumns = `repeat(${Number(options.columns)}, minmax(0, 1fr))`;
@@ -74,19 +74,19 @@ export function create(el, { model, i18n, scenario, layout, options }) {
   }
 
   function kpiOf(service, metric) {
-    const key = `${model.city || ''}/${service}/${metric}`;
-    const e = model.get('kpi').get(key);
+    const key = `${replica.city || ''}/${service}/${metric}`;
+    const e = replica.get('kpi').get(key);
     if (e) return { key, v: e.value };
-    if (!model.city) {
-      for (const [k, x] of model.get('kpi')) if (x.value.service === service && x.value.metric === metric) return { key: k, v: x.value };
+    if (!replica.city) {
+      for (const [k, x] of replica.get('kpi')) if (x.value.service === service && x.value.metric === metric) return { key: k, v: x.value };
     }
     return { key, v: null };
   }
 
   /** Discovers services and headline metrics from KPIs when the scenario did not name them. */
   function discover() {
-    for (const { value: v } of model.get('kpi').values()) {
-      if (model.city && v.city !== model.city) continue;
+    for (const { value: v } of replica.get('kpi').values()) {
+      if (replica.city && v.city !== replica.city) continue;
       const t = tiles.get(v.service);
       if (!t) addTile(v.service, v.service.replace(/(^|_)(\w)/g, (_, d, c) => (d ? ' ' : '') + c.toUpperCase()), v.metric, v.target, v.unit, null);
       else if (!t.metric) t.metric = v.metric;
@@ -168,7 +168,7 @@ export function create(el, { model, i18n, scenario, layout, options }) {
       const s2 = kpiOf(t.id, t.second).v;
       text(t.sub, s2 ? `${i18n.metric(t.second)}: ${i18n.kpi(s2.value, s2.unit)}` : '');
     }
-    drawSpark(t, model.kpi.get(key), target, now);
+    drawSpark(t, kpi.get(key), target, now);
     t.drawnAt = now;
     renderFreshness(t, feedsAll);
   }
@@ -180,8 +180,8 @@ export function create(el, { model, i18n, scenario, layout, options }) {
   }
 
   function renderComplaints() {
-    const m = model.get('counters');
-    const c = (model.city && m.get(model.city)?.value) || m.values().next().value?.value || null;
+    const m = replica.get('counters');
+    const c = (replica.city && m.get(replica.city)?.value) || m.values().next().value?.value || null;
     const open = Object.entries((c && c.complaints_open) || {}).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
     const max = open.reduce((a, [, n]) => Math.max(a, n), 1);
     const sum = open.reduce((a, [, n]) => a + n, 0);
@@ -201,8 +201,8 @@ export function create(el, { model, i18n, scenario, layout, options }) {
   }
 
   function render({ dirty, keys, tick, now }) {
-    const feedsAll = model.feeds('kpi');
-    freshness(f, feedsAll, i18n, now, newestOf(model, ['kpi']));
+    const feedsAll = replica.feeds('kpi');
+    freshness(f, feedsAll, i18n, now, newestOf(replica, ['kpi']));
     if (dirty.has('kpi')) discover();
     const changed = new Set();
     for (const key of keys.get('kpi') || []) changed.add(key.split('/')[1]);

@@ -4,7 +4,7 @@
 
 import { h, text, sev } from '../dom.js';
 
-export function create(el, { model, i18n, scenario, vp, city }) {
+export function create(el, { shell, replica, i18n, scenario, vp, city }) {
   const cityName = (scenario && (scenario.city_name ? `Kota ${scenario.city_name}` : scenario.title)) || (city ? city.replace(/(^|-)(\w)/g, (_, d, c) => (d ? ' ' : '') + c.toUpperCase()) : '');
   const mark = h('div', { class: 'brand-mark', 'aria-hidden': 'true' }, 'K');
   const brand = h('div', { class: 'brand' }, mark, h('div', { class: 'brand-text' }, h('strong', null, 'KENDALI'), h('span', null, i18n.t('app'))));
@@ -23,13 +23,13 @@ export function create(el, { model, i18n, scenario, vp, city }) {
   el.append(...[brand, place, h('div', { class: 'spacer' }), conn, data, screenEl, time].filter(Boolean));
 
   function render({ now }) {
-    const c = model.conn;
+    const c = shell.conn;
     el.dataset.conn = c.state;
     sev(conn, c.state === 'live' ? 'ok' : 'warn');
     const attempt = c.state === 'reconnecting' && c.attempt > 1 ? ` · ${i18n.t('conn_attempt', { n: c.attempt })}` : '';
     text(connText, c.state === 'live' ? i18n.t('conn_live') : c.state === 'connecting' ? i18n.t('conn_connecting') : i18n.t('conn_reconnecting') + attempt);
     let newest = NaN;
-    for (const v of model.newestRx.values()) if (!(newest >= v)) newest = v;
+    for (const v of replica.newestRx.values()) if (!(newest >= v)) newest = v;
     const ageS = (now - newest) / 1000;
     text(dataAge, Number.isFinite(ageS) ? i18n.age(ageS) : '–');
     sev(data, !Number.isFinite(ageS) ? 'stale' : ageS > 30 ? 'crit' : ageS > 5 ? 'warn' : 'ok');

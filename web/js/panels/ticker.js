@@ -8,7 +8,7 @@ import { h, text, sev, keyed } from '../dom.js';
 
 const SEV_GLYPH = { crit: '■', warn: '▲', ok: '●', info: '◆' };
 
-export function create(el, { model, i18n, options, layout }) {
+export function create(el, { notable, i18n, options, layout, invalidate }) {
   const label = h('div', { class: 'ticker-label' }, i18n.t('ticker_title'));
   const list = h('div', { class: 'ticker-list' });
   const empty = h('div', { class: 'empty' }, i18n.t('ticker_empty'));
@@ -18,7 +18,7 @@ export function create(el, { model, i18n, options, layout }) {
   new ResizeObserver(() => {
     const rem = layout.font_px;
     capacity = Math.max(1, Math.floor(list.clientWidth / (34 * rem))) * (options.rows || 1);
-    model.markDirty('notes');
+    invalidate('notes');
   }).observe(list);
 
   function words(n) {
@@ -36,7 +36,7 @@ export function create(el, { model, i18n, options, layout }) {
   }
 
   function render() {
-    const items = model.notable.notes.items;
+    const items = notable.notes.items;
     const shown = items.slice(-capacity).reverse();
     empty.hidden = shown.length > 0;
     keyed(

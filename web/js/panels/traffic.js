@@ -10,7 +10,7 @@ import { gradeOf } from '../targets.js';
 const MAX_ROWS = 30;
 const GRADE_ORDER = ['A', 'B', 'C', 'D', 'E', 'F'];
 
-export function create(el, { model, i18n, scenario, layout }) {
+export function create(el, { replica, i18n, scenario, layout, invalidate }) {
   const f = frame(el, i18n.t('traffic_title'));
   const total = h('span', { class: 'total' });
   const chips = GRADE_ORDER.map((g) => {
@@ -36,7 +36,7 @@ export function create(el, { model, i18n, scenario, layout }) {
   new ResizeObserver(() => {
     const rowPx = layout.font_px * 3.7;
     capacity = Math.max(1, Math.min(MAX_ROWS, Math.floor((worstList.clientHeight + 2) / rowPx)));
-    model.markDirty('intersection');
+    invalidate('intersection');
   }).observe(worstList);
 
   // Names from the scenario until the junctions' own info arrives.
@@ -76,15 +76,15 @@ export function create(el, { model, i18n, scenario, layout }) {
   }
 
   function render({ now }) {
-    const feeds = model.feeds('atcs');
-    freshness(f, feeds, i18n, now, newestOf(model, ['intersection']));
+    const feeds = replica.feeds('atcs');
+    freshness(f, feeds, i18n, now, newestOf(replica, ['intersection']));
     const rows = [];
     const offline = [];
     const counts = Object.fromEntries(GRADE_ORDER.map((g) => [g, 0]));
     let n = 0;
     const seen = new Set();
-    for (const { value: v } of model.get('intersection').values()) {
-      if (model.city && v.city !== model.city) continue;
+    for (const { value: v } of replica.get('intersection').values()) {
+      if (replica.city && v.city !== replica.city) continue;
       n++;
       seen.add(v.id);
       const name = v.info?.name || known.get(v.id)?.name || v.id;

@@ -1,7 +1,9 @@
 // The socket: one websocket to `/ws`, kept alive without anyone touching the
-// wall. It resumes with `since=` after a cut (no page reload), treats ~5 s
-// without any frame (the server sends a heartbeat about every second) as a
-// dead connection, and retries with capped exponential backoff and jitter.
+// screen. It resumes with `since=` after a cut (no page reload: the shell
+// builds each URL from the subscription and the replica's resume point),
+// treats ~5 s without any frame (the server sends a heartbeat about every
+// second) as a dead connection, and retries with capped exponential backoff
+// and jitter.
 
 /** No frame at all for this long: the connection is dead even if TCP has not noticed. */
 const DEAD_AFTER_MS = 5000;
