@@ -12,5 +12,6 @@ mod durability;
 mod hub;
 mod ingest;
 mod scenario;
+mod shutdown;
 mod store;
 mod wall;
