@@ -9,6 +9,12 @@
 //! Channels between stages are bounded. The hub runs beside the store, not
 //! after it: a slow database never freezes a screen, and a slow screen never
 //! slows ingest.
+//!
+//! Shutdown ([`Pipeline::drain`]) goes the same way: ingest stops taking,
+//! the state hands off what it holds and its channels close, the store
+//! writes its last batch and acks it on the connections that are still
+//! polled, then those disconnect, the hub closes the screens (1001) and the
+//! web server stops. Bounded by `runtime.shutdown_grace_s`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,17 +23,18 @@ use std::time::Duration;
 use actix_web::{web, App, HttpServer};
 use chrono::Utc;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use crate::bus::{self, BrokerUrl, BusEvent, ConnectOptions, Qos};
 use crate::config::{MqttSettings, Settings};
 use crate::contract::{Limits, Message, Topic};
 use crate::hub::Hub;
 use crate::ingest::deadletter::DeadLetters;
-use crate::ingest::{IngestLoop, IngestStatus};
+use crate::ingest::{Drain, IngestLoop, IngestReport, IngestStatus};
 use crate::metrics::Metrics;
 use crate::sensors::{runner, scenario::Scenario, sim::Simulation};
 use crate::state::{self, CityState, StateTask};
-use crate::store::{self as store, StoreTask, STORE_CAPACITY};
+use crate::store::{self as store, StoreReport, StoreTask, STORE_CAPACITY};
 use crate::web::WebContext;
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +66,7 @@ pub struct Application {
     shutdown: watch::Sender<bool>,
     hub: crate::hub::HubHandle,
     directory: crate::identity::directory::Directory,
+    pipeline: Pipeline,
 }
 
 impl Application {
@@ -124,8 +132,9 @@ impl Application {
             metrics.clone(),
             hub_rx,
         );
-        tokio::spawn(hub.run());
-        tokio::spawn(
+        let grace = Duration::from_secs(settings.runtime.shutdown_grace_s);
+        let hub_task = tokio::spawn(hub.run());
+        let store_task = tokio::spawn(
             StoreTask {
                 handle: store_handle.clone(),
                 settings: settings.database.clone(),
@@ -133,7 +142,7 @@ impl Application {
                 metrics: metrics.clone(),
                 deadletters: deadletters.clone(),
             }
-            .run(),
+            .run(grace),
         );
         let mut state_task = StateTask {
             city: CityState::new(settings.state.clone()),
@@ -145,9 +154,16 @@ impl Application {
             metrics: metrics.clone(),
         };
         state_task.replay(store_handle.restore().await?).await;
-        tokio::spawn(state_task.run());
+        let state_task = tokio::spawn(state_task.run());
+        let (drain, drain_rx) = watch::channel(Drain::Running);
+        let mut ingest_tasks = Vec::new();
         for (index, (client, events, families)) in buses.into_iter().enumerate() {
-            tokio::spawn(
+            let out = if index == 0 {
+                state_tx.clone()
+            } else {
+                priority_tx.clone()
+            };
+            ingest_tasks.push(tokio::spawn(
                 IngestLoop {
                     client,
                     events,
@@ -155,18 +171,21 @@ impl Application {
                     families,
                     index,
                     limits: limits.clone(),
-                    out: if index == 0 {
-                        state_tx.clone()
-                    } else {
-                        priority_tx.clone()
-                    },
                     status: status.clone(),
                     metrics: metrics.clone(),
                 }
-                .run(),
-            );
+                .run(out, drain_rx.clone()),
+            ));
         }
         drop((state_tx, priority_tx));
+        let pipeline = Pipeline {
+            drain,
+            ingest: ingest_tasks,
+            state: state_task,
+            store: store_task,
+            hub: hub_task,
+            grace,
+        };
 
         // The simulated city, publishing through the same bus as real sources.
         let mut scenario_json = None;
@@ -273,6 +292,7 @@ impl Application {
             shutdown,
             hub: hub_for_shutdown,
             directory,
+            pipeline,
         })
     }
 
@@ -288,14 +308,18 @@ impl Application {
         &self.mqtt_url
     }
 
-    /// Serves until Ctrl-C (or SIGTERM), then stops the web server and the simulator.
+    /// Serves until Ctrl-C (or SIGTERM), then stops the simulator, drains
+    /// the pipeline (the store's last batch written and acknowledged) and
+    /// stops the web server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
         shutdown_signal().await;
-        tracing::info!("shutting down");
+        tracing::info!("shutting down: draining the pipeline");
         let _ = self.shutdown.send(true);
-        // Screens get 1001 (going away) and resume against the next run.
+        self.pipeline.drain().await;
+        // The hub closed the screens with 1001 (going away) when the state
+        // handed off; this reaches them only if it did not stop in time.
         self.hub.shutdown().await;
         handle.stop(true).await;
         server.await.map_err(std::io::Error::other)?
@@ -312,6 +336,7 @@ impl Application {
             shutdown: self.shutdown,
             hub: self.hub,
             directory: self.directory,
+            pipeline: self.pipeline,
         }
     }
 }
@@ -325,13 +350,123 @@ pub struct RunningApp {
     hub: crate::hub::HubHandle,
     /// Users, displays, sessions and the audit (tests add users here).
     pub directory: crate::identity::directory::Directory,
+    pipeline: Pipeline,
 }
 
 impl RunningApp {
-    pub async fn stop(self) {
+    /// Stops as SIGTERM does: the pipeline drains, then the web server stops.
+    pub async fn stop(self) -> DrainReport {
         let _ = self.shutdown.send(true);
+        let report = self.pipeline.drain().await;
         self.hub.shutdown().await;
         self.handle.stop(false).await;
+        report
+    }
+}
+
+/// The pipeline's tasks, stopped in data-flow order by [`Pipeline::drain`].
+struct Pipeline {
+    /// Tells the ingest loops where the shutdown has got to.
+    drain: watch::Sender<Drain>,
+    ingest: Vec<JoinHandle<IngestReport>>,
+    state: JoinHandle<()>,
+    store: JoinHandle<StoreReport>,
+    hub: JoinHandle<()>,
+    /// `runtime.shutdown_grace_s`: the store's time for its last batch.
+    grace: Duration,
+}
+
+/// What a drain did, stage by stage (also logged, stage by stage).
+#[derive(Clone, Debug, Default)]
+pub struct DrainReport {
+    /// Messages the ingest loops handed to the state in this run.
+    pub taken: u64,
+    /// QoS 1 messages that arrived after the stop, left to the broker.
+    pub left_to_broker: u64,
+    /// What the store wrote and acknowledged, in the run and at the end.
+    pub store: StoreReport,
+    /// Stages that did not stop in time and were aborted.
+    pub aborted: Vec<&'static str>,
+    pub elapsed: Duration,
+}
+
+/// Time for the acks and DISCONNECT to leave once queued, and for the hub
+/// to close the screens: both are writes to sockets, done in milliseconds
+/// unless a peer is gone.
+const STOP_STEP: Duration = Duration::from_secs(1);
+
+impl Pipeline {
+    /// Stops the stages in data-flow order; at most `grace` plus 3 steps.
+    async fn drain(self) -> DrainReport {
+        let started = tokio::time::Instant::now();
+        let mut report = DrainReport::default();
+        // 1. Ingest stops taking: its channels to the state close, and the
+        //    connections stay polled for the acks to come.
+        let _ = self.drain.send(Drain::StopTaking);
+        // 2. The state hands off what it holds; its channels to the hub and
+        //    the store close. 3. The store writes its last batch and queues
+        //    its acks (it gives up by itself `grace` after its input closed).
+        let (mut state, mut store) = (self.state, self.store);
+        let deadline = started + self.grace + STOP_STEP;
+        if tokio::time::timeout_at(deadline, &mut state).await.is_err() {
+            state.abort();
+            report.aborted.push("state");
+        }
+        match tokio::time::timeout_at(deadline, &mut store).await {
+            Ok(Ok(r)) => report.store = r,
+            Ok(Err(_)) => report.aborted.push("store"),
+            Err(_) => {
+                store.abort();
+                report.aborted.push("store");
+            }
+        }
+        // 4. The acks are queued: DISCONNECT after them, the session kept.
+        let _ = self.drain.send(Drain::Disconnect);
+        let deadline = tokio::time::Instant::now() + STOP_STEP;
+        for mut task in self.ingest {
+            match tokio::time::timeout_at(deadline, &mut task).await {
+                Ok(Ok(r)) => {
+                    report.taken += r.taken;
+                    report.left_to_broker += r.left_to_broker;
+                }
+                Ok(Err(_)) => report.aborted.push("ingest"),
+                Err(_) => {
+                    task.abort();
+                    report.aborted.push("ingest");
+                }
+            }
+        }
+        // 5. The hub's input closed with the state: it flushed and closed
+        //    the screens with 1001.
+        let mut hub = self.hub;
+        if tokio::time::timeout(STOP_STEP, &mut hub).await.is_err() {
+            hub.abort();
+            report.aborted.push("hub");
+        }
+        report.elapsed = started.elapsed();
+        let s = &report.store;
+        if report.aborted.is_empty() && s.unacked == 0 {
+            tracing::info!(
+                elapsed_ms = report.elapsed.as_millis() as u64,
+                taken = report.taken,
+                stored_last = s.last_rows,
+                acked_last = s.last_acks,
+                acked = s.acks,
+                left_to_broker = report.left_to_broker,
+                "pipeline drained: everything taken is stored and acknowledged"
+            );
+        } else {
+            tracing::warn!(
+                elapsed_ms = report.elapsed.as_millis() as u64,
+                taken = report.taken,
+                acked = s.acks,
+                unacked = s.unacked,
+                left_to_broker = report.left_to_broker,
+                aborted = ?report.aborted,
+                "pipeline drained in part: the broker redelivers what was not acknowledged at the next start"
+            );
+        }
+        report
     }
 }
 

@@ -374,7 +374,8 @@ impl Default for DatabaseSettings {
 }
 
 /// The async runtime that runs the pipeline (ingest, state, hub, store and
-/// the database client); the web server has its own worker threads.
+/// the database client), and how the pipeline stops; the web server has its
+/// own worker threads.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RuntimeSettings {
@@ -387,11 +388,23 @@ pub struct RuntimeSettings {
     /// That thread was 54 % busy at 70,000 msg/s; past one node's worth,
     /// more nodes share the bus (`mqtt.shared_group`).
     pub worker_threads: usize,
+    /// On SIGTERM or Ctrl-C the stages drain in data-flow order and the
+    /// store writes its last batch and sends its acks: for at most this
+    /// many seconds after the state has handed off, seconds. Past it (the
+    /// database is away), what is unwritten stays unacknowledged and the
+    /// broker redelivers it at the next start. A stop takes milliseconds,
+    /// or this plus milliseconds with the database away, and at worst 3 s
+    /// more (a stage that overruns, a broker that does not answer): keep it
+    /// below the supervisor's own limit (Docker's default is 10 s, systemd's 90 s).
+    pub shutdown_grace_s: u64,
 }
 
 impl Default for RuntimeSettings {
     fn default() -> Self {
-        RuntimeSettings { worker_threads: 1 }
+        RuntimeSettings {
+            worker_threads: 1,
+            shutdown_grace_s: 8,
+        }
     }
 }
 
@@ -497,6 +510,9 @@ impl Settings {
             if !(1..=300).contains(&v) {
                 return bad(format!("{name} must be 1..=300"));
             }
+        }
+        if !(1..=300).contains(&self.runtime.shutdown_grace_s) {
+            return bad("runtime.shutdown_grace_s must be 1..=300".into());
         }
         for (name, nets) in [
             (

@@ -169,6 +169,9 @@ pub enum BusEvent {
     PubAck,
     /// One of our publishes left (for QoS 0 that is all there is).
     Sent,
+    /// Our DISCONNECT left, after every request queued before it (acks
+    /// included): the connection is closed cleanly and the session kept.
+    DisconnectSent,
     /// Anything else of no interest to callers (pings, acks of our publishes...).
     Other,
 }
@@ -278,6 +281,9 @@ impl BusEvents {
                     }),
                     Ok(Event::Incoming(Packet::PubAck(_))) => Ok(BusEvent::PubAck),
                     Ok(Event::Outgoing(rumqttc::Outgoing::Publish(_))) => Ok(BusEvent::Sent),
+                    Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => {
+                        Ok(BusEvent::DisconnectSent)
+                    }
                     Ok(_) => Ok(BusEvent::Other),
                     Err(rumqttc::ConnectionError::MqttState(
                         rumqttc::StateError::Deserialization(
@@ -311,6 +317,9 @@ impl BusEvents {
                     }),
                     Ok(Event::Incoming(Packet::PubAck(_))) => Ok(BusEvent::PubAck),
                     Ok(Event::Outgoing(rumqttc::Outgoing::Publish(_))) => Ok(BusEvent::Sent),
+                    Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => {
+                        Ok(BusEvent::DisconnectSent)
+                    }
                     Ok(_) => Ok(BusEvent::Other),
                     Err(v5::ConnectionError::MqttState(v5::StateError::Deserialization(
                         v5::mqttbytes::Error::PayloadSizeLimitExceeded { pkt_size, .. },

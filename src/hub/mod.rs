@@ -440,6 +440,10 @@ impl Hub {
                 _ = catch_up.tick(), if self.lagging => self.catch_up(),
             }
         }
+        // The state has handed off (shutdown): its last updates go out
+        // before the screens are told to resume elsewhere.
+        self.flush();
+        let screens = self.clients.len();
         for (_, mut c) in self.clients.drain() {
             if let Some(k) = c.kill.take() {
                 let _ = k.send(Close {
@@ -448,7 +452,11 @@ impl Hub {
                 });
             }
         }
-        tracing::info!("hub stopped");
+        tracing::info!(
+            screens,
+            seq = self.seq,
+            "hub stopped: screens closed with 1001"
+        );
     }
 
     /// Takes one update from the state: sequence it, mirror it, ring it.

@@ -11,6 +11,13 @@
 //! behind every telemetry message queued before it (in the broker, the
 //! socket buffers and our channel). On its own connection, with its own
 //! channel that the state task reads first, it does not.
+//!
+//! Shutdown ([`Drain`]): a loop first stops taking messages and drops its
+//! sender, so the state's input closes and the stages behind it drain in
+//! data-flow order; it keeps polling its connection, which is what sends the
+//! store's last acks, and disconnects cleanly (the persistent session kept)
+//! only when told the acks are queued. What arrives after the stop is neither
+//! taken nor acknowledged: the broker redelivers it at the next start.
 
 pub mod deadletter;
 
@@ -19,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::bus::{BusClient, BusEvent, BusEvents, Qos};
 use crate::config::MqttSettings;
@@ -130,9 +137,53 @@ pub struct IngestLoop {
     /// Which of `status`'s connections this is.
     pub index: usize,
     pub limits: Limits,
-    pub out: mpsc::Sender<Input>,
     pub status: Arc<IngestStatus>,
     pub metrics: Arc<Metrics>,
+}
+
+/// Where a shutdown has got to, as the ingest loops are told it (in this order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Drain {
+    /// Taking messages.
+    Running,
+    /// Take no more (drop the sender to the state) but keep the connection
+    /// polled: the store's acks for what it holds still go out on it.
+    StopTaking,
+    /// The store's acks are queued (or its grace is over): send DISCONNECT
+    /// after them and stop.
+    Disconnect,
+}
+
+/// What one ingest loop did in this run, for the shutdown's log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Messages handed to the state.
+    pub taken: u64,
+    /// QoS 1 messages that arrived after the stop: not taken, not
+    /// acknowledged, redelivered by the broker to the session at the next start.
+    pub left_to_broker: u64,
+    /// QoS 0 messages that arrived after the stop (telemetry; nobody resends them).
+    pub dropped: u64,
+}
+
+/// How long the broker may take to close the connection after our
+/// DISCONNECT: it reads it, and the acks before it, in a moment.
+const BROKER_CLOSE_WAIT: Duration = Duration::from_millis(500);
+
+/// Drops the loop's sender to the state (the first time: logged).
+fn stop_taking(out: &mut Option<mpsc::Sender<Input>>, client_id: &str, taken: u64) {
+    if out.take().is_some() {
+        tracing::info!(%client_id, taken, "ingest stopped taking messages");
+    }
+}
+
+/// The next phase the loop is told; never, if the sender is gone (the
+/// node was dropped without a drain: run as before, until the state goes).
+async fn next_phase(drain: &mut watch::Receiver<Drain>) -> Drain {
+    if drain.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+    *drain.borrow_and_update()
 }
 
 /// The topic filters of `families`, shared when a group is configured.
@@ -153,7 +204,20 @@ impl IngestLoop {
         &self.status.connections[self.index]
     }
 
-    pub async fn run(mut self) {
+    /// Reads the connection until told to disconnect (or, without a drain,
+    /// until the state is gone), handing messages to `out` until told to stop taking.
+    pub async fn run(
+        mut self,
+        out: mpsc::Sender<Input>,
+        mut drain: watch::Receiver<Drain>,
+    ) -> IngestReport {
+        // Dropped at the stop: the state's input closes once every loop has let go.
+        let mut out = Some(out);
+        let mut report = IngestReport::default();
+        let mut disconnecting = false;
+        // Set once our DISCONNECT has left: until then, or until the broker
+        // closes the connection, the socket is still read (see below).
+        let mut close_by: Option<tokio::time::Instant> = None;
         let mut backoff = Duration::from_millis(self.settings.reconnect_min_ms);
         let max_backoff = Duration::from_millis(
             self.settings
@@ -162,9 +226,43 @@ impl IngestLoop {
         );
         // Subscriptions sent on this connection and not yet acknowledged.
         let mut awaiting_subacks = 0usize;
-        loop {
-            match self.events.poll().await {
+        'run: loop {
+            // The poll is not cancelled when told of a phase (a request it
+            // had taken, an ack, could be lost): it goes on being awaited.
+            let event = {
+                let poll = self.events.poll();
+                tokio::pin!(poll);
+                loop {
+                    tokio::select! {
+                        e = &mut poll => break e,
+                        _ = tokio::time::sleep_until(close_by.unwrap_or_else(tokio::time::Instant::now)), if close_by.is_some() => {
+                            break 'run;
+                        }
+                        phase = next_phase(&mut drain) => {
+                            if phase >= Drain::StopTaking {
+                                stop_taking(&mut out, &client_id(&self.settings, self.index), report.taken);
+                            }
+                            if phase == Drain::Disconnect && !disconnecting {
+                                disconnecting = true;
+                                // Through the request channel this loop drains, behind the acks.
+                                let client = self.client.clone();
+                                tokio::spawn(async move { client.disconnect().await });
+                            }
+                        }
+                    }
+                }
+            };
+            match event {
                 Ok(BusEvent::Message(m)) => {
+                    let Some(out) = &out else {
+                        // Stopped: the broker keeps it for the next start.
+                        if m.ack.is_some() {
+                            report.left_to_broker += 1;
+                        } else {
+                            report.dropped += 1;
+                        }
+                        continue;
+                    };
                     let rx = Utc::now();
                     let topic = std::str::from_utf8(&m.topic).unwrap_or("<non-UTF-8 topic>");
                     let input = match decode(topic, &m.payload, &self.limits, rx) {
@@ -179,9 +277,19 @@ impl IngestLoop {
                             ack: m.ack,
                         },
                     };
-                    if self.out.send(input).await.is_err() {
+                    if out.send(input).await.is_err() {
                         break;
                     }
+                    report.taken += 1;
+                }
+                // Closing the socket now, with the broker's next messages
+                // unread in it, would send a reset, and a reset makes the
+                // broker's side drop what it has not read yet: our last acks
+                // and the DISCONNECT (8 calls came back so in a test). The
+                // broker closes the connection once it has read DISCONNECT:
+                // read (and leave) what comes until then.
+                Ok(BusEvent::DisconnectSent) if disconnecting => {
+                    close_by = Some(tokio::time::Instant::now() + BROKER_CLOSE_WAIT);
                 }
                 Ok(BusEvent::Connected { session_present }) => {
                     backoff = Duration::from_millis(self.settings.reconnect_min_ms);
@@ -247,6 +355,7 @@ impl IngestLoop {
                     }
                 }
                 Ok(_) => {}
+                Err(_) if disconnecting => break,
                 Err(e) => {
                     self.mine().subscribed.store(false, Ordering::Relaxed);
                     self.mine().set_error(Some(e.to_string()));
@@ -261,12 +370,38 @@ impl IngestLoop {
                         tracing::debug!(error = %e, retry_in_ms = backoff.as_millis() as u64, "MQTT broker unreachable");
                     }
                     self.metrics.mqtt_connected.set(0);
-                    tokio::time::sleep(backoff).await;
+                    let sleep = tokio::time::sleep(backoff);
+                    tokio::pin!(sleep);
+                    loop {
+                        tokio::select! {
+                            _ = &mut sleep => break,
+                            phase = next_phase(&mut drain) => {
+                                if phase >= Drain::StopTaking {
+                                    stop_taking(&mut out, &client_id(&self.settings, self.index), report.taken);
+                                }
+                                // No connection to send acks or DISCONNECT on.
+                                disconnecting |= phase == Drain::Disconnect;
+                                if disconnecting {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    if disconnecting {
+                        break;
+                    }
                     backoff = (backoff * 2).min(max_backoff);
                 }
             }
         }
-        tracing::info!("ingest loop stopped");
+        tracing::info!(
+            client_id = %client_id(&self.settings, self.index),
+            taken = report.taken,
+            left_to_broker = report.left_to_broker,
+            dropped = report.dropped,
+            "ingest disconnected"
+        );
+        report
     }
 }
 

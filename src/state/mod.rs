@@ -4,6 +4,10 @@
 //! every message, accepted or refused, to the store, in each connection's
 //! arrival order (the priority connection's first when both have messages),
 //! and the store acknowledges QoS 1 messages once they are safely kept.
+//!
+//! At shutdown its inputs close (the ingest loops stop taking): it handles
+//! what they still hold, then drops its senders, so the hub's and the
+//! store's inputs close in turn.
 
 pub mod city;
 pub mod update;
@@ -75,12 +79,14 @@ impl StateTask {
         tracing::info!(applied, skipped, "live state rebuilt from the store");
     }
 
-    /// Runs until the input channel closes.
+    /// Runs until both inputs have closed and what they held is handled.
     pub async fn run(mut self) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch = Vec::with_capacity(256);
         let mut urgent = Vec::with_capacity(16);
+        let mut main_open = true;
+        let mut handled = 0u64;
         loop {
             tokio::select! {
                 // The priority connection first, whenever it has messages.
@@ -94,8 +100,12 @@ impl StateTask {
                     if n == 0 {
                         // Its ingest loop stopped: shutting down.
                         self.priority = None;
+                        if !main_open {
+                            break;
+                        }
                         continue;
                     }
+                    handled += n as u64;
                     for input in urgent.drain(..) {
                         if !self.handle(input).await {
                             return;
@@ -125,10 +135,16 @@ impl StateTask {
                         self.metrics.state_size.with_label_values(&[k]).set(v as i64);
                     }
                 }
-                n = self.input.recv_many(&mut batch, 256) => {
+                n = self.input.recv_many(&mut batch, 256), if main_open => {
                     if n == 0 {
-                        break;
+                        // The priority connection's messages may still be queued.
+                        main_open = false;
+                        if self.priority.is_none() {
+                            break;
+                        }
+                        continue;
                     }
+                    handled += n as u64;
                     for input in batch.drain(..) {
                         if !self.handle(input).await {
                             return;
@@ -137,7 +153,10 @@ impl StateTask {
                 }
             }
         }
-        tracing::info!("state task stopped");
+        tracing::info!(
+            handled,
+            "state task stopped: handed off to the hub and the store"
+        );
     }
 
     /// Returns false when a downstream stage is gone (shutdown).

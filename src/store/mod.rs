@@ -12,6 +12,11 @@
 //! Committed telemetry is summed per minute (`minutes.rs`) and those sums are
 //! written every `rollup_every_s`, beside the batches.
 //!
+//! At shutdown the store's input closes (the state has handed off): it
+//! writes what it holds and sends those acks, retrying a failed write for at
+//! most `runtime.shutdown_grace_s`; what is still unwritten then stays
+//! unacknowledged, and the broker redelivers it at the next start.
+//!
 //! Backends: PostgreSQL/TimescaleDB (`postgres.rs`), or bounded memory
 //! (`memory.rs`) when no database is configured.
 
@@ -309,8 +314,27 @@ type MinutesWritten = (
     Result<(), StoreError>,
 );
 
+/// What the store did in this run, for the shutdown's log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreReport {
+    /// Rows (telemetry readings and events) of the writes that completed
+    /// after the input closed: the last batch, in one write or more.
+    pub last_rows: u64,
+    /// QoS 1 acks sent after the input closed.
+    pub last_acks: u64,
+    /// QoS 1 acks sent in the whole run.
+    pub acks: u64,
+    /// QoS 1 messages still unwritten when the grace ran out (the database
+    /// was away): not acknowledged, redelivered by the broker at the next start.
+    pub unacked: u64,
+    /// Telemetry readings still unwritten when the grace ran out (QoS 0: lost).
+    pub telemetry_dropped: u64,
+}
+
 impl StoreTask {
-    pub async fn run(mut self) {
+    /// Runs until its input has closed and what it held is written and
+    /// acknowledged, or until `shutdown_grace` after the input closed.
+    pub async fn run(mut self, shutdown_grace: Duration) -> StoreReport {
         let pg = match &self.handle.backend {
             Backend::Postgres(pg) => Some(pg.clone()),
             Backend::Memory(_) => None,
@@ -339,6 +363,10 @@ impl StoreTask {
         let mut tick = tokio::time::interval(flush_every.min(Duration::from_millis(50)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut closed = false;
+        let mut closed_at = Instant::now();
+        let mut report = StoreReport::default();
+        // QoS 1 messages in the write in flight.
+        let mut inflight_acks = 0u64;
         let mut newest_rx: Option<DateTime<Utc>> = None;
         let mut incoming = Vec::with_capacity(256);
         loop {
@@ -371,12 +399,19 @@ impl StoreTask {
                                 self.handle.status.lag_ms.store(lag, Ordering::Relaxed);
                                 self.metrics.store_lag_ms.set(lag);
                             }
+                            let mut sent = 0u64;
                             for token in acks.iter().flatten() {
                                 if let Err(e) = token.ack().await {
                                     tracing::warn!(error = %e, "ack failed (the broker will redeliver)");
                                 } else {
                                     self.metrics.acks.inc();
+                                    sent += 1;
                                 }
+                            }
+                            report.acks += sent;
+                            if closed {
+                                report.last_rows += (readings + batch.events.len()) as u64;
+                                report.last_acks += sent;
                             }
                         }
                         Err(e) => {
@@ -409,6 +444,7 @@ impl StoreTask {
                 n = self.input.recv_many(&mut incoming, 256), if !closed => {
                     if n == 0 {
                         closed = true;
+                        closed_at = Instant::now();
                     } else {
                         newest_rx = Some(Utc::now());
                         for item in incoming.drain(..) {
@@ -505,6 +541,7 @@ impl StoreTask {
                     batch.events.push(row);
                     acks.push(ack);
                 }
+                inflight_acks = acks.iter().flatten().count() as u64;
                 let backend = self.handle.backend.clone();
                 let upto = newest_rx;
                 inflight = Some(tokio::spawn(async move {
@@ -518,18 +555,38 @@ impl StoreTask {
                     (batch, acks, r, upto, complete)
                 }));
             }
-            if closed
-                && inflight.is_none()
-                && (telemetry.rows.is_empty() && events.is_empty()
-                    || self.handle.status.degraded.load(Ordering::Relaxed))
-            {
+            if closed && inflight.is_none() && telemetry.rows.is_empty() && events.is_empty() {
+                tracing::info!(
+                    rows = report.last_rows,
+                    acks = report.last_acks,
+                    elapsed_ms = closed_at.elapsed().as_millis() as u64,
+                    "store flushed the last batch"
+                );
+                break;
+            }
+            if closed && closed_at.elapsed() >= shutdown_grace {
+                // The database is away (or too slow): give up rather than
+                // hold the shutdown. A write still in flight may yet commit;
+                // its messages come back too, and are stored once.
+                let queued = events.iter().filter(|(_, a)| a.is_some()).count() as u64;
+                report.unacked = queued + if inflight.is_some() { inflight_acks } else { 0 };
+                report.telemetry_dropped = telemetry.readings as u64;
+                tracing::warn!(
+                    unacked = report.unacked,
+                    telemetry_dropped = report.telemetry_dropped,
+                    grace_s = shutdown_grace.as_secs(),
+                    "store gave up at shutdown: the database did not take the last batch within the grace; the broker redelivers the unacknowledged messages at the next start"
+                );
                 break;
             }
         }
         // What was summed goes out before the process does (a write in
-        // flight finishes first). If it cannot, within 5 s, the next start
-        // recomputes those minutes from the raw rows.
-        if let Some(pg) = pg.filter(|_| repaired) {
+        // flight finishes first). If it cannot, within 5 s (or what is left
+        // of the grace), the next start recomputes those minutes from the raw rows.
+        let within = shutdown_grace
+            .saturating_sub(closed_at.elapsed())
+            .min(Duration::from_secs(5));
+        if let Some(pg) = pg.filter(|_| repaired && !within.is_zero()) {
             let last = async {
                 if let Some(w) = minutes_inflight.take() {
                     if let Ok((rows, _, Err(_))) = w.await {
@@ -542,13 +599,14 @@ impl StoreTask {
                 let rows = minutes.take();
                 pg.merge_minutes(&rows, minutes.complete_upto).await
             };
-            match tokio::time::timeout(Duration::from_secs(5), last).await {
+            match tokio::time::timeout(within, last).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "the last per-minute sums were not written; the next start recomputes them"),
-                Err(_) => tracing::warn!("the last per-minute sums were not written within 5 s; the next start recomputes them"),
+                Err(_) => tracing::warn!(within_ms = within.as_millis() as u64, "the last per-minute sums were not written in time; the next start recomputes them"),
             }
         }
-        tracing::info!("store stopped");
+        tracing::info!(acks = report.acks, "store stopped");
+        report
     }
 
     fn buffer(

@@ -14,5 +14,6 @@ mod hub;
 mod identity;
 mod ingest;
 mod scenario;
+mod shutdown;
 mod store;
 mod wall;
