@@ -608,11 +608,6 @@ impl CallCentre {
             _ => None,
         };
         let event = CallEvent {
-            event_id: draw::uuid(ctx.rng),
-            call_id: call.id.clone(),
-            ts: ctx.now,
-            line,
-            kind,
             caller: (kind == T::Received).then(|| call.caller.clone()),
             category: call.classified.then_some(call.category),
             priority: call.classified.then_some(call.priority),
@@ -628,6 +623,7 @@ impl CallCentre {
                 call.operator.clone()
             }),
             note,
+            ..CallEvent::new(draw::uuid(ctx.rng), call.id.clone(), ctx.now, line, kind)
         };
         ctx.emit(
             Topic::Call {

@@ -236,9 +236,22 @@ pub enum CallEventType {
     Closed,
     Abandoned,
     Transferred,
+    /// The caller's position or address was set or corrected (not a stage).
+    Located,
+    /// A narrative note was added (not a stage).
+    Noted,
+    /// A unit was taken off the call (`unit`; not a stage).
+    UnitCancelled,
+    /// The call was linked to an incident with other calls (`incident_id`,
+    /// `related_call`), or kept apart from a call it looked like a duplicate
+    /// of (`related_call`, no `incident_id`; not a stage).
+    Merged,
+    /// A call taker called an abandoned caller back (`note` says how it went; not a stage).
+    CalledBack,
 }
 
 impl CallEventType {
+    /// The lifecycle's stages, in the order of the `calls` table's stage columns.
     pub const ALL: [CallEventType; 9] = [
         CallEventType::Received,
         CallEventType::Answered,
@@ -262,7 +275,34 @@ impl CallEventType {
             CallEventType::Closed => "closed",
             CallEventType::Abandoned => "abandoned",
             CallEventType::Transferred => "transferred",
+            CallEventType::Located => "located",
+            CallEventType::Noted => "noted",
+            CallEventType::UnitCancelled => "unit_cancelled",
+            CallEventType::Merged => "merged",
+            CallEventType::CalledBack => "called_back",
         }
+    }
+
+    /// An event that records something about the call without being a stage
+    /// of its lifecycle: it has no rank and never contradicts a stage.
+    pub fn is_annotation(self) -> bool {
+        matches!(
+            self,
+            CallEventType::Located
+                | CallEventType::Noted
+                | CallEventType::UnitCancelled
+                | CallEventType::Merged
+                | CallEventType::CalledBack
+        )
+    }
+
+    /// The stages a field unit moves through on a call; several units may
+    /// each pass them on one call.
+    pub fn is_unit_stage(self) -> bool {
+        matches!(
+            self,
+            CallEventType::Dispatched | CallEventType::EnRoute | CallEventType::OnScene
+        )
     }
 
     /// Whether the call is over after this stage.
@@ -315,6 +355,34 @@ impl CallCategory {
     }
 }
 
+/// How a 112 centre sorts a call when it is classified: a real emergency,
+/// a silent or empty line, a prank, or a request for information.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Triage {
+    Normal,
+    Ghost,
+    Prank,
+    Info,
+}
+
+/// How a call ended, given when it is closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    TreatedOnScene,
+    Transported,
+    Resolved,
+    Referred,
+    NoActionNeeded,
+    FalseAlarm,
+    Prank,
+    Ghost,
+    Duplicate,
+    CancelledByCaller,
+    Other,
+}
+
 /// Where the caller is (from the network or as told).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Caller {
@@ -357,16 +425,69 @@ pub struct CallEvent {
     pub operator: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The caller's callback number (personal data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<String>,
+    /// How the call was sorted (`classified`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triage: Option<Triage>,
+    /// The dispatch protocol's code (e.g. a card and determinant), opaque to Kendali.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// How the call ended (`closed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disposition: Option<Disposition>,
+    /// The incident this call belongs to with other calls (`merged`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
+    /// The other call of a `merged` event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub related_call: Option<String>,
+    /// The operator action that published this event (one action may publish several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_id: Option<Uuid>,
 }
 
 impl CallEvent {
-    /// The event without the caller's position, address and the free-text
-    /// note (which may name people): what roles without
+    /// An event with its required fields and nothing else.
+    pub fn new(
+        event_id: Uuid,
+        call_id: String,
+        ts: Ts,
+        line: CallLine,
+        kind: CallEventType,
+    ) -> CallEvent {
+        CallEvent {
+            event_id,
+            call_id,
+            ts,
+            line,
+            kind,
+            caller: None,
+            category: None,
+            priority: None,
+            agency: None,
+            unit: None,
+            operator: None,
+            note: None,
+            callback: None,
+            triage: None,
+            protocol: None,
+            disposition: None,
+            incident_id: None,
+            related_call: None,
+            action_id: None,
+        }
+    }
+
+    /// The event without the caller's position, address, callback number
+    /// and the free-text note (which may name people): what roles without
     /// personal-data access see.
     pub fn without_personal_data(&self) -> CallEvent {
         CallEvent {
             caller: None,
             note: None,
+            callback: None,
             ..self.clone()
         }
     }
@@ -685,23 +806,19 @@ pub fn example(kind: MessageKind, ts: Ts) -> (super::Topic, Message) {
                 line: CallLine::L112,
             },
             Message::CallEvent(Box::new(CallEvent {
-                event_id: Uuid::parse_str("0f8e1c9a-6b1d-4c55-8a3e-2d4b6f8a1c20")
-                    .expect("literal uuid"),
-                call_id: id("112-20261122-0042"),
-                ts,
-                line: CallLine::L112,
-                kind: CallEventType::Received,
                 caller: Some(Caller {
                     lat: -6.0170,
                     lon: 106.0540,
                     address: Some(id("Jl. Jend. Sudirman No. 10, Cilegon")),
                 }),
-                category: None,
-                priority: None,
-                agency: None,
-                unit: None,
                 operator: Some(id("op-07")),
-                note: None,
+                ..CallEvent::new(
+                    Uuid::parse_str("0f8e1c9a-6b1d-4c55-8a3e-2d4b6f8a1c20").expect("literal uuid"),
+                    id("112-20261122-0042"),
+                    ts,
+                    CallLine::L112,
+                    CallEventType::Received,
+                )
             })),
         ),
         MessageKind::UnitStatus => (

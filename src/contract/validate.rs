@@ -247,6 +247,8 @@ pub mod caps {
     pub const NOTE: usize = 2000;
     /// A call event's agency and operator (cut).
     pub const CALL_WHO: usize = 128;
+    /// A call event's dispatch protocol code.
+    pub const PROTOCOL: usize = 64;
     /// A unit's vehicle kind.
     pub const UNIT_KIND: usize = 64;
     /// An app event's `ref`.
@@ -357,6 +359,14 @@ fn range(field: &str, v: f64, lo: f64, hi: f64) -> Result<(), Rejection> {
         )));
     }
     Ok(())
+}
+
+/// A callback number as a call centre gives it: digits, `+`, `-` and spaces.
+fn is_phone_number(v: &str) -> bool {
+    (3..=32).contains(&v.len())
+        && v.chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' '))
+        && v.chars().filter(char::is_ascii_digit).count() >= 3
 }
 
 fn ident(field: &str, v: &str) -> Result<(), Rejection> {
@@ -515,6 +525,41 @@ fn check(topic: &Topic, msg: &Message) -> Result<(), Rejection> {
             }
             if let Some(u) = &m.unit {
                 ident("unit", u)?;
+            }
+            for (field, v) in [
+                ("incident_id", &m.incident_id),
+                ("related_call", &m.related_call),
+            ] {
+                if let Some(v) = v {
+                    ident(field, v)?;
+                }
+            }
+            if let Some(p) = &m.protocol {
+                text("protocol", p, caps::PROTOCOL)?;
+            }
+            if let Some(n) = &m.callback {
+                if !is_phone_number(n) {
+                    return Err(out_of_range(format!(
+                        "callback {n:?} is not a phone number (3-32 of 0-9 + - space, at least 3 digits)"
+                    )));
+                }
+            }
+            let needs = |field: &str, present: bool| {
+                if present {
+                    Ok(())
+                } else {
+                    Err(Rejection::new(
+                        RejectReason::MissingField,
+                        format!("a {} event needs {field}", m.kind.as_str()),
+                    ))
+                }
+            };
+            match m.kind {
+                CallEventType::UnitCancelled => needs("unit", m.unit.is_some())?,
+                CallEventType::Merged => needs("related_call", m.related_call.is_some())?,
+                CallEventType::Located => needs("caller", m.caller.is_some())?,
+                CallEventType::Noted => needs("note", m.note.is_some())?,
+                _ => {}
             }
         }
         (Topic::Unit { unit, .. }, Message::UnitStatus(m)) => {

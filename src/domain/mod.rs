@@ -9,5 +9,5 @@
 pub mod call;
 pub mod time;
 
-pub use call::{rank, Call};
+pub use call::{rank, Call, CallUnit};
 pub use time::{wib, wib_date, wib_day_start};

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::update::{encode, Deferred, Tags, Update, UpdateKind};
 use crate::config::StateSettings;
 use crate::contract::*;
-use crate::domain::{rank, wib_date, Call};
+use crate::domain::{rank, wib_date, Call, CallUnit};
 
 /// An intersection: its metadata and latest controller state. Cloning it
 /// (the snapshot an update keeps until a screen needs it) copies no data.
@@ -713,27 +713,72 @@ impl CityState {
             unit: None,
             operator: None,
             caller: None,
+            callback: None,
+            triage: None,
+            protocol: None,
+            disposition: None,
+            incident_id: None,
+            units: Vec::new(),
+            actions: Vec::new(),
             answer_s: None,
             dispatch_s: None,
             events: 0,
             rx,
         });
-        let first_of_stage = !call.stages.contains_key(&m.kind);
-        let entry = call.stages.entry(m.kind).or_insert(m.ts);
-        if m.ts < *entry {
-            *entry = m.ts;
+        let first_of_stage = !m.kind.is_annotation() && !call.stages.contains_key(&m.kind);
+        if let (Some(new), Some(now)) = (rank(m.kind), rank(call.stage)) {
+            let entry = call.stages.entry(m.kind).or_insert(m.ts);
+            if m.ts < *entry {
+                *entry = m.ts;
+            }
+            if new > now || (new == now && m.kind.is_terminal()) {
+                call.stage = m.kind;
+            }
+        } else if rank(call.stage).is_none() {
+            // A call first heard of through an annotation: its stage waits for a stage.
+            call.stage = CallEventType::Received;
         }
-        if rank(m.kind) > rank(call.stage)
-            || (rank(m.kind) == rank(call.stage) && m.kind.is_terminal())
-        {
-            call.stage = m.kind;
+        if let Some(unit) = &m.unit {
+            if m.kind.is_unit_stage() {
+                match call.units.iter_mut().find(|u| &u.unit == unit) {
+                    Some(u) => {
+                        if rank(m.kind) > rank(u.stage) {
+                            u.stage = m.kind;
+                            u.since = m.ts;
+                        }
+                    }
+                    None => call.units.push(CallUnit {
+                        unit: unit.clone(),
+                        stage: m.kind,
+                        since: m.ts,
+                    }),
+                }
+            } else if m.kind == CallEventType::UnitCancelled {
+                call.units.retain(|u| &u.unit != unit);
+            }
         }
+        call.callback = m.callback.clone().or(call.callback.take());
+        call.triage = m.triage.or(call.triage);
+        call.protocol = m.protocol.clone().or(call.protocol.take());
+        call.disposition = m.disposition.or(call.disposition);
+        call.incident_id = m.incident_id.clone().or(call.incident_id.take());
         call.open = !call.stages.keys().any(|s| s.is_terminal());
         call.category = m.category.or(call.category);
         call.priority = m.priority.or(call.priority);
         call.agency = m.agency.clone().or(call.agency.take());
-        call.unit = m.unit.clone().or(call.unit.take());
-        call.operator = m.operator.clone().or(call.operator.take());
+        if m.kind != CallEventType::UnitCancelled {
+            call.unit = m.unit.clone().or(call.unit.take());
+        } else if call.unit == m.unit {
+            call.unit = call.units.last().map(|u| u.unit.clone());
+        }
+        // The call taker is who answered; later events by others (a note,
+        // a dispatch) do not take the call from them.
+        if m.kind == CallEventType::Answered || call.operator.is_none() {
+            call.operator = m.operator.clone().or(call.operator.take());
+        }
+        if let Some(id) = m.action_id {
+            call.applied_action(id);
+        }
         call.caller = m.caller.clone().or(call.caller.take());
         let secs = |a: Option<&Ts>, b: Option<&Ts>| match (a, b) {
             (Some(a), Some(b)) => Some((*b - *a).num_milliseconds() as f64 / 1000.0),
@@ -1024,10 +1069,22 @@ mod tests {
     use crate::contract::{decode, Limits};
 
     fn call_event(state: &mut CityState, call: u32, kind: &str) -> Vec<Update> {
+        let ts = Utc::now().with_timezone(&crate::domain::wib()).to_rfc3339();
+        apply_json(state, &format!("c{call}"), &ts, kind, "").expect("applies")
+    }
+
+    /// Applies one call event on line 112, given its call, time, type and
+    /// further JSON fields (`,"unit":"a"`).
+    fn apply_json(
+        state: &mut CityState,
+        call: &str,
+        ts: &str,
+        kind: &str,
+        extra: &str,
+    ) -> Result<Vec<Update>, Rejection> {
         let now = Utc::now();
-        let ts = now.with_timezone(&crate::domain::wib()).to_rfc3339();
         let payload = format!(
-            r#"{{"event_id":"{}","call_id":"c{call}","ts":"{ts}","line":"112","type":"{kind}"}}"#,
+            r#"{{"event_id":"{}","call_id":"{call}","ts":"{ts}","line":"112","type":"{kind}"{extra}}}"#,
             Uuid::new_v4()
         );
         let (topic, msg) = decode(
@@ -1035,9 +1092,96 @@ mod tests {
             payload.as_bytes(),
             &Limits::default(),
             now,
-        )
-        .expect("a valid call event");
-        state.apply(&topic, &msg, now).expect("applies")
+        )?;
+        state.apply(&topic, &msg, now)
+    }
+
+    /// Applies one call event of call `c1` given as JSON fields after `type`.
+    fn event_at(state: &mut CityState, min: u32, kind: &str, extra: &str) -> Result<(), Rejection> {
+        let ts = format!("2026-12-05T08:{min:02}:00+07:00");
+        apply_json(state, "c1", &ts, kind, extra).map(|_| ())
+    }
+
+    #[test]
+    fn a_call_holds_several_units_reclassifications_and_annotations_without_contradiction() {
+        let mut state = CityState::new(StateSettings::default());
+        let ok = |r: Result<(), Rejection>| r.expect("accepted");
+        ok(event_at(
+            &mut state,
+            0,
+            "received",
+            r#","callback":"0812-3456-7890""#,
+        ));
+        ok(event_at(&mut state, 1, "answered", r#","operator":"rina""#));
+        ok(event_at(
+            &mut state,
+            2,
+            "classified",
+            r#","category":"fire","priority":2,"triage":"normal""#,
+        ));
+        ok(event_at(&mut state, 3, "dispatched", r#","unit":"dmk-01""#));
+        ok(event_at(&mut state, 9, "on_scene", r#","unit":"dmk-01""#));
+        // A second unit after the first is on scene, and a reclassification after dispatch.
+        ok(event_at(
+            &mut state,
+            10,
+            "dispatched",
+            r#","unit":"amb-02""#,
+        ));
+        ok(event_at(
+            &mut state,
+            11,
+            "classified",
+            r#","priority":1,"protocol":"FIRE-2B""#,
+        ));
+        ok(event_at(
+            &mut state,
+            12,
+            "noted",
+            r#","note":"korban terjebak di lantai 2""#,
+        ));
+        ok(event_at(
+            &mut state,
+            13,
+            "unit_cancelled",
+            r#","unit":"dmk-01""#,
+        ));
+        let c = state.call("kota", "c1").expect("the call");
+        assert_eq!(
+            c.stage,
+            CallEventType::OnScene,
+            "annotations and repeats move no stage"
+        );
+        assert_eq!(c.priority, Some(1));
+        assert_eq!(c.triage, Some(crate::contract::Triage::Normal));
+        assert_eq!(c.protocol.as_deref(), Some("FIRE-2B"));
+        assert_eq!(c.callback.as_deref(), Some("0812-3456-7890"));
+        let units: Vec<_> = c.units.iter().map(|u| (u.unit.as_str(), u.stage)).collect();
+        assert_eq!(units, [("amb-02", CallEventType::Dispatched)]);
+        assert_eq!(c.unit.as_deref(), Some("amb-02"));
+        assert!(!c.stages.contains_key(&CallEventType::Noted));
+        assert!(c.without_personal_data().callback.is_none());
+        ok(event_at(
+            &mut state,
+            20,
+            "closed",
+            r#","disposition":"transported""#,
+        ));
+        // Still refused: a stage before the call began, a unit after the close.
+        let r = event_at(&mut state, 14, "received", "").expect_err("a second start");
+        assert_eq!(r.reason, RejectReason::LifecycleOutOfOrder);
+        let r =
+            event_at(&mut state, 30, "dispatched", r#","unit":"amb-03""#).expect_err("after close");
+        assert_eq!(r.reason, RejectReason::LifecycleOutOfOrder);
+        let c = state.call("kota", "c1").expect("the call");
+        assert_eq!(
+            c.disposition,
+            Some(crate::contract::Disposition::Transported)
+        );
+        assert!(!c.open);
+        // An annotation needs its field.
+        let r = event_at(&mut state, 21, "unit_cancelled", "").expect_err("no unit");
+        assert_eq!(r.reason, RejectReason::MissingField);
     }
 
     #[test]
