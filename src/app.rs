@@ -237,6 +237,7 @@ impl Application {
                 settings.auth.actions_burst,
             ),
             login_throttle: Default::default(),
+            desk: Default::default(),
             routes: Default::default(),
             directory: directory.clone(),
             settings: settings.clone(),
@@ -265,6 +266,7 @@ impl Application {
                 .configure(crate::web::wall::configure)
                 .configure(crate::web::api::configure)
                 .configure(crate::web::traffic::configure)
+                .configure(crate::web::dispatch::configure)
                 .configure(crate::web::admin::configure)
                 .configure(crate::web::assets::configure)
         })

@@ -40,6 +40,54 @@ pub struct Settings {
     pub sim: SimSettings,
     pub runtime: RuntimeSettings,
     pub auth: AuthSettings,
+    pub dispatch: DispatchSettings,
+}
+
+/// Which answer-time standard the call-taking targets follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerStandard {
+    /// NENA STA-020.1-2020: 90 % answered within 15 s, 95 % within 20 s.
+    Nena,
+    /// NFPA 1225: 90 % answered within 10 s.
+    Nfpa,
+}
+
+impl AnswerStandard {
+    /// `(within seconds, share of calls)` targets.
+    pub fn targets(self) -> &'static [(u32, f64)] {
+        match self {
+            AnswerStandard::Nena => &[(15, 0.90), (20, 0.95)],
+            AnswerStandard::Nfpa => &[(10, 0.90)],
+        }
+    }
+}
+
+/// The targets the dispatcher console and the wall hold calls and units to
+/// (timers turn amber near a target, red past it).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DispatchSettings {
+    pub answer_standard: AnswerStandard,
+    /// Seconds from answer to the first unit dispatched, for priorities 1 to 4.
+    pub dispatch_target_s: [u32; 4],
+    /// A unit longer than this in one stage is highlighted: dispatched (not
+    /// yet en route), en route, on scene.
+    pub unit_dispatched_s: u32,
+    pub unit_en_route_s: u32,
+    pub unit_on_scene_s: u32,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        DispatchSettings {
+            answer_standard: AnswerStandard::Nena,
+            dispatch_target_s: [60, 120, 300, 600],
+            unit_dispatched_s: 120,
+            unit_en_route_s: 900,
+            unit_on_scene_s: 3600,
+        }
+    }
 }
 
 /// Sessions and throttles.
@@ -543,6 +591,14 @@ impl Settings {
         }
         if self.auth.actions_per_minute == 0 || self.auth.actions_burst == 0 {
             return bad("auth.actions_per_minute and auth.actions_burst must be positive".into());
+        }
+        let d = &self.dispatch;
+        if d.dispatch_target_s.contains(&0)
+            || d.unit_dispatched_s == 0
+            || d.unit_en_route_s == 0
+            || d.unit_on_scene_s == 0
+        {
+            return bad("dispatch targets must be positive seconds".into());
         }
         if self.runtime.worker_threads > 256 {
             return bad("runtime.worker_threads must be 0..=256 (0: one per core)".into());

@@ -357,7 +357,9 @@ impl CallCategory {
 
 /// How a 112 centre sorts a call when it is classified: a real emergency,
 /// a silent or empty line, a prank, or a request for information.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Triage {
     Normal,

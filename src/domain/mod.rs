@@ -1,5 +1,5 @@
 //! The city's entities and rules, with no I/O: a call and its lifecycle,
-//! and the city's local time. State, store, web and the simulator all import
+//! the call-taking indicators, and the city's local time. State, store, web and the simulator all import
 //! them from here (the store used to import `Call` from the state, and the
 //! WIB offset was written three times), so no two stages import each other.
 //!
@@ -7,7 +7,9 @@
 //! call's stages are the contract's call event types.
 
 pub mod call;
+pub mod indicators;
 pub mod time;
 
 pub use call::{rank, Call, CallUnit};
+pub use indicators::AnswerTimes;
 pub use time::{wib, wib_date, wib_day_start};

@@ -90,6 +90,16 @@ enum HubCommand {
         key: String,
         reply: oneshot::Sender<Known>,
     },
+    Get {
+        kind: UpdateKind,
+        key: String,
+        reply: oneshot::Sender<Option<Arc<Update>>>,
+    },
+    AllOf {
+        kind: UpdateKind,
+        city: String,
+        reply: oneshot::Sender<Vec<Arc<Update>>>,
+    },
 }
 
 /// What the live state knows of an entity.
@@ -161,6 +171,36 @@ impl HubHandle {
                 kind,
                 city: city.to_owned(),
                 key: key.to_owned(),
+                reply,
+            })
+            .await
+            .map_err(|_| HubGone)?;
+        rx.await.map_err(|_| HubGone)
+    }
+
+    /// The live value of the entity `key` of `kind` (keys are `{city}/{id}`),
+    /// as the screens have it; decoding it is the caller's work.
+    pub async fn get(&self, kind: UpdateKind, key: &str) -> Result<Option<Arc<Update>>, HubGone> {
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(HubCommand::Get {
+                kind,
+                key: key.to_owned(),
+                reply,
+            })
+            .await
+            .map_err(|_| HubGone)?;
+        rx.await.map_err(|_| HubGone)
+    }
+
+    /// Every live entity of `kind` in `city` (pointers only: the caller
+    /// decodes what it needs, off the hub's task).
+    pub async fn all_of(&self, kind: UpdateKind, city: &str) -> Result<Vec<Arc<Update>>, HubGone> {
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(HubCommand::AllOf {
+                kind,
+                city: city.to_owned(),
                 reply,
             })
             .await
@@ -576,6 +616,22 @@ impl Hub {
                     Known::Nothing
                 };
                 let _ = reply.send(known);
+            }
+            HubCommand::Get { kind, key, reply } => {
+                let found = self
+                    .mirror
+                    .get(&(kind, Arc::from(key.as_str())))
+                    .map(|(_, u)| u.clone());
+                let _ = reply.send(found);
+            }
+            HubCommand::AllOf { kind, city, reply } => {
+                let found = self
+                    .mirror
+                    .values()
+                    .filter(|(_, u)| u.kind == kind && *u.city == *city && !u.is_removal())
+                    .map(|(_, u)| u.clone())
+                    .collect();
+                let _ = reply.send(found);
             }
             HubCommand::State { reply } => {
                 let upto = self.flushed();

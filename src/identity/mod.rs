@@ -152,6 +152,14 @@ impl Person {
         city_ok && district_ok
     }
 
+    /// Whether the user may act in `city` at all (districts aside: calls
+    /// and units are the whole city's).
+    pub fn in_city(&self, city: &str) -> bool {
+        self.roles.contains(&Role::Supervisor)
+            || self.cities.is_empty()
+            || self.cities.iter().any(|c| c == city)
+    }
+
     /// The name recorded as who acted (`anonymous` for the loopback wall).
     pub fn name(&self) -> &str {
         self.username.as_deref().unwrap_or("anonymous")

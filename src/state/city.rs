@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::update::{encode, Deferred, Tags, Update, UpdateKind};
 use crate::config::StateSettings;
 use crate::contract::*;
-use crate::domain::{rank, wib_date, Call, CallUnit};
+use crate::domain::{rank, wib_date, AnswerTimes, Call, CallUnit};
 
 /// An intersection: its metadata and latest controller state. Cloning it
 /// (the snapshot an update keeps until a screen needs it) copies no data.
@@ -113,8 +113,13 @@ pub struct Kpi {
 pub struct LineCounters {
     pub received: u64,
     pub answered: u64,
+    pub answered_within_10s: u64,
     pub answered_within_15s: u64,
     pub answered_within_20s: u64,
+    /// Answer times: how many, their mean and the mean of the slowest 10 %.
+    pub answer_times: AnswerTimes,
+    /// Calls by their triage now (a reclassified call moves).
+    pub triage: BTreeMap<Triage, u64>,
     pub abandoned: u64,
     pub transferred: u64,
     pub dispatched: u64,
@@ -758,7 +763,9 @@ impl CityState {
             }
         }
         call.callback = m.callback.clone().or(call.callback.take());
+        let triage_was = call.triage;
         call.triage = m.triage.or(call.triage);
+        let triage_now = call.triage;
         call.protocol = m.protocol.clone().or(call.protocol.take());
         call.disposition = m.disposition.or(call.disposition);
         call.incident_id = m.incident_id.clone().or(call.incident_id.take());
@@ -814,7 +821,20 @@ impl CityState {
                 _ => {}
             }
         }
+        if triage_now != triage_was {
+            if let Some(t) = triage_was {
+                let n = lc.triage.entry(t).or_default();
+                *n = n.saturating_sub(1);
+            }
+            if let Some(t) = triage_now {
+                *lc.triage.entry(t).or_default() += 1;
+            }
+        }
         if let Some(s) = new_answer_s {
+            lc.answer_times.add(s);
+            if s <= 10.0 {
+                lc.answered_within_10s += 1;
+            }
             if s <= 15.0 {
                 lc.answered_within_15s += 1;
             }
@@ -1100,6 +1120,36 @@ mod tests {
     fn event_at(state: &mut CityState, min: u32, kind: &str, extra: &str) -> Result<(), Rejection> {
         let ts = format!("2026-12-05T08:{min:02}:00+07:00");
         apply_json(state, "c1", &ts, kind, extra).map(|_| ())
+    }
+
+    #[test]
+    fn counters_give_the_eu_answer_indicators_and_follow_a_reclassified_triage() {
+        let mut state = CityState::new(StateSettings::default());
+        let at = |min: u32, sec: u32| format!("2026-12-05T08:{min:02}:{sec:02}+07:00");
+        for (call, answer_after_s) in [("a", 5), ("b", 12), ("c", 25)] {
+            apply_json(&mut state, call, &at(0, 0), "received", "").unwrap();
+            apply_json(&mut state, call, &at(0, answer_after_s), "answered", "").unwrap();
+        }
+        // b: a second look finds not a prank but a silent line.
+        for (call, min, triage) in [("a", 1, "normal"), ("b", 1, "prank"), ("b", 2, "ghost")] {
+            let extra = format!(r#","triage":"{triage}""#);
+            apply_json(&mut state, call, &at(min, 0), "classified", &extra).unwrap();
+        }
+        let c = state.counters.get("kota").expect("counters");
+        let lc = &c.lines["112"];
+        assert_eq!(
+            (
+                lc.answered_within_10s,
+                lc.answered_within_15s,
+                lc.answered_within_20s
+            ),
+            (1, 2, 2)
+        );
+        assert_eq!(lc.answer_times.count(), 3);
+        assert_eq!(lc.answer_times.mean_s(), Some(14.0));
+        assert_eq!(lc.answer_times.slowest_tenth_mean_s(), Some(25.0));
+        let triage: Vec<_> = lc.triage.iter().filter(|(_, n)| **n > 0).collect();
+        assert_eq!(triage, [(&Triage::Normal, &1), (&Triage::Ghost, &1)]);
     }
 
     #[test]

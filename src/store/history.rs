@@ -182,7 +182,13 @@ pub enum HistoryQuery {
         metric: String,
         range: Range,
     },
+    /// Every stored event of one call, in time order (at most
+    /// [`CALL_TIMELINE_MAX`]): the timeline of a dispatcher's call detail.
+    CallTimeline { city: String, call_id: String },
 }
+
+/// The most events a call's timeline returns.
+pub const CALL_TIMELINE_MAX: usize = 1000;
 
 impl HistoryQuery {
     /// Refuses names that cannot name anything on the bus (city slugs,
@@ -194,7 +200,8 @@ impl HistoryQuery {
             HistoryQuery::Atcs { city, .. }
             | HistoryQuery::Calls { city, .. }
             | HistoryQuery::Units { city, .. }
-            | HistoryQuery::Kpi { city, .. } => city,
+            | HistoryQuery::Kpi { city, .. }
+            | HistoryQuery::CallTimeline { city, .. } => city,
         };
         if !is_city_slug(city) {
             return Err(QueryError(format!(
@@ -220,6 +227,7 @@ impl HistoryQuery {
                 approach.as_deref().map_or(Ok(()), |a| ident("approach", a))
             }
             HistoryQuery::Calls { .. } => Ok(()),
+            HistoryQuery::CallTimeline { call_id, .. } => ident("call", call_id),
             HistoryQuery::Units { unit, .. } => {
                 unit.as_deref().map_or(Ok(()), |u| ident("unit", u))
             }
@@ -246,6 +254,7 @@ pub enum HistoryAnswer {
     Series(Vec<Point>),
     Calls(Vec<CallBucket>),
     Units(Vec<UnitRecord>),
+    CallEvents(Vec<crate::contract::CallEvent>),
 }
 
 /// Accumulates points per bucket (for the memory backend and tests).

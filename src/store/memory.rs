@@ -167,6 +167,23 @@ impl MemoryBackend {
                     })
                     .collect(),
             ),
+            HistoryQuery::CallTimeline { city, call_id } => {
+                let mut events: Vec<crate::contract::CallEvent> = t
+                    .events
+                    .iter()
+                    .filter_map(|(e, _)| match e {
+                        EventRow::Message {
+                            topic,
+                            msg: Message::CallEvent(m),
+                            ..
+                        } if topic.city() == city && m.call_id == *call_id => Some((**m).clone()),
+                        _ => None,
+                    })
+                    .collect();
+                events.sort_by_key(|m| m.ts);
+                events.truncate(super::history::CALL_TIMELINE_MAX);
+                HistoryAnswer::CallEvents(events)
+            }
             HistoryQuery::Calls {
                 city,
                 line,

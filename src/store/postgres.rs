@@ -455,6 +455,24 @@ impl PgBackend {
                         .collect(),
                 ))
             }
+            HistoryQuery::CallTimeline { city, call_id } => {
+                let rows = client
+                    .query(
+                        "SELECT payload FROM call_events WHERE city = $1 AND call_id = $2 ORDER BY ts, rx LIMIT $3",
+                        &[city, call_id, &(super::history::CALL_TIMELINE_MAX as i64)],
+                    )
+                    .await
+                    .map_err(StoreError::from)?;
+                // Rows were validated before they were written; one that no
+                // longer reads as a call event (a newer contract) is skipped.
+                Ok(HistoryAnswer::CallEvents(
+                    rows.iter()
+                        .filter_map(|r| {
+                            serde_json::from_value(r.get::<_, serde_json::Value>(0)).ok()
+                        })
+                        .collect(),
+                ))
+            }
             HistoryQuery::Units { city, unit, range } => {
                 let rows = client
                     .query(

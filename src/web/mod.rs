@@ -11,6 +11,7 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod deadline;
+pub mod dispatch;
 pub mod gate;
 pub mod ops;
 pub mod routes;
@@ -58,6 +59,8 @@ pub struct WebContext {
     pub login_throttle: LoginThrottle,
     /// Operator actions per user.
     pub actions: ActionLimit,
+    /// Dispatch claims in flight and done actions, for retries.
+    pub desk: dispatch::DispatchDesk,
     /// The route table, compiled.
     pub routes: routes::Table,
     /// Networks and names the gate checks.

@@ -75,6 +75,7 @@ pub fn all() -> Vec<Route> {
         super::wall::ROUTES,
         super::api::ROUTES,
         super::traffic::ROUTES,
+        super::dispatch::ROUTES,
         super::admin::ROUTES,
         super::assets::ROUTES,
     ]

@@ -57,6 +57,7 @@ fn request_for(pattern: &str, city: &str, persona: &str) -> (String, Option<Valu
         .replace("{kind}", "call_event")
         .replace("{username}", "matrix-target")
         .replace("{name}", "matrix-display")
+        .replace("{call_id}", "matrix-call")
         .replace(kendali::web::routes::ASSETS, "/js/boot.js");
     let body = match pattern {
         "/api/login" => {
@@ -122,6 +123,18 @@ const WHO_MAY: &[(&str, &str, &str)] = &[
         "/api/atcs/{city}/{intersection}/command",
         "traffic_officer supervisor",
     ),
+    ("GET", "/dispatch", "dispatcher supervisor"),
+    (
+        "POST",
+        "/api/calls/{city}/{call_id}/actions",
+        "dispatcher supervisor",
+    ),
+    (
+        "GET",
+        "/api/calls/{city}/{call_id}",
+        "dispatcher supervisor",
+    ),
+    ("GET", "/api/dispatch/targets", "wall"),
     ("GET", "/admin", "admin"),
     ("GET", "/admin/audit", "supervisor admin"),
     ("GET", "/api/admin/users", "admin"),
@@ -222,18 +235,25 @@ async fn every_route_admits_exactly_whom_its_rule_names() {
     settings.http.anonymous_wall_networks = Vec::new();
     let app = support::spawn(settings).await;
     let city = support::city("matrix");
-    let _p = junction(&url, &city).await;
+    let p = junction(&url, &city).await;
+    let (topic, ring) = call_event((&city, "112"), "matrix-call", "received", json!({}));
+    p.send(&topic, 1, ring).await;
     let admin = support::sign_in(&app, "matrix-setup", &["admin"], &[], &[]).await;
-    // The junction is known before any command is tried.
-    support::eventually(10, "the junction known", || {
-        let (c, u) = (admin.client.clone(), support::http(&app, "/api/state"));
-        let key = format!("{city}/simpang-pci");
-        async move {
-            let s: Value = c.get(u).send().await.ok()?.json().await.ok()?;
-            s["entities"]["intersection"].get(&key).map(|_| ())
-        }
-    })
-    .await;
+    // The junction and the call are known before any action is tried.
+    for (kind, key) in [
+        ("intersection", format!("{city}/simpang-pci")),
+        ("call", format!("{city}/matrix-call")),
+    ] {
+        support::eventually(10, &format!("the {kind} known"), || {
+            let (c, u) = (admin.client.clone(), support::http(&app, "/api/state"));
+            let key = key.clone();
+            async move {
+                let s: Value = c.get(u).send().await.ok()?.json().await.ok()?;
+                s["entities"][kind].get(&key).map(|_| ())
+            }
+        })
+        .await;
+    }
     // What the routes act on.
     support::sign_in(&app, "matrix-target", &["operator"], &[], &[]).await;
     support::sign_in(&app, "matrix-login", &["operator"], &[], &[]).await;

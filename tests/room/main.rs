@@ -8,6 +8,7 @@ mod support;
 mod acl;
 mod bench;
 mod contract;
+mod dispatch;
 mod docs;
 mod durability;
 mod hub;

@@ -200,6 +200,23 @@ impl Browser {
         .await
     }
 
+    /// Types `text` on the keyboard into whatever has focus (WebDriver key
+    /// actions: real key events, as a person's). `\n` is Enter.
+    async fn type_keys(&self, text: &str) {
+        let mut actions = Vec::new();
+        for c in text.chars() {
+            let key = if c == '\n' { '\u{E007}' } else { c };
+            actions.push(json!({ "type": "keyDown", "value": key.to_string() }));
+            actions.push(json!({ "type": "keyUp", "value": key.to_string() }));
+        }
+        self.call(
+            reqwest::Method::POST,
+            &self.at("/actions"),
+            Some(json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": actions }] })),
+        )
+        .await;
+    }
+
     /// Polls `script` every 50 ms until it returns something truthy; panics after `secs`.
     async fn until(&self, secs: f64, what: &str, script: &str) -> (Value, Duration) {
         let start = Instant::now();
@@ -1020,6 +1037,191 @@ async fn an_admin_adds_and_disables_a_user_and_issues_a_display_token_on_the_adm
     assert!(
         errors.is_empty(),
         "console errors on the admin screens: {errors:?}"
+    );
+    browser.close().await;
+    app.stop().await;
+}
+
+/// The dispatcher console driven from the keyboard against a node on its
+/// embedded broker: answer, classify, dispatch and close a call with typed
+/// commands; each action shows pending and then done once its events come
+/// back through ingest; a refused one shows the server's reason; a call
+/// ringing meanwhile moves neither the selection nor the focus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatcher_takes_a_call_from_ring_to_close_on_the_keyboard() {
+    let test = "a_dispatcher_takes_a_call_from_ring_to_close_on_the_keyboard";
+    let Some(browser) = Browser::launch(test, 1920, 1080).await else {
+        return;
+    };
+    let settings = support::settings(None);
+    let url = format!("mqtt://{}", settings.mqtt.broker_addr);
+    let app = support::spawn(settings).await;
+    let city = support::city("konsol");
+    let p = Publisher::connect(&url).await;
+    let ring = |call: &str, line: &str| {
+        call_event(
+            &city,
+            call,
+            "received",
+            line,
+            json!({ "callback": "0812 1111 2222", "caller": { "lat": -6.0170, "lon": 106.0540, "address": "Jl. Merdeka 1" } }),
+        )
+    };
+    for (call, line) in [("c-1", "112"), ("c-2", "119")] {
+        let (topic, payload) = ring(call, line);
+        p.send(&topic, 1, payload).await;
+    }
+    for unit in ["AMB-01", "AMB-02"] {
+        let status = json!({ "ts": support::now_wib(), "unit": unit, "agency": "dinkes", "status": "available", "kind": "ambulance", "lat": -6.01, "lon": 106.04 });
+        p.send_retained(
+            &format!("city/{city}/units/{unit}/status"),
+            status.to_string(),
+        )
+        .await;
+    }
+    support::entity(&app, "unit", &format!("{city}/AMB-02"), "the units").await;
+
+    browser.sign_in(&app, "dewi", &["dispatcher"], &[]).await;
+    browser
+        .goto(&support::http(&app, &format!("/dispatch?city={city}")))
+        .await;
+    let row = |call: &str| format!("document.querySelector('[data-queue] [data-call=\"{call}\"]')");
+    browser
+        .until(
+            20.0,
+            "the console with both ringing calls",
+            &format!(
+                "return !!(window.__kendali && window.__kendali.dispatch && {} && {})",
+                row("c-1"),
+                row("c-2")
+            ),
+        )
+        .await;
+    // Every text the command line's pending area shows, in order.
+    browser
+        .eval("window.__seen = []; const area = document.querySelector('.cmd-pending'); new MutationObserver(() => { for (const c of area.children) window.__seen.push(c.textContent + ' [' + (c.dataset.sev || '') + ']'); }).observe(area, { childList: true, subtree: true, characterData: true, attributes: true }); return true")
+        .await;
+    let queue_of = |call: &str| {
+        format!(
+            "return (({r}) && {r}.closest('[data-queue]').dataset.queue) || null",
+            r = row(call)
+        )
+    };
+
+    // Answer c-1 from the command line.
+    browser.type_keys("/A c-1\n").await;
+    browser
+        .until(
+            10.0,
+            "c-1 answered and no longer ringing",
+            &format!(
+                "const q = (() => {{ {} }})(); return q && q !== 'ringing'",
+                queue_of("c-1")
+            ),
+        )
+        .await;
+    // Pending (info) while the POST and the bus were under way, then done (ok).
+    let (seen, _) = browser
+        .until(10.0, "the answer shown done", "return window.__seen.some(s => s.includes('c-1') && s.endsWith('[ok]')) && window.__seen")
+        .await;
+    let seen = seen.as_array().cloned().unwrap_or_default();
+    let first = |sev: &str| {
+        seen.iter().position(|s| {
+            let s = s.as_str().unwrap_or_default();
+            s.contains("c-1") && s.ends_with(sev)
+        })
+    };
+    assert!(
+        matches!((first("[info]"), first("[ok]")), (Some(p), Some(d)) if p < d),
+        "the answer showed pending, then done: {seen:?}"
+    );
+
+    // Select c-1 and keep it while another call rings.
+    browser
+        .eval("return window.__kendali.dispatch.select('c-1')")
+        .await;
+    browser.type_keys("\u{E00C}").await; // Escape: back to the queues
+    let focus_before = browser.eval("return document.activeElement && (document.activeElement.id || document.activeElement.className)").await;
+    let (topic, payload) = ring("c-3", "112");
+    p.send(&topic, 1, payload).await;
+    browser
+        .until(10.0, "c-3 ringing", &format!("return !!{}", row("c-3")))
+        .await;
+    let after = browser
+        .eval("return { sel: window.__kendali.dispatch.selected, focus: document.activeElement && (document.activeElement.id || document.activeElement.className) }")
+        .await;
+    assert_eq!(
+        after["sel"], "c-1",
+        "a ringing call moved the selection: {after}"
+    );
+    assert_eq!(
+        after["focus"], focus_before,
+        "a ringing call moved the focus: {after}"
+    );
+
+    // Classify, dispatch and close the selected call, typed (the command
+    // line keeps the keys after a command).
+    for (line, done) in [
+        ("/C med 1\n", "return (window.__kendali.dispatch.pending.length === 0) && document.querySelector('.detail') && document.querySelector('.detail').textContent.includes('AMB') === false"),
+        ("D AMB-01\n", "return document.querySelector('.detail').textContent.includes('AMB-01')"),
+        ("Z transported\n", ""),
+    ] {
+        browser.type_keys(line).await;
+        if !done.is_empty() {
+            browser.until(10.0, line, done).await;
+        }
+    }
+    browser
+        .until(
+            10.0,
+            "c-1 closed",
+            &format!(
+                "const q = (() => {{ {} }})(); return q === 'closed'",
+                queue_of("c-1")
+            ),
+        )
+        .await;
+    let call = support::entity(&app, "call", &format!("{city}/c-1"), "c-1").await;
+    assert_eq!(call["stage"], "closed", "{call}");
+    assert_eq!(call["operator"], "dewi");
+    assert_eq!(call["category"], "medical");
+    assert_eq!(call["disposition"], "transported");
+    assert_eq!(call["units"][0]["unit"], "AMB-01", "{call}");
+    browser
+        .until(
+            10.0,
+            "nothing pending",
+            "return window.__kendali.dispatch.pending.length === 0",
+        )
+        .await;
+
+    // The timeline names who did each step.
+    browser
+        .until(10.0, "the timeline with the close", "const d = document.querySelector('.detail'); return d && d.textContent.includes('dewi') && /closed|ditutup|selesai/i.test(d.textContent)")
+        .await;
+
+    // A refused action shows the server's reason beside the command line.
+    browser.type_keys("A c-1\n").await;
+    let (msg, _) = browser
+        .until(
+            10.0,
+            "the refusal",
+            "const m = document.getElementById('cmd-msg'); return m && m.textContent",
+        )
+        .await;
+    assert!(
+        msg.as_str().unwrap_or_default().contains("c-1"),
+        "the refusal names the call: {msg}"
+    );
+
+    let errors = severe_without_scenario(&browser.logs().await);
+    let errors: Vec<_> = errors
+        .into_iter()
+        .filter(|m| !m.contains(" 409 "))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "console errors on the dispatcher console: {errors:?}"
     );
     browser.close().await;
     app.stop().await;

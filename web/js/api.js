@@ -1,8 +1,10 @@
 // JSON calls to this server, for screens that act (a console's buttons) as
 // well as watch: same-origin credentials (the session cookie), a JSON body,
 // and failures as an `ApiError` carrying the server's `{"error", "status"}`
-// answer. A 401 means the session is gone: the page goes to the login page,
-// which brings the user back here (`/login?next=<path and query>`).
+// answer and, when the server sent one (a 429), its `Retry-After` in
+// seconds as `retryAfter`. A 401 means the session is gone: the page goes
+// to the login page, which brings the user back here
+// (`/login?next=<path and query>`).
 
 export class ApiError extends Error {
   /** `status`: HTTP status (0: no answer); `body`: the parsed answer, if any. */
@@ -13,7 +15,18 @@ export class ApiError extends Error {
     this.body = body;
     /** True when the page is on its way to the login page. */
     this.login = false;
+    /** The answer's `Retry-After`, seconds (null when it had none). */
+    this.retryAfter = null;
   }
+}
+
+/** A `Retry-After` value in seconds from now: delta-seconds or an HTTP date; null when absent or unreadable. */
+function retryAfterS(value) {
+  if (value == null || !value.trim()) return null;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v);
+  const at = Date.parse(v);
+  return Number.isFinite(at) ? Math.max(0, Math.ceil((at - Date.now()) / 1000)) : null;
 }
 
 /** The login page's URL, coming back to this page afterwards. */
@@ -55,6 +68,7 @@ export async function api(method, path, body) {
   if (res.ok) return data;
   const message = (data && typeof data.error === 'string' && data.error) || `${method} ${path}: HTTP ${res.status}`;
   const err = new ApiError(res.status, message, data);
+  err.retryAfter = retryAfterS(res.headers.get('Retry-After'));
   if (res.status === 401) {
     err.login = true;
     toLogin();

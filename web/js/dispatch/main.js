@@ -1,0 +1,77 @@
+// The dispatcher console (/dispatch), as a page for the shell: its
+// subscription (calls, units and the feeds, without a rate cap so that a
+// resume is exact; callers' personal data come with a dispatcher's session),
+// its layout (top bar, shift KPIs, the four queues, the call detail, the
+// units, the command line), the console state its panels share, the keys,
+// and `window.__kendali.dispatch` for tests: `selected`, `pending`,
+// `run(commandText)`, `select(callId)` and the `targets`.
+
+import { mount } from '../shell/shell.js';
+import { h } from '../dom.js';
+import { words } from './strings.js';
+import { Console } from './console.js';
+import { UnitClock } from './model.js';
+import { ShiftLog } from './kpi.js';
+import { TARGETS } from './targets.js';
+import { installKeys, focusQueue } from './keys.js';
+import * as topbar from './topbar.js';
+import * as kpis from './kpis.js';
+import * as queues from './queues.js';
+import * as units from './units.js';
+import * as detail from './detail.js';
+import * as command from './command.js';
+
+/** Calls and units are the console's matter; feeds tell when a line has gone quiet. */
+const KINDS = 'call,unit,feed';
+
+let con = null;
+
+const shell = await mount({
+  root: document.getElementById('dispatch'),
+  panels: { topbar, kpis, queues, units, detail, command },
+  staleFamilies: ['calls'],
+  subscription: ({ city }) => ({ kinds: KINDS, cities: city }),
+
+  setup({ root, replica, i18n, city, now, invalidate }) {
+    const t = words(i18n.lang);
+    document.title = `Kendali · ${t('title')}`;
+    con = replica.observe(new Console({ replica, city, now, t, invalidate }));
+    const unitClock = replica.observe(new UnitClock());
+    // The city's local day of a time: i18n.js dates in the city's zone.
+    const shift = replica.observe(new ShiftLog((ms) => i18n.date(ms)));
+    const area = (tag, cls) => h(tag, { class: cls });
+    const els = {
+      topbar: area('header', 'topbar'),
+      kpis: area('section', 'kpis'),
+      queues: area('section', 'queues'),
+      detail: area('section', 'panel detail'),
+      units: area('section', 'panel units'),
+      command: area('footer', 'cmd'),
+    };
+    root.append(els.topbar, els.kpis, h('main', { class: 'work' }, els.queues, els.detail, els.units), els.command);
+    installKeys(con);
+    window.__kendali.dispatch = {
+      get selected() {
+        return con.sel ? con.sel.call_id : null;
+      },
+      get pending() {
+        return con.actions.list();
+      },
+      run: (commandText) => con.run(commandText),
+      select(callId) {
+        const call = con.findCall(callId);
+        if (call) con.select(call);
+        return !!call;
+      },
+      targets: TARGETS,
+    };
+    return {
+      panels: Object.entries(els).map(([type, el]) => ({ type, el })),
+      ctx: { con, t, unitClock, shift },
+      stats: () => ({ selected: con.sel ? con.sel.call_id : null, pending: con.actions.items.size }),
+    };
+  },
+});
+
+// The ringing queue has the keys when the page opens (and only then: focus never moves by itself).
+if (shell && con) focusQueue(con, 0, true);
