@@ -1,9 +1,11 @@
 // The dispatcher console (/dispatch), as a page for the shell: its
-// subscription (calls, units and the feeds, without a rate cap so that a
-// resume is exact; callers' personal data come with a dispatcher's session),
-// its layout (top bar, shift KPIs, the four queues, the call detail, the
-// units, the command line), the console state its panels share, the keys,
-// and `window.__kendali.dispatch` for tests: `selected`, `pending`,
+// subscription (calls, units, the feeds and the city's counters, without a
+// rate cap so that a resume is exact; callers' personal data come with a
+// dispatcher's session), the server's targets (read before the panels are
+// built; the built-in ones when that fails or takes too long), its layout
+// (top bar, the day's KPIs, the four queues, the call detail, the units,
+// the command line), the console state its panels share, the keys, and
+// `window.__kendali.dispatch` for tests: `selected`, `pending`,
 // `run(commandText)`, `select(callId)` and the `targets`.
 
 import { mount } from '../shell/shell.js';
@@ -11,8 +13,7 @@ import { h } from '../dom.js';
 import { words } from './strings.js';
 import { Console } from './console.js';
 import { UnitClock } from './model.js';
-import { ShiftLog } from './kpi.js';
-import { TARGETS } from './targets.js';
+import { TARGETS, loadTargets } from './targets.js';
 import { installKeys, focusQueue } from './keys.js';
 import * as topbar from './topbar.js';
 import * as kpis from './kpis.js';
@@ -21,8 +22,14 @@ import * as units from './units.js';
 import * as detail from './detail.js';
 import * as command from './command.js';
 
-/** Calls and units are the console's matter; feeds tell when a line has gone quiet. */
-const KINDS = 'call,unit,feed';
+/**
+ * Calls and units are the console's matter; feeds tell when a line has gone
+ * quiet; the counters carry the day's KPIs (`counters` passes the family
+ * filters but not this kind filter, so it must be named).
+ */
+const KINDS = 'call,unit,feed,counters';
+/** How long the console waits for the server's targets before it starts with its own, ms. */
+const TARGETS_WAIT_MS = 3000;
 
 let con = null;
 
@@ -32,13 +39,16 @@ const shell = await mount({
   staleFamilies: ['calls'],
   subscription: ({ city }) => ({ kinds: KINDS, cities: city }),
 
-  setup({ root, replica, i18n, city, now, invalidate }) {
+  async setup({ root, replica, i18n, city, now, invalidate }) {
     const t = words(i18n.lang);
     document.title = `Kendali · ${t('title')}`;
+    // The targets every panel reads (TARGETS, in place). A slow answer still
+    // counts when it comes: the panels render again with it.
+    const loaded = loadTargets().catch(() => false);
+    const first = await Promise.race([loaded.then(() => true), new Promise((ok) => setTimeout(() => ok(false), TARGETS_WAIT_MS))]);
+    if (!first) loaded.then(() => invalidate('dispatch'));
     con = replica.observe(new Console({ replica, city, now, t, invalidate }));
     const unitClock = replica.observe(new UnitClock());
-    // The city's local day of a time: i18n.js dates in the city's zone.
-    const shift = replica.observe(new ShiftLog((ms) => i18n.date(ms)));
     const area = (tag, cls) => h(tag, { class: cls });
     const els = {
       topbar: area('header', 'topbar'),
@@ -67,7 +77,7 @@ const shell = await mount({
     };
     return {
       panels: Object.entries(els).map(([type, el]) => ({ type, el })),
-      ctx: { con, t, unitClock, shift },
+      ctx: { con, t, unitClock },
       stats: () => ({ selected: con.sel ? con.sel.call_id : null, pending: con.actions.items.size }),
     };
   },

@@ -1,9 +1,10 @@
 // The units list: every field unit with its status, the call it works and
 // the time in that status (from the call's unit stage when the unit is on
 // one, else from the first status message that showed it). A unit whose
-// stage has not moved past its limit (dispatched 2 min, en route 15 min, on
-// scene 1 h; TARGETS.unitStale) is highlighted and says LAMA / STALE. A
-// click on a unit puts its id on the command line.
+// stage has not moved past its limit (TARGETS.unitStale, from the server's
+// configuration; by default dispatched 2 min, en route 15 min, on scene 1 h)
+// is highlighted and says LAMA / STALE. A click on a unit puts its id on the
+// command line.
 
 import { h, text, attr, sev, cls, keyed } from '../dom.js';
 import { unitsOnCalls } from './model.js';

@@ -1,15 +1,20 @@
-// Emergency lines 112 / 119: today's figures per line (received, share
-// answered within 15 s and 20 s against the 90 % / 95 % targets, waiting now,
-// open), the live queue of open calls with a running timer since received,
-// coloured against the answer and dispatch targets, and today's calls by
-// category. Options: `sections` (any of lines, queue, categories) and
-// `queue` ("all", "desk": not yet dispatched, "field": units working).
+// Emergency lines 112 / 119: today's figures per line (received, the share
+// answered within the answer standard's first target, waiting now, open),
+// the EU 112 indicators per line in a small table under them (the other
+// answered-within shares, mean answer time, mean of the slowest 10 %,
+// abandon rate, prank + ghost share; indicators.js), the live queue of open
+// calls with a running timer since received, coloured against the answer
+// and dispatch targets, and today's calls by category. The shares are
+// coloured against the server's answer targets (`/api/dispatch/targets`,
+// asked once; targets.js's NENA ones until then or when that fails).
+// Options: `sections` (any of lines, queue, categories) and `queue` ("all",
+// "desk": not yet dispatched, "field": units working).
 
 import { h, text, sev, attr, keyed, cls } from '../dom.js';
 import { frame, freshness, newestOf } from './frame.js';
-import { ANSWER, answerSeverity, dispatchSeverity, shareSeverity, prioritySeverity, receivedAt } from '../targets.js';
+import { ANSWER_TARGETS, answerSeverity, dispatchSeverity, shareSeverity, prioritySeverity, receivedAt, serverTargets } from '../targets.js';
+import { indicators, LINES, WITHIN_S } from '../indicators.js';
 
-const LINES = ['112', '119'];
 const DESK = new Set(['received', 'answered', 'classified']);
 /** Rows never exceed this, whatever the panel height (bounded DOM). */
 const MAX_ROWS = 40;
@@ -21,13 +26,23 @@ export function create(el, { replica, i18n, options, layout, invalidate }) {
   const f = frame(el, i18n.t(title));
   const parts = {};
 
+  /** The answer targets, `[{s, pct}]`: the server's once it answered. */
+  let answerTargets = ANSWER_TARGETS;
+  serverTargets().then((served) => {
+    if (!served || !served.answer) return;
+    answerTargets = served.answer;
+    invalidate('counters');
+  });
+  const targetOf = (s) => answerTargets.find((x) => x.s === s)?.pct ?? null;
+  const pctText = (v) => `${i18n.num(v, Number.isInteger(v) ? 0 : 1)} %`;
+
   if (sections.includes('lines')) {
     const wrap = h('div', { class: 'lines' });
     parts.lines = LINES.map((line) => {
       const pct = h('div', { class: 'big-pct' });
-      const side = h('div', { class: 'pct-side' }, h('span', null, i18n.t('answered_15')), h('span', null, i18n.t('target_ge', { v: `${ANSWER.fastPct} %` })));
-      const pct20 = h('span', { class: 'value' });
-      const sub = h('div', { class: 'line-sub' }, h('span', { class: 'label' }, i18n.t('answered_20')), pct20, h('span', { class: 'label' }, `(≥ ${ANSWER.slowPct} %)`));
+      const headLabel = h('span');
+      const headTarget = h('span');
+      const side = h('div', { class: 'pct-side' }, headLabel, headTarget);
       const stat = (label) => {
         const v = h('span', { class: 'value' });
         return [h('div', { class: 'stat' }, v, h('span', { class: 'label' }, i18n.t(label))), v];
@@ -42,13 +57,35 @@ export function create(el, { replica, i18n, options, layout, invalidate }) {
         { class: 'line-block', 'data-line': line },
         h('div', { class: 'line-head' }, h('span', { class: 'chip line-chip' }, line), h('span', { class: 'line-name' }, i18n.t(`line_${line}`).replace(/^\d+\s*/, '')), since),
         h('div', { class: 'line-main' }, pct, side),
-        sub,
         h('div', { class: 'stats' }, sReceived, sWaiting, sOpen, sAband),
       );
       wrap.append(block);
-      return { line, block, pct, pct20, vReceived, vWaiting, vOpen, vAband, since, sWaiting };
+      return { line, block, pct, headLabel, headTarget, vReceived, vWaiting, vOpen, vAband, since, sWaiting };
     });
     f.body.append(wrap);
+
+    // The EU 112 indicators: a column per figure, a row per line. The first
+    // two columns are the answered-within shares the blocks above do not
+    // show; their heads carry the target when the standard has one.
+    const col = (k) => {
+      const top = h('span', { class: 'eu-top' });
+      const sub = h('span', { class: 'eu-sub' });
+      if (k) {
+        text(top, i18n.t(`eu_${k}`));
+        text(sub, i18n.t(`eu_${k}_2`));
+      }
+      return { th: h('th', { scope: 'col' }, top, sub), top, sub };
+    };
+    const heads = { shares: [col(), col()], mean: col('mean'), slowest: col('slowest'), abandon: col('abandon'), prank: col('prank') };
+    const headRow = h('tr', null, h('th', { class: 'eu-corner' }), ...[...heads.shares, heads.mean, heads.slowest, heads.abandon, heads.prank].map((c) => c.th));
+    const rows = LINES.map((line) => {
+      const cells = Array.from({ length: 6 }, () => h('td'));
+      const tr = h('tr', { 'data-line': line }, h('th', { scope: 'row' }, h('span', { class: 'chip line-chip', 'data-line': line }, line)), ...cells);
+      return { line, tr, shares: cells.slice(0, 2), mean: cells[2], slowest: cells[3], abandon: cells[4], prank: cells[5] };
+    });
+    const table = h('table', { class: 'eu-table' }, h('thead', null, headRow), h('tbody', null, ...rows.map((r) => r.tr)));
+    parts.eu = { heads, rows };
+    f.body.append(table);
   }
 
   if (sections.includes('categories')) {
@@ -81,15 +118,34 @@ export function create(el, { replica, i18n, options, layout, invalidate }) {
   }
 
   function renderLines(open, c, now) {
-    for (const p of parts.lines) {
+    // The headline share: the standard's first target the counters count (NENA 15 s, NFPA 10 s).
+    const headS = (answerTargets.find((x) => WITHIN_S.includes(x.s)) || { s: WITHIN_S[1] }).s;
+    const otherS = WITHIN_S.filter((s) => s !== headS);
+    const headTarget = targetOf(headS);
+    const eu = parts.eu;
+    otherS.forEach((s, i) => {
+      const target = targetOf(s);
+      text(eu.heads.shares[i].top, i18n.t('within_s', { s }));
+      text(eu.heads.shares[i].sub, target == null ? '' : `≥ ${pctText(target)}`);
+    });
+    for (const [i, p] of parts.lines.entries()) {
       const lc = (c && c.lines && c.lines[p.line]) || null;
-      const decided = lc ? lc.answered + lc.abandoned : 0;
-      const pct15 = decided ? (100 * lc.answered_within_15s) / decided : null;
-      const pct20 = decided ? (100 * lc.answered_within_20s) / decided : null;
-      text(p.pct, pct15 == null ? '–' : i18n.pct(pct15));
-      sev(p.pct, shareSeverity(pct15, ANSWER.fastPct));
-      text(p.pct20, pct20 == null ? '–' : i18n.pct(pct20));
-      sev(p.pct20, shareSeverity(pct20, ANSWER.slowPct));
+      const k = indicators(lc ? [lc] : []);
+      const row = eu.rows[i];
+      const headPct = k.within[headS];
+      text(p.pct, i18n.pct(headPct));
+      sev(p.pct, shareSeverity(headPct, headTarget));
+      text(p.headLabel, i18n.t('answered_within', { s: headS }));
+      text(p.headTarget, headTarget == null ? '' : i18n.t('target_ge', { v: pctText(headTarget) }));
+      otherS.forEach((s, j) => {
+        const v = k.within[s];
+        text(row.shares[j], i18n.pct(v));
+        sev(row.shares[j], shareSeverity(v, targetOf(s)));
+      });
+      text(row.mean, i18n.age(k.meanAnswerS ?? NaN));
+      text(row.slowest, i18n.age(k.slowestS ?? NaN));
+      text(row.abandon, i18n.pct(k.abandonPct));
+      text(row.prank, i18n.pct(k.prankGhostPct));
       text(p.vReceived, lc ? i18n.num(lc.received) : '0');
       text(p.vAband, lc ? i18n.num(lc.abandoned) : '0');
       let waiting = 0;
@@ -104,6 +160,7 @@ export function create(el, { replica, i18n, options, layout, invalidate }) {
       text(p.vOpen, i18n.num(openN));
       const feeds = replica.feeds('calls', p.line);
       cls(p.block, 'stale', feeds.allStale);
+      cls(row.tr, 'stale', feeds.allStale);
       text(p.since, feeds.allStale ? i18n.t('since', { time: i18n.time(feeds.staleSince, true) }) : '');
     }
   }
