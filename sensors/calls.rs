@@ -5,6 +5,11 @@
 //! service) or dispatched to the nearest free unit of the right agency. The
 //! primary unit's progress drives the call's `en_route`, `on_scene` and
 //! `closed` events. Calls that find no free unit wait, best priority first.
+//!
+//! With human dispatch the call takers are people at the console: a call
+//! rings until one answers it (or its caller hangs up), and everything after
+//! is theirs, except what the field reports (each unit's `en_route` and
+//! `on_scene` on the call it was assigned to).
 
 use std::collections::BTreeMap;
 
@@ -26,6 +31,27 @@ const MAX_WAIT_S: f64 = 90.0 * 60.0;
 const CALLER_SPREAD_M: f64 = 350.0;
 const INCIDENT_SPREAD_M: f64 = 60.0;
 const DISPATCHERS: u32 = 3;
+/// How long a caller waits for a person to answer before hanging up, real
+/// seconds whatever the acceleration (human dispatch: people answer in real
+/// time). Callers to 112 rarely wait beyond two minutes.
+const PATIENCE_S: [f64; 2] = [30.0, 120.0];
+
+/// A caller's mobile number (`08xx xxxx xxxx`), made from the call's key
+/// rather than drawn: the random stream, and so every seeded run, stays as
+/// it was before calls had numbers.
+fn callback_number(key: u64, session: &str) -> String {
+    // FNV-1a over the session tag and the key.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in session.bytes().chain(key.to_le_bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!(
+        "08{:02} {:04} {:04}",
+        11 + h % 88,
+        (h >> 16) % 10_000,
+        (h >> 32) % 10_000
+    )
+}
 
 /// One emergency line, sanitised from the scenario.
 #[derive(Clone, Debug)]
@@ -115,6 +141,8 @@ struct Call {
     lead: bool,
     classified: bool,
     caller: Caller,
+    /// The caller's number, as the switch gives it.
+    callback: String,
     target: LatLon,
     operator: String,
     dispatcher: String,
@@ -139,6 +167,10 @@ pub struct CallCentre {
     seq: BTreeMap<CallLine, u64>,
     /// Start time tag (`HHMM`) in call ids, so runs on one day do not reuse ids.
     pub session: String,
+    /// People answer and dispatch (the console); the centre only rings.
+    pub human: bool,
+    /// Simulated seconds per real second, for the callers' patience.
+    pub accel: f64,
 }
 
 impl CallCentre {
@@ -346,6 +378,11 @@ impl CallCentre {
         let answer_s =
             draw::skewed(ctx.rng, quick.unwrap_or(self.lines[line].stages.answer_s)).max(1.0);
         let (next, due) = match plan {
+            // Nobody here answers: the caller waits for a person, then hangs up.
+            _ if self.human => (
+                Next::Abandon,
+                ctx.at + draw::uniform(ctx.rng, PATIENCE_S) * self.accel.max(1.0),
+            ),
             // A caller who hangs up does so before the call would have been answered.
             Plan::Abandon => (
                 Next::Abandon,
@@ -353,6 +390,7 @@ impl CallCentre {
             ),
             _ => (Next::Answer, ctx.at + answer_s),
         };
+        let callback = callback_number(key, &self.session);
         let call = Call {
             id,
             line,
@@ -365,6 +403,7 @@ impl CallCentre {
                 lon: draw::round(target.1, 6),
                 address: Some(address),
             },
+            callback,
             target,
             operator: format!("op-{}-{op:02}", line_id.as_str()),
             dispatcher: format!("disp-{disp:02}"),
@@ -564,13 +603,16 @@ impl CallCentre {
         }
     }
 
-    /// The primary unit of a call moved on: report it on the call.
+    /// The primary unit of a call moved on: report it on the call. With
+    /// human dispatch every assigned unit reports its own stages, and
+    /// leaving the scene closes nothing: the dispatcher closes the call.
     pub fn on_unit(&mut self, note: UnitNote, ctx: &mut Ctx) {
         let Some(call) = self.calls.get_mut(&note.key) else {
             return;
         };
         call.unit = Some(note.unit);
         match note.kind {
+            CallEventType::Closed if self.human => {}
             CallEventType::Closed => self.finish(
                 note.key,
                 CallEventType::Closed,
@@ -578,6 +620,55 @@ impl CallCentre {
                 ctx,
             ),
             kind => self.emit_key(note.key, kind, ctx),
+        }
+    }
+
+    /// The call of `call_id` still open here.
+    pub fn key_of(&self, call_id: &str) -> Option<u64> {
+        self.calls
+            .iter()
+            .find(|(_, c)| c.id == call_id)
+            .map(|(k, _)| *k)
+    }
+
+    /// Where the call is, and how long its units take to turn out.
+    pub fn scene_of(&self, key: u64) -> Option<(LatLon, [f64; 2])> {
+        let c = self.calls.get(&key)?;
+        Some((c.target, self.lines[c.line].stages.mobilize_s))
+    }
+
+    /// A person acted on a call (human dispatch; events without an
+    /// `action_id` are the centre's own): an answer keeps the caller on the
+    /// line, a classification is remembered for the field's reports, a close
+    /// or a hand-over ends the call here.
+    pub fn heard(&mut self, ev: &CallEvent) {
+        if !self.human || ev.action_id.is_none() {
+            return;
+        }
+        let Some(key) = self.key_of(&ev.call_id) else {
+            return;
+        };
+        match ev.kind {
+            CallEventType::Answered => {
+                if let Some(c) = self.calls.get_mut(&key) {
+                    if c.next == Next::Abandon {
+                        // The scheduled hang-up no longer matches the call's generation.
+                        c.gen = c.gen.wrapping_add(1);
+                        c.next = Next::WithUnits;
+                    }
+                }
+            }
+            CallEventType::Classified => {
+                if let Some(c) = self.calls.get_mut(&key) {
+                    c.classified = true;
+                    c.category = ev.category.unwrap_or(c.category);
+                    c.priority = ev.priority.unwrap_or(c.priority);
+                }
+            }
+            CallEventType::Closed | CallEventType::Transferred => {
+                self.calls.remove(&key);
+            }
+            _ => {}
         }
     }
 
@@ -609,6 +700,7 @@ impl CallCentre {
         };
         let event = CallEvent {
             caller: (kind == T::Received).then(|| call.caller.clone()),
+            callback: (kind == T::Received).then(|| call.callback.clone()),
             category: call.classified.then_some(call.category),
             priority: call.classified.then_some(call.priority),
             agency: if dispatched {
@@ -617,10 +709,14 @@ impl CallCentre {
                 None
             },
             unit: if with_unit { call.unit.clone() } else { None },
-            operator: Some(if dispatched {
-                call.dispatcher.clone()
-            } else {
-                call.operator.clone()
+            // With human dispatch nobody here handles the call: the switch
+            // rings it and the field reports its stages.
+            operator: (!self.human).then(|| {
+                if dispatched {
+                    call.dispatcher.clone()
+                } else {
+                    call.operator.clone()
+                }
             }),
             note,
             ..CallEvent::new(draw::uuid(ctx.rng), call.id.clone(), ctx.now, line, kind)

@@ -10,7 +10,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::contract::messages::{Command, Message};
+use crate::contract::messages::Message;
 use crate::contract::Topic;
 
 use super::sim::{SimStats, Simulation};
@@ -46,7 +46,7 @@ pub async fn run(
     mut sim: Simulation,
     tick: Duration,
     out: mpsc::Sender<(Topic, Message)>,
-    mut commands: mpsc::Receiver<(Topic, Command)>,
+    mut commands: mpsc::Receiver<(Topic, Message)>,
     mut shutdown: watch::Receiver<bool>,
 ) -> SimStats {
     let tick = tick.max(MIN_TICK);
@@ -78,7 +78,7 @@ pub async fn run(
                 continue;
             }
             cmd = commands.recv(), if commands_open => match cmd {
-                Some((topic, cmd)) => sim.command(&topic, &cmd, now_wib()).into_iter().collect(),
+                Some((topic, msg)) => sim.incoming(&topic, &msg, now_wib()),
                 None => {
                     commands_open = false;
                     continue;
@@ -107,7 +107,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::messages::{AckStatus, CommandAction};
+    use crate::contract::messages::{AckStatus, Command, CommandAction};
     use crate::sensors::Scenario;
 
     #[tokio::test]
@@ -132,7 +132,10 @@ mod tests {
             mode: None,
             issued_by: "petugas.lalin".into(),
         };
-        cmd_tx.send((topic, cmd)).await.unwrap();
+        cmd_tx
+            .send((topic, Message::Command(Box::new(cmd))))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(1300)).await;
         stop_tx.send(true).unwrap();
         let stats = tokio::time::timeout(Duration::from_secs(5), task)

@@ -80,6 +80,10 @@ pub struct Scenario {
     /// Simulated WIB time of day at start, `HH:MM`; default: the WIB time of the first step.
     #[serde(default)]
     pub start_time: Option<String>,
+    /// Calls wait for people at the dispatcher console and units for their
+    /// assignments (a drill); `--human-dispatch` asks the same of any scenario.
+    #[serde(default)]
+    pub human_dispatch: bool,
     /// Map centre `[lat, lon]` for the wall display.
     pub center: [f64; 2],
     /// Map bounds `[[south, west], [north, east]]`; every coordinate must lie inside.

@@ -14,7 +14,8 @@ use chrono::{DateTime, FixedOffset, Timelike};
 use serde::Serialize;
 
 use crate::contract::messages::{
-    AckStatus, CallCategory, CallLine, Command, CommandAck, Message, Ts,
+    AckStatus, AssignmentAction, CallCategory, CallLine, Command, CommandAck, Message, Ts,
+    UnitAssignment,
 };
 use crate::contract::Topic;
 
@@ -25,13 +26,38 @@ use super::draw::{self, SimRng};
 use super::geo::LatLon;
 use super::scenario::{parse_category, parse_hhmm, Scenario};
 use super::services::Services;
-use super::units::Fleet;
+use super::units::{Fleet, Job};
 
 /// Real seconds between two state messages of one controller.
 pub const STATE_EVERY_S: f64 = 1.0;
 /// Longest real step honoured at once: a process paused for hours resumes
 /// with one hour of simulated catch-up, not a flood.
 const MAX_STEP_S: f64 = 3600.0;
+/// An order to a unit older than this (real seconds) is a retained one from
+/// before the run: not obeyed (human dispatch).
+const STALE_ORDER_S: i64 = 120;
+/// How long a unit works on scene under human dispatch, simulated seconds.
+const HUMAN_ON_SCENE_S: [f64; 2] = [300.0, 1200.0];
+/// Turn-out of a unit sent to a call this run did not ring, seconds.
+const HUMAN_TURNOUT_S: [f64; 2] = [30.0, 90.0];
+
+/// A [`Ctx`] over the simulation's own fields: a macro, not a method, so
+/// that the caller keeps the call centre, the fleet and the controllers
+/// beside it.
+macro_rules! ctx {
+    ($sim:expr, $out:expr, $now:expr, $at:expr) => {
+        Ctx {
+            rng: &mut $sim.rng,
+            agenda: &mut $sim.agenda,
+            stats: &mut $sim.stats,
+            out: $out,
+            city: &$sim.scenario.city,
+            now: $now,
+            at: $at,
+            real_t: $sim.real_t,
+        }
+    };
+}
 
 /// Counts of what the simulation has published.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -89,7 +115,7 @@ impl SimStats {
                 AckStatus::Applied => self.commands_applied += 1,
                 AckStatus::Rejected => self.commands_rejected += 1,
             },
-            Message::Command(_) => {}
+            Message::Command(_) | Message::UnitAssignment(_) => {}
         }
     }
 }
@@ -305,16 +331,7 @@ impl Simulation {
     pub fn initial(&mut self, now: DateTime<FixedOffset>) -> Vec<(Topic, Message)> {
         self.ensure_started(now);
         let mut out = Vec::with_capacity(self.controllers.len() + self.fleet.units.len());
-        let mut ctx = Ctx {
-            rng: &mut self.rng,
-            agenda: &mut self.agenda,
-            stats: &mut self.stats,
-            out: &mut out,
-            city: &self.scenario.city,
-            now,
-            at: self.sim_t,
-            real_t: self.real_t,
-        };
+        let mut ctx = ctx!(self, &mut out, now, self.sim_t);
         for c in &self.controllers {
             let topic = Topic::IntersectionInfo {
                 city: ctx.city.to_owned(),
@@ -346,16 +363,7 @@ impl Simulation {
         let tod = self.tod(start, t1);
         let traffic = profile_at(&self.demand_profile, tod);
         let services_mult = profile_at(&self.service_profile, tod);
-        let mut ctx = Ctx {
-            rng: &mut self.rng,
-            agenda: &mut self.agenda,
-            stats: &mut self.stats,
-            out: &mut out,
-            city: &self.scenario.city,
-            now,
-            at: t1,
-            real_t: self.real_t,
-        };
+        let mut ctx = ctx!(self, &mut out, now, t1);
         for c in &mut self.controllers {
             let faults = c.advance_traffic(&self.atcs, traffic, dt_sim, t1, ctx.rng);
             ctx.stats.detector_faults += faults;
@@ -433,16 +441,7 @@ impl Simulation {
     /// Handles everything on the agenda due by `until`, in time order.
     fn run_agenda(&mut self, until: f64, now: Ts, out: &mut Vec<(Topic, Message)>) {
         while let Some((at, action)) = self.agenda.pop_due(until) {
-            let mut ctx = Ctx {
-                rng: &mut self.rng,
-                agenda: &mut self.agenda,
-                stats: &mut self.stats,
-                out,
-                city: &self.scenario.city,
-                now,
-                at,
-                real_t: self.real_t,
-            };
+            let mut ctx = ctx!(self, out, now, at);
             match action {
                 Action::CallArrival { line, surge } => {
                     self.calls
@@ -479,6 +478,93 @@ impl Simulation {
                 }
             }
         }
+    }
+
+    /// People answer and dispatch at the console: calls ring until a call
+    /// taker answers (or the caller hangs up) and units go where their
+    /// assignments send them (`--human-dispatch`).
+    pub fn set_human_dispatch(&mut self, on: bool) {
+        self.calls.human = on;
+        self.calls.accel = self.accel;
+    }
+
+    pub fn human_dispatch(&self) -> bool {
+        self.calls.human
+    }
+
+    /// What the simulated city hears on the bus: operator commands for its
+    /// controllers and, with human dispatch, people's call events and the
+    /// orders to its units. Returns what to publish in answer.
+    pub fn incoming(
+        &mut self,
+        topic: &Topic,
+        msg: &Message,
+        now: DateTime<FixedOffset>,
+    ) -> Vec<(Topic, Message)> {
+        if topic.city() != self.scenario.city {
+            return Vec::new();
+        }
+        match msg {
+            Message::Command(cmd) => self.command(topic, cmd, now).into_iter().collect(),
+            Message::CallEvent(ev) => {
+                self.calls.heard(ev);
+                Vec::new()
+            }
+            Message::UnitAssignment(a) if self.calls.human => self.assignment(a, now),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A unit obeys its order: to a call (from where it is), or off it (home).
+    /// An order older than [`STALE_ORDER_S`] is a retained one from before
+    /// this run, and is not obeyed.
+    fn assignment(
+        &mut self,
+        a: &UnitAssignment,
+        now: DateTime<FixedOffset>,
+    ) -> Vec<(Topic, Message)> {
+        if (now - a.ts).num_seconds() > STALE_ORDER_S {
+            return Vec::new();
+        }
+        self.ensure_started(now);
+        let Some(i) = self.fleet.index_of(&a.unit) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut ctx = ctx!(self, &mut out, now, self.sim_t);
+        match a.action {
+            AssignmentAction::Assign => {
+                let key = self.calls.key_of(&a.call_id);
+                let scene = key.and_then(|k| self.calls.scene_of(k));
+                let here = self.fleet.units[i].position(ctx.at);
+                let target = a
+                    .destination
+                    .as_ref()
+                    .map(|d| (d.lat, d.lon))
+                    .or(scene.map(|(p, _)| p))
+                    .unwrap_or(here);
+                let job = Job {
+                    // A call this run did not ring still gets its unit; no events follow.
+                    key: key.unwrap_or(u64::MAX),
+                    call_id: a.call_id.clone(),
+                    primary: true,
+                    target,
+                    on_scene_s: draw::uniform(ctx.rng, HUMAN_ON_SCENE_S),
+                };
+                let turnout = scene.map_or(HUMAN_TURNOUT_S, |(_, m)| m);
+                self.fleet.assign(i, job, turnout, &mut ctx);
+            }
+            AssignmentAction::Cancel => {
+                let on_it = self.fleet.units[i]
+                    .job
+                    .as_ref()
+                    .is_some_and(|j| j.call_id == a.call_id);
+                if on_it {
+                    self.fleet.stand_down(i, &mut ctx);
+                }
+            }
+        }
+        out
     }
 
     /// A controller obeys an operator command and returns its `command/ack`
@@ -605,7 +691,9 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::contract::messages::{CallEventType, CommandAction, ControllerMode, UnitState};
+    use crate::contract::messages::{
+        CallEvent, CallEventType, CommandAction, ControllerMode, UnitState,
+    };
     use crate::contract::{decode, Limits};
     use crate::sensors::geo;
 
@@ -1122,6 +1210,162 @@ mod tests {
         let mut sim = Simulation::new(Scenario::builtin("cirebon-atcs").unwrap(), 3, 1e9);
         sim.step(now, Duration::from_secs(1));
         assert!(sim.stats().sim_seconds <= 1e5 + 1.0);
+    }
+
+    /// Human dispatch: calls ring until a person answers (an answered call
+    /// is not abandoned, the others are, after the caller's patience); the
+    /// centre takes no step of its own; a unit obeys its assignment, reports
+    /// its stages on the call, and goes home on a cancel; a stale retained
+    /// order is not obeyed.
+    #[test]
+    fn human_dispatch_rings_waits_for_people_and_units_obey_their_orders() {
+        let mut sim = Simulation::new(scenario("cilegon-weekday", Some("08:00")), 7, 60.0);
+        sim.set_human_dispatch(true);
+        let mut now = t0();
+        let units: Vec<String> = sim
+            .initial(now)
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                Message::UnitStatus(u) => Some(u.unit.clone()),
+                _ => None,
+            })
+            .collect();
+        let unit = units[0].clone();
+        let mut seen: Vec<Message> = Vec::new();
+        let step = |sim: &mut Simulation,
+                    now: &mut DateTime<FixedOffset>,
+                    n: usize,
+                    seen: &mut Vec<Message>| {
+            for _ in 0..n {
+                *now += chrono::Duration::from_std(STEP).unwrap();
+                seen.extend(sim.step(*now, STEP).into_iter().map(|(_, m)| m));
+            }
+        };
+        // The first call rings; a person answers it.
+        let mut first = None;
+        for _ in 0..400 {
+            step(&mut sim, &mut now, 1, &mut seen);
+            first = seen.iter().find_map(|m| match m {
+                Message::CallEvent(e) if e.kind == CallEventType::Received => Some(e.clone()),
+                _ => None,
+            });
+            if first.is_some() {
+                break;
+            }
+        }
+        let first = first.expect("a call rings");
+        assert!(
+            first.callback.is_some() && first.operator.is_none(),
+            "{first:?}"
+        );
+        let topic = Topic::Call {
+            city: "cilegon".into(),
+            line: first.line,
+        };
+        let person = |kind| CallEvent {
+            operator: Some("dewi".into()),
+            action_id: Some(uuid::Uuid::new_v4()),
+            ..CallEvent::new(
+                uuid::Uuid::new_v4(),
+                first.call_id.clone(),
+                now,
+                first.line,
+                kind,
+            )
+        };
+        sim.incoming(
+            &topic,
+            &Message::CallEvent(Box::new(person(CallEventType::Answered))),
+            now,
+        );
+        // An order from before this run is not obeyed.
+        let order = |action, ts| UnitAssignment {
+            assignment_id: uuid::Uuid::new_v4(),
+            ts,
+            unit: unit.clone(),
+            action,
+            call_id: first.call_id.clone(),
+            line: first.line,
+            priority: Some(1),
+            category: None,
+            destination: first.caller.clone(),
+            note: None,
+            issued_by: "dewi".into(),
+        };
+        let at_unit = Topic::Assignment {
+            city: "cilegon".into(),
+            unit: unit.clone(),
+        };
+        let stale = order(
+            AssignmentAction::Assign,
+            now - chrono::Duration::minutes(10),
+        );
+        assert!(sim
+            .incoming(&at_unit, &Message::UnitAssignment(Box::new(stale)), now)
+            .is_empty());
+        let go = order(AssignmentAction::Assign, now);
+        let reply = sim.incoming(&at_unit, &Message::UnitAssignment(Box::new(go)), now);
+        assert!(
+            matches!(&reply[..], [(_, Message::UnitStatus(u))] if u.status == UnitState::Dispatched && u.call_id.as_deref() == Some(first.call_id.as_str())),
+            "{reply:?}"
+        );
+        // Until the unit is on scene (it stays there at least 5 simulated minutes).
+        for _ in 0..300 {
+            step(&mut sim, &mut now, 1, &mut seen);
+            let there = seen.iter().any(|m| {
+                matches!(m, Message::CallEvent(e) if e.call_id == first.call_id && e.kind == CallEventType::OnScene)
+            });
+            if there {
+                break;
+            }
+        }
+        let on_first: Vec<(CallEventType, Option<String>, Option<String>)> = seen
+            .iter()
+            .filter_map(|m| match m {
+                Message::CallEvent(e) if e.call_id == first.call_id => {
+                    Some((e.kind, e.unit.clone(), e.operator.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            on_first,
+            [
+                (CallEventType::Received, None, None),
+                (CallEventType::EnRoute, Some(unit.clone()), None),
+                (CallEventType::OnScene, Some(unit.clone()), None),
+            ],
+            "the answered call is never abandoned; the field reports its unit's stages"
+        );
+        // The centre took no step of its own on any call.
+        let kinds: BTreeSet<CallEventType> = seen
+            .iter()
+            .filter_map(|m| match m {
+                Message::CallEvent(e) => Some(e.kind),
+                _ => None,
+            })
+            .collect();
+        for k in [
+            CallEventType::Answered,
+            CallEventType::Classified,
+            CallEventType::Dispatched,
+            CallEventType::Closed,
+        ] {
+            assert!(!kinds.contains(&k), "the simulator published {k:?}");
+        }
+        // Stood down: the unit drives home.
+        let stop = order(AssignmentAction::Cancel, now);
+        let reply = sim.incoming(&at_unit, &Message::UnitAssignment(Box::new(stop)), now);
+        assert!(
+            matches!(&reply[..], [(_, Message::UnitStatus(u))] if u.status == UnitState::Returning),
+            "{reply:?}"
+        );
+        // Callers wait up to two real minutes for a person, then hang up.
+        step(&mut sim, &mut now, 600, &mut seen);
+        let abandoned = seen
+            .iter()
+            .any(|m| matches!(m, Message::CallEvent(e) if e.kind == CallEventType::Abandoned));
+        assert!(abandoned, "unanswered calls are abandoned");
     }
 
     /// Cost of one step of the default scenario (run with --release --ignored --nocapture).

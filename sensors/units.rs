@@ -217,6 +217,35 @@ impl Fleet {
         self.report(i, ctx);
     }
 
+    /// The unit of id `id`.
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.units.iter().position(|u| u.id == id)
+    }
+
+    /// Takes unit `i` off its call: it drives home from where it is (a
+    /// dispatcher's cancel under human dispatch).
+    pub fn stand_down(&mut self, i: usize, ctx: &mut Ctx) {
+        let Some(u) = self.units.get_mut(i) else {
+            return;
+        };
+        if !matches!(
+            u.state,
+            UnitState::Dispatched | UnitState::EnRoute | UnitState::OnScene
+        ) {
+            return;
+        }
+        let here = u.position(ctx.at);
+        u.stop_at(here, ctx.at);
+        u.job = None;
+        let home = u.home;
+        let back = u.drive(home, ctx.at);
+        u.state = UnitState::Returning;
+        u.gen = u.gen.wrapping_add(1);
+        let gen = u.gen;
+        ctx.agenda.at(back, Action::Unit { unit: i, gen });
+        self.report(i, ctx);
+    }
+
     /// The unit's next transition. Returns what it means for its call (if
     /// it is the call's primary unit) and whether the unit became free.
     pub fn advance(&mut self, i: usize, gen: u32, ctx: &mut Ctx) -> (Option<UnitNote>, bool) {

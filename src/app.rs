@@ -199,7 +199,9 @@ impl Application {
             let accel = settings.sim.accel.unwrap_or(scenario.accel);
             tracing::info!(scenario = %scenario.name, seed, accel, "simulated city starting");
             let city = scenario.city.clone();
-            let sim = Simulation::new(scenario, seed, accel);
+            let human = settings.sim.human_dispatch || scenario.human_dispatch;
+            let mut sim = Simulation::new(scenario, seed, accel);
+            sim.set_human_dispatch(human);
             let tick = Duration::from_millis(settings.sim.tick_ms);
             let client_id = format!("{}-sim", settings.mqtt.client_id);
             tokio::spawn(run_simulation(
@@ -515,7 +517,8 @@ async fn shutdown_signal() {
 }
 
 /// Drives a simulation against a broker: publishes what it produces and feeds
-/// it the operator commands addressed to its controllers. Returns its stats
+/// it the operator commands addressed to its controllers and, with human
+/// dispatch, the call events and unit orders of its city. Returns its stats
 /// when `shutdown` turns true.
 pub async fn run_simulation(
     url: BrokerUrl,
@@ -539,32 +542,44 @@ pub async fn run_simulation(
     )?;
     let (out_tx, mut out_rx) = mpsc::channel::<(Topic, Message)>(4096);
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
-    // The poll loop: receives commands for our controllers, keeps the connection alive.
+    // The poll loop: receives what the city obeys, keeps the connection alive.
     let poll_client = client.clone();
     let limits = Limits::default();
+    let mut filters = vec![format!("city/{city}/atcs/+/command")];
+    if sim.human_dispatch() {
+        filters.push(format!("city/{city}/calls/+"));
+        filters.push(format!("city/{city}/units/+/assignment"));
+    }
     let poller = tokio::spawn(async move {
         loop {
             match events.poll().await {
                 Ok(BusEvent::Connected { .. }) => {
                     let c = poll_client.clone();
-                    let filter = format!("city/{city}/atcs/+/command");
+                    let filters = filters.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = c.subscribe(filter, Qos::AtLeastOnce).await {
-                            tracing::warn!(error = %e, "simulator could not subscribe to commands");
+                        for f in filters {
+                            if let Err(e) = c.subscribe(f.clone(), Qos::AtLeastOnce).await {
+                                tracing::warn!(filter = %f, error = %e, "simulator could not subscribe");
+                            }
                         }
                     });
                 }
                 Ok(BusEvent::Message(m)) => {
                     let topic = String::from_utf8_lossy(&m.topic).into_owned();
                     match crate::contract::decode(&topic, &m.payload, &limits, Utc::now()) {
-                        Ok((t, Message::Command(c))) => {
-                            if cmd_tx.send((t, *c)).await.is_err() {
+                        Ok((
+                            t,
+                            msg @ (Message::Command(_)
+                            | Message::CallEvent(_)
+                            | Message::UnitAssignment(_)),
+                        )) => {
+                            if cmd_tx.send((t, msg)).await.is_err() {
                                 break;
                             }
                         }
                         Ok(_) => {}
                         Err(e) => {
-                            tracing::warn!(%topic, error = %e, "simulator ignored a bad command")
+                            tracing::warn!(%topic, error = %e, "simulator ignored a bad message")
                         }
                     }
                 }

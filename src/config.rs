@@ -469,6 +469,9 @@ pub struct SimSettings {
     pub accel: Option<f64>,
     /// Simulation step, milliseconds.
     pub tick_ms: u64,
+    /// People answer and dispatch at the console: calls ring until answered
+    /// (or abandoned) and units wait for assignments. Scenarios may also ask for it.
+    pub human_dispatch: bool,
 }
 
 impl Default for SimSettings {
@@ -479,6 +482,7 @@ impl Default for SimSettings {
             seed: None,
             accel: None,
             tick_ms: 200,
+            human_dispatch: false,
         }
     }
 }

@@ -259,6 +259,9 @@ struct ServeArgs {
     /// Run without the simulated city (production). Same as KENDALI_SIMULATE=false.
     #[arg(long)]
     no_sim: bool,
+    /// The simulated city's calls wait for people at /dispatch, and its units for their assignments.
+    #[arg(long)]
+    human_dispatch: bool,
 }
 
 #[derive(Args)]
@@ -283,6 +286,9 @@ struct SimulateArgs {
     duration_s: Option<u64>,
     #[arg(long, default_value = "kendali-simulator")]
     client_id: String,
+    /// Calls wait for people at a console, and units for their assignments.
+    #[arg(long)]
+    human_dispatch: bool,
 }
 
 #[derive(Args)]
@@ -342,6 +348,9 @@ fn settings_for(config: Option<&std::path::Path>, a: ServeArgs) -> anyhow::Resul
     }
     if a.no_sim || env_false("KENDALI_SIMULATE") {
         s.sim.enabled = false;
+    }
+    if a.human_dispatch {
+        s.sim.human_dispatch = true;
     }
     s.validate()?;
     Ok(s)
@@ -621,7 +630,9 @@ async fn simulate(config: Option<&std::path::Path>, a: SimulateArgs) -> anyhow::
     let accel = a.accel.unwrap_or(scenario.accel);
     let city = scenario.city.clone();
     tracing::info!(scenario = %scenario.name, seed, accel, broker = %a.mqtt_url, "simulating");
-    let sim = Simulation::new(scenario, seed, accel);
+    let human = a.human_dispatch || settings.sim.human_dispatch || scenario.human_dispatch;
+    let mut sim = Simulation::new(scenario, seed, accel);
+    sim.set_human_dispatch(human);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let duration = a.duration_s;
     tokio::spawn(async move {

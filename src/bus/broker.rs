@@ -355,14 +355,23 @@ mod tests {
         ];
         publishers.sort();
         assert_eq!(kinds("pattern", "write", None), publishers);
-        assert_eq!(kinds("pattern", "read", None), vec![MessageKind::Command]);
+        assert_eq!(
+            kinds("pattern", "read", None),
+            vec![MessageKind::Command, MessageKind::UnitAssignment]
+        );
         for r in rules.iter().filter(|r| r.1 == "pattern") {
             assert!(r.3.contains("/%u"), "{r:?} is not bound to the username");
         }
-        // Kendali publishes operator commands only; the call centre call events only.
+        // Kendali publishes what its people do: commands to controllers, call
+        // events from the dispatcher console, orders to units. The call centre
+        // publishes call events only.
         assert_eq!(
             kinds("topic", "write", Some("kendali")),
-            vec![MessageKind::Command]
+            vec![
+                MessageKind::Command,
+                MessageKind::CallEvent,
+                MessageKind::UnitAssignment
+            ]
         );
         assert_eq!(
             kinds("topic", "write", Some("callcentre")),

@@ -532,6 +532,46 @@ pub struct UnitStatus {
     pub kind: Option<String>,
 }
 
+/// What a unit assignment asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignmentAction {
+    /// Go to the call.
+    Assign,
+    /// The unit is taken off the call (cancelled, reassigned elsewhere, the call closed).
+    Cancel,
+}
+
+/// `city/{city}/units/{unit}/assignment`, QoS 1, retained: a dispatcher's
+/// order to a field unit. The unit obeys and reports its own status on
+/// `.../status` as always; the retained message is its current order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UnitAssignment {
+    /// Unique id of this order; duplicates are ignored.
+    pub assignment_id: Uuid,
+    #[serde(with = "ts_format")]
+    #[schemars(with = "Ts")]
+    pub ts: Ts,
+    /// Unit id; equals the `{unit}` topic segment.
+    pub unit: String,
+    pub action: AssignmentAction,
+    /// The call the order is about.
+    pub call_id: String,
+    pub line: CallLine,
+    /// 1 = life-threatening .. 4 = no urgency, as classified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<CallCategory>,
+    /// Where to go (the caller's position and address: personal data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<Caller>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The dispatcher who gave the order (from their session).
+    pub issued_by: String,
+}
+
 // ---------------------------------------------------------------- services
 
 /// `city/{city}/apps/{service}/events`, QoS 1: an event written by a service application.
@@ -602,18 +642,20 @@ pub enum MessageKind {
     CommandAck,
     CallEvent,
     UnitStatus,
+    UnitAssignment,
     AppEvent,
     KpiSample,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 8] = [
+    pub const ALL: [MessageKind; 9] = [
         MessageKind::IntersectionInfo,
         MessageKind::IntersectionState,
         MessageKind::Command,
         MessageKind::CommandAck,
         MessageKind::CallEvent,
         MessageKind::UnitStatus,
+        MessageKind::UnitAssignment,
         MessageKind::AppEvent,
         MessageKind::KpiSample,
     ];
@@ -626,6 +668,7 @@ impl MessageKind {
             MessageKind::CommandAck => "command_ack",
             MessageKind::CallEvent => "call_event",
             MessageKind::UnitStatus => "unit_status",
+            MessageKind::UnitAssignment => "unit_assignment",
             MessageKind::AppEvent => "app_event",
             MessageKind::KpiSample => "kpi_sample",
         }
@@ -650,6 +693,7 @@ pub enum Message {
     CommandAck(Box<CommandAck>),
     CallEvent(Box<CallEvent>),
     UnitStatus(Box<UnitStatus>),
+    UnitAssignment(Box<UnitAssignment>),
     AppEvent(Box<AppEvent>),
     KpiSample(Box<KpiSample>),
 }
@@ -663,6 +707,7 @@ impl Message {
             Message::CommandAck(_) => MessageKind::CommandAck,
             Message::CallEvent(_) => MessageKind::CallEvent,
             Message::UnitStatus(_) => MessageKind::UnitStatus,
+            Message::UnitAssignment(_) => MessageKind::UnitAssignment,
             Message::AppEvent(_) => MessageKind::AppEvent,
             Message::KpiSample(_) => MessageKind::KpiSample,
         }
@@ -677,12 +722,15 @@ impl Message {
             Message::CommandAck(m) => Some(m.ts),
             Message::CallEvent(m) => Some(m.ts),
             Message::UnitStatus(m) => Some(m.ts),
+            Message::UnitAssignment(m) => Some(m.ts),
             Message::AppEvent(m) => Some(m.ts),
             Message::KpiSample(m) => Some(m.ts),
         }
     }
 
-    /// The unique event id of event messages (calls and app events).
+    /// The unique event id of event messages (calls and app events). A unit
+    /// assignment is retained state, redelivered on every reconnect: the
+    /// newest per unit wins, as a unit status does.
     pub fn event_id(&self) -> Option<Uuid> {
         match self {
             Message::CallEvent(m) => Some(m.event_id),
@@ -837,6 +885,30 @@ pub fn example(kind: MessageKind, ts: Ts) -> (super::Topic, Message) {
                 lon: Some(106.0489),
                 call_id: Some(id("112-20261122-0042")),
                 kind: Some(id("ambulance")),
+            })),
+        ),
+        MessageKind::UnitAssignment => (
+            T::Assignment {
+                city,
+                unit: id("amb-03"),
+            },
+            Message::UnitAssignment(Box::new(UnitAssignment {
+                assignment_id: Uuid::parse_str("5c1f7a2e-3b8d-4e0a-9f61-7d2c4b8e9a13")
+                    .expect("literal uuid"),
+                ts,
+                unit: id("amb-03"),
+                action: AssignmentAction::Assign,
+                call_id: id("112-20261122-0042"),
+                line: CallLine::L112,
+                priority: Some(1),
+                category: Some(CallCategory::Medical),
+                destination: Some(Caller {
+                    lat: -6.0170,
+                    lon: 106.0540,
+                    address: Some(id("Jl. Jend. Sudirman No. 10, Cilegon")),
+                }),
+                note: None,
+                issued_by: id("dewi"),
             })),
         ),
         MessageKind::AppEvent => (

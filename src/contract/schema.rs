@@ -31,6 +31,7 @@ pub fn schema(kind: MessageKind) -> serde_json::Value {
         MessageKind::CommandAck => schema_of::<CommandAck>(kind),
         MessageKind::CallEvent => schema_of::<CallEvent>(kind),
         MessageKind::UnitStatus => schema_of::<UnitStatus>(kind),
+        MessageKind::UnitAssignment => schema_of::<UnitAssignment>(kind),
         MessageKind::AppEvent => schema_of::<AppEvent>(kind),
         MessageKind::KpiSample => schema_of::<KpiSample>(kind),
     }

@@ -43,7 +43,7 @@ impl Family {
         match self {
             Family::Atcs => "city/+/atcs/#",
             Family::Calls => "city/+/calls/+",
-            Family::Units => "city/+/units/+/status",
+            Family::Units => "city/+/units/#",
             Family::Apps => "city/+/apps/+/events",
             Family::Kpi => "city/+/kpi/+",
         }
@@ -63,6 +63,7 @@ pub enum Topic {
     CommandAck { city: String, intersection: String },
     Call { city: String, line: CallLine },
     Unit { city: String, unit: String },
+    Assignment { city: String, unit: String },
     AppEvents { city: String, service: String },
     Kpi { city: String, service: String },
 }
@@ -136,6 +137,7 @@ impl Topic {
                 None => Err(TopicError::BadLine(line.to_owned())),
             },
             ["units", u, "status"] => Ok(Topic::Unit { city, unit: id(u)? }),
+            ["units", u, "assignment"] => Ok(Topic::Assignment { city, unit: id(u)? }),
             ["apps", s, "events"] => Ok(Topic::AppEvents {
                 city,
                 service: id(s)?,
@@ -156,6 +158,7 @@ impl Topic {
             | Topic::CommandAck { city, .. }
             | Topic::Call { city, .. }
             | Topic::Unit { city, .. }
+            | Topic::Assignment { city, .. }
             | Topic::AppEvents { city, .. }
             | Topic::Kpi { city, .. } => city,
         }
@@ -168,7 +171,7 @@ impl Topic {
             | Topic::Command { .. }
             | Topic::CommandAck { .. } => Family::Atcs,
             Topic::Call { .. } => Family::Calls,
-            Topic::Unit { .. } => Family::Units,
+            Topic::Unit { .. } | Topic::Assignment { .. } => Family::Units,
             Topic::AppEvents { .. } => Family::Apps,
             Topic::Kpi { .. } => Family::Kpi,
         }
@@ -184,6 +187,7 @@ impl Topic {
             Topic::CommandAck { .. } => K::CommandAck,
             Topic::Call { .. } => K::CallEvent,
             Topic::Unit { .. } => K::UnitStatus,
+            Topic::Assignment { .. } => K::UnitAssignment,
             Topic::AppEvents { .. } => K::AppEvent,
             Topic::Kpi { .. } => K::KpiSample,
         }
@@ -199,7 +203,10 @@ impl Topic {
 
     /// Whether publishers set the retain flag on this topic.
     pub fn retained(&self) -> bool {
-        matches!(self, Topic::IntersectionInfo { .. } | Topic::Unit { .. })
+        matches!(
+            self,
+            Topic::IntersectionInfo { .. } | Topic::Unit { .. } | Topic::Assignment { .. }
+        )
     }
 }
 
@@ -220,6 +227,7 @@ impl fmt::Display for Topic {
             }
             Topic::Call { city, line } => write!(f, "city/{city}/calls/{}", line.as_str()),
             Topic::Unit { city, unit } => write!(f, "city/{city}/units/{unit}/status"),
+            Topic::Assignment { city, unit } => write!(f, "city/{city}/units/{unit}/assignment"),
             Topic::AppEvents { city, service } => write!(f, "city/{city}/apps/{service}/events"),
             Topic::Kpi { city, service } => write!(f, "city/{city}/kpi/{service}"),
         }

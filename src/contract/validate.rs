@@ -173,6 +173,7 @@ pub fn decode(
         MessageKind::CommandAck => Message::CommandAck(parse(text)?),
         MessageKind::CallEvent => Message::CallEvent(parse(text)?),
         MessageKind::UnitStatus => Message::UnitStatus(parse(text)?),
+        MessageKind::UnitAssignment => Message::UnitAssignment(parse(text)?),
         MessageKind::AppEvent => Message::AppEvent(parse(text)?),
         MessageKind::KpiSample => Message::KpiSample(parse(text)?),
     };
@@ -580,6 +581,25 @@ fn check(topic: &Topic, msg: &Message) -> Result<(), Rejection> {
                         "lat and lon come together",
                     ))
                 }
+            }
+        }
+        (Topic::Assignment { unit, .. }, Message::UnitAssignment(m)) => {
+            matches_topic("unit", &m.unit, unit)?;
+            ident("call_id", &m.call_id)?;
+            text("issued_by", &m.issued_by, caps::ISSUED_BY)?;
+            if let Some(p) = m.priority {
+                if !(1..=4).contains(&p) {
+                    return Err(out_of_range(format!("priority = {p} is outside 1..=4")));
+                }
+            }
+            if let Some(d) = &m.destination {
+                lat_lon(d.lat, d.lon)?;
+                if let Some(a) = &d.address {
+                    at_most("destination.address", a, caps::ADDRESS)?;
+                }
+            }
+            if let Some(n) = &m.note {
+                at_most("note", n, caps::NOTE)?;
             }
         }
         (Topic::AppEvents { service, .. }, Message::AppEvent(m)) => {

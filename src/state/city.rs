@@ -87,14 +87,43 @@ impl<'a> IntersectionSummary<'a> {
     }
 }
 
-/// A field unit: its latest status message.
+/// A field unit: its latest status message, and the dispatcher's latest
+/// order to it (which its status may not show yet).
 #[derive(Clone, Debug, Serialize)]
 pub struct Unit {
     pub city: String,
     #[serde(flatten)]
     pub status: UnitStatus,
+    pub assignment: Option<UnitAssignment>,
     #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde")]
     pub rx: DateTime<Utc>,
+}
+
+impl Unit {
+    /// The unit without where it was sent (the caller's position and address).
+    fn without_personal_data(&self) -> Unit {
+        let mut u = self.clone();
+        if let Some(a) = u.assignment.as_mut() {
+            a.destination = None;
+            a.note = None;
+        }
+        u
+    }
+
+    fn update(&self, key: &str, rx: DateTime<Utc>) -> Update {
+        Update::with_public(
+            UpdateKind::Unit,
+            &self.city,
+            key.to_owned(),
+            Tags {
+                family: Some(Family::Units),
+                ..Default::default()
+            },
+            rx,
+            self,
+            &self.without_personal_data(),
+        )
+    }
 }
 
 /// Latest sample of one KPI.
@@ -220,6 +249,7 @@ const APP_EVENT_TYPES_KEPT: usize = 1000;
 enum EntityMap {
     Intersections,
     Units,
+    Assignments,
     Kpis,
     Feeds,
 }
@@ -235,6 +265,8 @@ pub struct CityState {
     /// Open calls dropped from the live state by `calls_kept`.
     calls_evicted: u64,
     units: HashMap<String, Unit>,
+    /// `{city}/{unit}` -> the newest order to the unit (also before its first status).
+    assignments: HashMap<String, UnitAssignment>,
     kpis: HashMap<String, Kpi>,
     counters: HashMap<String, Counters>,
     feeds: HashMap<String, Feed>,
@@ -258,6 +290,7 @@ impl CityState {
             call_order: VecDeque::new(),
             calls_evicted: 0,
             units: HashMap::new(),
+            assignments: HashMap::new(),
             kpis: HashMap::new(),
             counters: HashMap::new(),
             feeds: HashMap::new(),
@@ -387,18 +420,29 @@ impl CityState {
                 let u = Unit {
                     city: city.to_owned(),
                     status: (**m).clone(),
+                    assignment: self.assignments.get(&key).cloned(),
                     rx,
                 };
-                out.push(Update::new(
-                    UpdateKind::Unit,
-                    city,
-                    key.clone(),
-                    tags(Family::Units),
-                    rx,
-                    Some(&u),
-                ));
+                out.push(u.update(&key, rx));
                 self.units.insert(key, u);
                 out.extend(self.touch_feed(city, Family::Units, "all", None, Some(m.ts), rx));
+            }
+            (Topic::Assignment { unit, .. }, Message::UnitAssignment(m)) => {
+                // Retained, so redelivered on every reconnect: the newest order wins.
+                let key = format!("{city}/{unit}");
+                if self
+                    .assignments
+                    .get(&key)
+                    .is_some_and(|a| a.ts > m.ts || a.assignment_id == m.assignment_id)
+                {
+                    return Ok(out);
+                }
+                self.assignments.insert(key.clone(), (**m).clone());
+                if let Some(u) = self.units.get_mut(&key) {
+                    u.assignment = Some((**m).clone());
+                    u.rx = rx;
+                    out.push(u.update(&key, rx));
+                }
             }
             (Topic::AppEvents { service, .. }, Message::AppEvent(m)) => {
                 self.apply_app_event(city, service, m, rx, &mut out);
@@ -437,6 +481,7 @@ impl CityState {
     pub fn entities(&self) -> usize {
         self.intersections.len()
             + self.units.len()
+            + self.assignments.len()
             + self.kpis.len()
             + self.feeds.len()
             + self.counters.len()
@@ -458,6 +503,7 @@ impl CityState {
                 self.missing(Units, &[city, unit])
                     + self.missing(Feeds, &[city, Family::Units.as_str(), "all"])
             }
+            (Topic::Assignment { unit, .. }, _) => self.missing(Assignments, &[city, unit]),
             (Topic::Kpi { service, .. }, Message::KpiSample(m)) => {
                 self.missing(Kpis, &[city, service, &m.metric])
                     + self.missing(Feeds, &[city, Family::Kpi.as_str(), service])
@@ -476,6 +522,7 @@ impl CityState {
         let known = match map {
             EntityMap::Intersections => self.intersections.contains_key(key),
             EntityMap::Units => self.units.contains_key(key),
+            EntityMap::Assignments => self.assignments.contains_key(key),
             EntityMap::Kpis => self.kpis.contains_key(key),
             EntityMap::Feeds => self.feeds.contains_key(key),
         };

@@ -619,14 +619,29 @@ impl PgBackend {
         if let Some((t, s, rx)) = current.take() {
             out.push((t, Message::IntersectionState(s.into()), rx));
         }
-        for r in client
-            .query("SELECT DISTINCT ON (city, unit) city, unit, payload, rx FROM unit_status ORDER BY city, unit, ts DESC", &[])
-            .await
-            .map_err(StoreError::from)?
-        {
-            let (city, unit): (String, String) = (r.get(0), r.get(1));
-            if let Ok(m) = serde_json::from_value::<UnitStatus>(r.get(2)) {
-                out.push((parse(&format!("city/{city}/units/{unit}/status"))?, Message::UnitStatus(Box::new(m)), r.get(3)));
+        // Each unit's latest status and latest order.
+        for (table, leaf) in [
+            ("unit_status", "status"),
+            ("unit_assignments", "assignment"),
+        ] {
+            let sql = format!("SELECT DISTINCT ON (city, unit) city, unit, payload, rx FROM {table} ORDER BY city, unit, ts DESC");
+            for r in client.query(&sql, &[]).await.map_err(StoreError::from)? {
+                let (city, unit): (String, String) = (r.get(0), r.get(1));
+                let payload: serde_json::Value = r.get(2);
+                let msg = match leaf {
+                    "status" => {
+                        serde_json::from_value(payload).map(|m| Message::UnitStatus(Box::new(m)))
+                    }
+                    _ => serde_json::from_value(payload)
+                        .map(|m| Message::UnitAssignment(Box::new(m))),
+                };
+                if let Ok(msg) = msg {
+                    out.push((
+                        parse(&format!("city/{city}/units/{unit}/{leaf}"))?,
+                        msg,
+                        r.get(3),
+                    ));
+                }
             }
         }
         for r in client
@@ -1059,6 +1074,27 @@ async fn write_events(
                     tx.execute(&s, &[&topic.city(), &m.intersection, &json(m), rx])
                         .await
                         .map_err(StoreError::from)?;
+                }
+                Message::UnitAssignment(m) => {
+                    let s = tx
+                        .prepare_cached(
+                            "INSERT INTO unit_assignments (assignment_id, ts, city, unit, action, call_id, issued_by, payload, rx)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                        )
+                        .await
+                        .map_err(StoreError::from)?;
+                    let p: [&(dyn ToSql + Sync); 9] = [
+                        &m.assignment_id,
+                        &m.ts.with_timezone(&Utc),
+                        &topic.city(),
+                        &m.unit,
+                        &enum_str(&m.action),
+                        &m.call_id,
+                        &m.issued_by,
+                        &json(m),
+                        rx,
+                    ];
+                    tx.execute(&s, &p).await.map_err(StoreError::from)?;
                 }
                 Message::Command(m) => {
                     let Topic::Command { intersection, .. } = topic else {

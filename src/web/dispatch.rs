@@ -23,8 +23,8 @@ use crate::bus::Qos;
 use crate::contract::topic::{is_city_slug, is_identifier};
 use crate::contract::validate::validate_outgoing;
 use crate::contract::{
-    CallCategory, CallEvent, CallEventType, CallLine, Caller, Disposition, Message, Topic, Triage,
-    UnitState,
+    AssignmentAction, CallCategory, CallEvent, CallEventType, CallLine, Caller, Disposition,
+    Message, Topic, Triage, UnitAssignment, UnitState,
 };
 use crate::identity::audit::Entry;
 use crate::identity::{Permission, Person};
@@ -121,6 +121,9 @@ struct CallView {
     units: Vec<UnitOnCall>,
     incident_id: Option<String>,
     callback: Option<String>,
+    priority: Option<u8>,
+    category: Option<CallCategory>,
+    caller: Option<Caller>,
 }
 
 #[derive(Deserialize)]
@@ -593,6 +596,66 @@ impl Scene<'_> {
         Ok(None)
     }
 
+    /// The orders to field units that go with an action's call events: go
+    /// for each unit dispatched, stand down for each unit taken off (a unit
+    /// moved elsewhere gets only its new order), and for every unit still
+    /// on a call that is closed or handed over.
+    fn orders(&self, planned: &[Planned]) -> Vec<(Topic, UnitAssignment)> {
+        use CallEventType as E;
+        let assigned: HashSet<&str> = planned
+            .iter()
+            .filter(|p| p.event.kind == E::Dispatched)
+            .filter_map(|p| p.event.unit.as_deref())
+            .collect();
+        let mut out = Vec::new();
+        let order = |unit: &str, call_id: &str, action: AssignmentAction| {
+            let here = call_id == self.call_id;
+            (
+                Topic::Assignment {
+                    city: self.city.to_owned(),
+                    unit: unit.to_owned(),
+                },
+                UnitAssignment {
+                    assignment_id: Uuid::nil(),
+                    ts: self.now,
+                    unit: unit.to_owned(),
+                    action,
+                    call_id: call_id.to_owned(),
+                    line: self.call.line,
+                    priority: self.call.priority.filter(|_| here),
+                    category: self.call.category.filter(|_| here),
+                    destination: self.call.caller.clone().filter(|_| here),
+                    note: None,
+                    issued_by: self.user.to_owned(),
+                },
+            )
+        };
+        for p in planned {
+            let e = &p.event;
+            match (e.kind, e.unit.as_deref()) {
+                (E::Dispatched, Some(u)) => {
+                    out.push(order(u, &e.call_id, AssignmentAction::Assign))
+                }
+                (E::UnitCancelled, Some(u)) if !assigned.contains(u) => {
+                    out.push(order(u, &e.call_id, AssignmentAction::Cancel))
+                }
+                (E::Closed | E::Transferred, _) => {
+                    for u in &self.call.units {
+                        out.push(order(&u.unit, &e.call_id, AssignmentAction::Cancel));
+                    }
+                }
+                _ => {}
+            }
+        }
+        // A reassigned unit's order names the line of the call it goes to.
+        for (_, a) in &mut out {
+            if let Some(p) = planned.iter().find(|p| p.event.call_id == a.call_id) {
+                a.line = p.event.line;
+            }
+        }
+        out
+    }
+
     /// The call events an action publishes, after its rules are checked.
     async fn plan(&self, desk: &DispatchDesk, action: &Action) -> Result<Vec<Planned>, ApiError> {
         use CallEventType as E;
@@ -883,16 +946,27 @@ async fn carry_out(
             return Err(e);
         }
     };
-    let published = publish(ctx, person.name(), request, planned, &audit, &detail).await;
+    let orders = scene.orders(&planned);
+    let published = publish(
+        ctx,
+        person.name(),
+        request,
+        planned,
+        orders,
+        &audit,
+        &detail,
+    )
+    .await;
     if published.is_err() {
         ctx.desk.lock().release(claims);
     }
-    let events = published?;
+    let (events, assignments) = published?;
     tracing::info!(city, call_id, action = action.name(), action_id = %request.action_id, operator = person.name(), "call action published");
     Ok(serde_json::json!({
         "action_id": request.action_id,
         "call_id": call_id,
         "events": events,
+        "assignments": assignments,
         "repeat": false,
     }))
 }
@@ -903,19 +977,27 @@ async fn publish(
     user: &str,
     request: &Request,
     planned: Vec<Planned>,
+    orders: Vec<(Topic, UnitAssignment)>,
     audit: &impl Fn(&str, serde_json::Value) -> Entry,
     detail: &serde_json::Value,
-) -> Result<Vec<serde_json::Value>, ApiError> {
-    let mut wire = Vec::with_capacity(planned.len());
-    for (n, p) in planned.into_iter().enumerate() {
-        let event = CallEvent {
-            event_id: event_id(request.action_id, n),
-            ..p.event
-        };
-        let msg = Message::CallEvent(Box::new(event));
-        let bytes = validate_outgoing(&p.topic, &msg, &ctx.limits)
+) -> Result<(Vec<serde_json::Value>, Vec<serde_json::Value>), ApiError> {
+    let mut wire = Vec::with_capacity(planned.len() + orders.len());
+    let calls = planned
+        .into_iter()
+        .map(|p| (p.topic, Message::CallEvent(Box::new(p.event))));
+    let units = orders
+        .into_iter()
+        .map(|(t, a)| (t, Message::UnitAssignment(Box::new(a))));
+    for (n, (topic, mut msg)) in calls.chain(units).enumerate() {
+        let id = event_id(request.action_id, n);
+        match &mut msg {
+            Message::CallEvent(e) => e.event_id = id,
+            Message::UnitAssignment(a) => a.assignment_id = id,
+            _ => {}
+        }
+        let bytes = validate_outgoing(&topic, &msg, &ctx.limits)
             .map_err(|r| ApiError::bad_request(r.to_string()))?;
-        wire.push((p.topic, msg, bytes));
+        wire.push((topic, msg, bytes));
     }
     if let Err(wait) = ctx.actions.take(user) {
         ctx.record(audit("throttled", detail.clone())).await;
@@ -931,17 +1013,16 @@ async fn publish(
             "could not publish the action: the broker is unreachable; retry with the same action_id",
         ));
     }
-    let events: Vec<serde_json::Value> = wire
-        .iter()
-        .map(|(topic, msg, _)| {
-            let Message::CallEvent(e) = msg else {
-                unreachable!("only call events are planned")
-            };
-            serde_json::json!({ "event_id": e.event_id, "type": e.kind, "call_id": e.call_id, "unit": e.unit, "topic": topic.to_string() })
-        })
-        .collect();
+    let (mut events, mut assignments) = (Vec::new(), Vec::new());
+    for (topic, msg, _) in &wire {
+        match msg {
+            Message::CallEvent(e) => events.push(serde_json::json!({ "event_id": e.event_id, "type": e.kind, "call_id": e.call_id, "unit": e.unit, "topic": topic.to_string() })),
+            Message::UnitAssignment(a) => assignments.push(serde_json::json!({ "assignment_id": a.assignment_id, "action": a.action, "unit": a.unit, "call_id": a.call_id, "topic": topic.to_string() })),
+            _ => {}
+        }
+    }
     // Recorded before it leaves: an action the audit cannot hold does not happen.
-    let published = serde_json::json!({ "action_id": request.action_id, "request": request.raw, "events": events });
+    let published = serde_json::json!({ "action_id": request.action_id, "request": request.raw, "events": events, "assignments": assignments });
     if !ctx.record(audit("published", published)).await {
         return Err(ApiError::unavailable(
             "could not record the action in the audit: it was not published",
@@ -951,7 +1032,7 @@ async fn publish(
         let sent = tokio::time::timeout(
             PUBLISH_WAIT,
             ctx.bus
-                .publish(topic.to_string(), Qos::AtLeastOnce, false, bytes),
+                .publish(topic.to_string(), Qos::AtLeastOnce, topic.retained(), bytes),
         )
         .await;
         let failure = match sent {
@@ -964,7 +1045,7 @@ async fn publish(
             "could not publish the action: {failure}; retry with the same action_id"
         )));
     }
-    Ok(events)
+    Ok((events, assignments))
 }
 
 /// One call's projection and every stored event of it: the console's detail.

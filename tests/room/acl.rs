@@ -32,6 +32,7 @@ const KENDALI: (&str, &str) = ("kendali", "kendali-rahasia");
 const CALL_CENTRE: (&str, &str) = ("callcentre", "callcentre-rahasia");
 const CONTROLLER: (&str, &str) = ("simpang-pci", "simpang-rahasia");
 const APP: (&str, &str) = ("pengaduan", "pengaduan-rahasia");
+const UNIT: (&str, &str) = ("amb-03", "amb-rahasia");
 
 /// A private Mosquitto with the production accounts: the shipped ACL as it
 /// is, and a password file of the four users made with mosquitto_passwd.
@@ -47,7 +48,7 @@ fn broker(test: &str) -> Option<PrivateMosquitto> {
     PrivateMosquitto::start_with(test, |port, dir| {
         let (passwd, acl) = (dir.join("passwd"), dir.join("acl"));
         std::fs::write(&acl, kendali::bus::broker::MOSQUITTO_ACL).expect("write the ACL");
-        for (i, (user, password)) in [KENDALI, CALL_CENTRE, CONTROLLER, APP]
+        for (i, (user, password)) in [KENDALI, CALL_CENTRE, CONTROLLER, APP, UNIT]
             .into_iter()
             .enumerate()
         {
@@ -310,14 +311,16 @@ async fn acl_an_atcs_controller_speaks_and_hears_only_for_its_own_intersection()
         )
         .await;
     ctl.receives_exactly(&[t("atcs/simpang-pci/command")]).await;
-    // Kendali publishes commands only: it cannot speak for a controller or a caller.
+    // Kendali publishes what its people do (commands, call events from its
+    // console, orders to units): it cannot speak for a controller, an
+    // application or a unit.
     kendali
         .refused(
             "kendali",
             &[
                 t("atcs/simpang-pci/state"),
-                t("calls/112"),
                 t("apps/pengaduan/events"),
+                t("units/amb-03/status"),
                 t("atcs/kendali/state"),
             ],
         )
@@ -358,6 +361,43 @@ async fn acl_the_call_centre_publishes_call_events_and_nothing_else() {
     kendali
         .receives_exactly(&[t("calls/112"), t("calls/119"), t("calls/112")])
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_a_field_unit_reports_its_own_status_and_hears_only_its_own_orders() {
+    let test = "acl_a_field_unit_reports_its_own_status_and_hears_only_its_own_orders";
+    let Some(broker) = broker(test) else {
+        return;
+    };
+    let city = support::city("acl");
+    let t = |rest: &str| format!("city/{city}/{rest}");
+    let mut kendali = connect(&broker.url, Some(KENDALI))
+        .await
+        .expect("kendali logs in");
+    kendali.subscribe("city/#").await;
+    let mut unit = connect(&broker.url, Some(UNIT))
+        .await
+        .expect("the unit logs in");
+    // It asks for every unit's orders; the broker gives it its own.
+    unit.subscribe("city/+/units/+/assignment").await;
+    unit.allowed("amb-03", &[t("units/amb-03/status")]).await;
+    unit.refused(
+        "amb-03",
+        &[
+            t("units/amb-04/status"),
+            // A unit does not give itself orders.
+            t("units/amb-03/assignment"),
+            t("calls/112"),
+        ],
+    )
+    .await;
+    kendali
+        .allowed(
+            "kendali",
+            &[t("units/amb-04/assignment"), t("units/amb-03/assignment")],
+        )
+        .await;
+    unit.receives_exactly(&[t("units/amb-03/assignment")]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -88,11 +88,15 @@ async fn round_trip(app: &kendali::app::RunningApp) {
                 && !u["value"]["info"].is_null()
                 && !u["value"]["state"].is_null()
         });
+        let unit_done = seen
+            .iter()
+            .any(|u| u["kind"] == "unit" && !u["value"]["assignment"].is_null());
         ["call_event", "app_event", "unit", "kpi"]
             .iter()
             .all(|k| kinds.contains(k))
             && cmd_done
             && int_done
+            && unit_done
     })
     .await;
     let last = |kind: &str| {
@@ -126,10 +130,13 @@ async fn round_trip(app: &kendali::app::RunningApp) {
             Message::UnitStatus(_) => {
                 let mut v = last("unit")["value"].clone();
                 let o = v.as_object_mut().unwrap();
-                o.remove("city");
-                o.remove("rx");
+                for k in ["city", "rx", "assignment"] {
+                    o.remove(k);
+                }
                 v
             }
+            // The unit carries its latest order, whole for a supervisor.
+            Message::UnitAssignment(_) => last("unit")["value"]["assignment"].clone(),
             Message::KpiSample(_) => {
                 let mut v = last("kpi")["value"].clone();
                 let o = v.as_object_mut().unwrap();

@@ -20,6 +20,62 @@ async fn room() -> (RunningApp, Publisher, String) {
     (app, field, support::city("dispatch"))
 }
 
+/// What the field units hear: every order on `city/{city}/units/+/assignment`.
+struct Orders {
+    got: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Orders {
+    async fn listen(url: &str, city: &str) -> Orders {
+        let u = kendali::bus::BrokerUrl::parse(url).expect("test url");
+        let id = format!(
+            "test-orders-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let (client, mut el) =
+            rumqttc::AsyncClient::new(rumqttc::MqttOptions::new(id, u.host, u.port), 100);
+        let filter = format!("city/{city}/units/+/assignment");
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (sink, (subscribed, ready)) = (got.clone(), tokio::sync::oneshot::channel());
+        let mut subscribed = Some(subscribed);
+        let task = tokio::spawn(async move {
+            let _keep = client.clone();
+            client
+                .subscribe(filter, rumqttc::QoS::AtLeastOnce)
+                .await
+                .expect("subscribe queued");
+            loop {
+                match el.poll().await {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                        if let Some(s) = subscribed.take() {
+                            let _ = s.send(());
+                        }
+                    }
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                        let v: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                        sink.lock().unwrap().push(v);
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                }
+            }
+        });
+        ready.await.expect("subscribed");
+        Orders { got, task }
+    }
+
+    fn all(&self) -> Vec<Value> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Orders {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// The switch rings a call on `line`; waits until the live state has it.
 async fn ring(app: &RunningApp, field: &Publisher, city: &str, call: &str, line: &str) {
     let payload = json!({
@@ -228,6 +284,7 @@ async fn a_call_goes_from_ring_to_close_with_the_session_user_on_every_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_action_publishes_once_and_racers_for_a_call_or_a_unit_get_one_409() {
     let (app, field, city) = room().await;
+    let orders = Orders::listen(&app.mqtt_url, &city).await;
     let dewi = support::sign_in(&app, "dewi", &["dispatcher"], &[&city], &[]).await;
     let rina = support::sign_in(&app, "rina", &["dispatcher"], &[&city], &[]).await;
     ring(&app, &field, &city, "c-1", "112").await;
@@ -311,6 +368,22 @@ async fn a_retried_action_publishes_once_and_racers_for_a_call_or_a_unit_get_one
     );
     let won = if a.0 == 202 { &a.1 } else { &b.1 };
     echoed(&app, &city, won_call, won).await;
+    // One order on the bus, to the winner's call.
+    let heard = support::eventually(10, "the unit's order", || async {
+        let o = orders.all();
+        (!o.is_empty()).then_some(o)
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let heard_now = orders.all();
+    assert_eq!(heard_now.len(), 1, "exactly one assignment: {heard_now:?}");
+    assert_eq!(heard[0]["action"], "assign");
+    assert_eq!(heard[0]["unit"], "AMB-01");
+    assert_eq!(heard[0]["call_id"], won_call);
+    assert_eq!(
+        heard[0]["assignment_id"],
+        won["assignments"][0]["assignment_id"]
+    );
 
     // Reassigning moves it: cancelled on the first call, dispatched on the second.
     let lost_call = if won_call == "c-1" { "c-2" } else { "c-1" };
@@ -640,5 +713,110 @@ async fn a_call_acted_on_comes_back_whole_after_a_restart_from_postgresql() {
     let (s, v) = act(&rina, &app, &city, "c-9", json!({ "action": "answer" })).await;
     assert_eq!(s, 409, "{v}");
     assert!(v["error"].as_str().unwrap().contains("dewi"), "{v}");
+    app.stop().await;
+}
+
+/// The simulated city under human dispatch, end to end through Kendali: a
+/// simulated call rings and waits; the dispatcher answers, classifies and
+/// dispatches an available ambulance; the simulated unit obeys its order on
+/// the bus, drives there and reports en route and on scene on the call; the
+/// dispatcher closes it, and the unit, stood down, drives home. The stored
+/// timeline has every stage, each with who did it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulated_call_under_human_dispatch_goes_from_ring_to_close_with_a_unit_that_obeys() {
+    let mut settings = support::settings(None);
+    settings.sim.enabled = true;
+    settings.sim.scenario = "cilegon-weekday".into();
+    settings.sim.accel = Some(30.0);
+    settings.sim.human_dispatch = true;
+    let app = support::spawn(settings).await;
+    let city = "cilegon";
+    let dewi = support::sign_in(&app, "dewi", &["dispatcher"], &[city], &[]).await;
+    let state = || support::get_json(&app, "/api/state");
+    // A call rings and waits for a person (callers wait up to two real minutes).
+    let (key, call) = support::eventually(60, "a ringing call", || async {
+        let s = state().await;
+        s["entities"]["call"]
+            .as_object()?
+            .iter()
+            .find(|(_, c)| c["stage"] == "received" && c["open"] == true)
+            .map(|(k, c)| (k.clone(), c.clone()))
+    })
+    .await;
+    assert!(
+        call["operator"].is_null(),
+        "nobody but a person answers: {call}"
+    );
+    let call_id = call["call_id"].as_str().unwrap().to_owned();
+    let unit_id = support::eventually(10, "an available ambulance", || async {
+        let s = state().await;
+        s["entities"]["unit"].as_object()?.values().find_map(|u| {
+            (u["status"] == "available" && u["kind"] == "ambulance")
+                .then(|| u["unit"].as_str().unwrap().to_owned())
+        })
+    })
+    .await;
+    for step in [
+        json!({ "action": "answer" }),
+        json!({ "action": "classify", "category": "medical", "priority": 1, "triage": "normal" }),
+        json!({ "action": "dispatch", "units": [unit_id] }),
+    ] {
+        let (s, answer) = act(&dewi, &app, city, &call_id, step.clone()).await;
+        assert_eq!(s, 202, "{step}: {answer}");
+        echoed(&app, city, &call_id, &answer).await;
+    }
+    // The unit obeys and the field reports its stages on the call.
+    let on_scene = support::eventually(60, "the unit on scene", || async {
+        let s = state().await;
+        let c = s["entities"]["call"].get(&key)?.clone();
+        (c["units"][0]["stage"] == "on_scene").then_some(c)
+    })
+    .await;
+    assert_eq!(on_scene["units"][0]["unit"], unit_id.as_str());
+    assert_eq!(on_scene["operator"], "dewi", "{on_scene}");
+    let (s, closed) = act(
+        &dewi,
+        &app,
+        city,
+        &call_id,
+        json!({ "action": "close", "disposition": "treated_on_scene" }),
+    )
+    .await;
+    assert_eq!(s, 202, "{closed}");
+    assert_eq!(closed["assignments"][0]["action"], "cancel", "{closed}");
+    echoed(&app, city, &call_id, &closed).await;
+    // Stood down: the unit leaves the scene.
+    support::eventually(20, "the unit stood down", || async {
+        let s = state().await;
+        let u = s["entities"]["unit"]
+            .get(format!("{city}/{unit_id}"))?
+            .clone();
+        (u["status"] == "returning" || u["status"] == "available").then_some(())
+    })
+    .await;
+    let events = timeline(&dewi, &app, city, &call_id).await;
+    let steps: Vec<(String, Value, Value)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_owned(),
+                e["operator"].clone(),
+                e["unit"].clone(),
+            )
+        })
+        .collect();
+    let u = json!(unit_id);
+    assert_eq!(
+        steps,
+        [
+            ("received".to_owned(), Value::Null, Value::Null),
+            ("answered".to_owned(), json!("dewi"), Value::Null),
+            ("classified".to_owned(), json!("dewi"), Value::Null),
+            ("dispatched".to_owned(), json!("dewi"), u.clone()),
+            ("en_route".to_owned(), Value::Null, u.clone()),
+            ("on_scene".to_owned(), Value::Null, u.clone()),
+            ("closed".to_owned(), json!("dewi"), Value::Null),
+        ]
+    );
     app.stop().await;
 }

@@ -194,6 +194,7 @@ async fn every_message_kind_is_stored_and_read_back() {
         ("SELECT count(*) FROM call_events WHERE city = $1", 1),
         ("SELECT count(*) FROM calls WHERE city = $1", 1),
         ("SELECT count(*) FROM unit_status WHERE city = $1", 1),
+        ("SELECT count(*) FROM unit_assignments WHERE city = $1", 1),
         ("SELECT count(*) FROM app_events WHERE city = $1", 1),
         ("SELECT count(*) FROM kpi_samples WHERE city = $1", 1),
         (
@@ -232,6 +233,10 @@ async fn every_message_kind_is_stored_and_read_back() {
             ),
             M::UnitStatus(_) => assert_eq!(
                 payload("SELECT payload FROM unit_status WHERE city = $1").await,
+                json
+            ),
+            M::UnitAssignment(_) => assert_eq!(
+                payload("SELECT payload FROM unit_assignments WHERE city = $1").await,
                 json
             ),
             M::IntersectionInfo(_) => assert_eq!(
