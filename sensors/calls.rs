@@ -731,16 +731,4 @@ impl CallCentre {
     }
 }
 
-/// The agency that responds to a category (`None`: handled on the phone).
-pub fn agency_for(category: CallCategory, priority: u8) -> Option<&'static str> {
-    match category {
-        CallCategory::Fire => Some("damkar"),
-        CallCategory::Medical => Some("dinkes"),
-        CallCategory::Crime => Some("polres"),
-        // Injuries need an ambulance; a fender-bender needs the traffic police.
-        CallCategory::TrafficAccident if priority <= 2 => Some("dinkes"),
-        CallCategory::TrafficAccident => Some("polres"),
-        CallCategory::Disaster => Some("bpbd"),
-        CallCategory::PublicService | CallCategory::Prank | CallCategory::Other => None,
-    }
-}
+pub use crate::domain::agency_for;

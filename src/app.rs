@@ -240,6 +240,7 @@ impl Application {
             ),
             login_throttle: Default::default(),
             desk: Default::default(),
+            road_net: Default::default(),
             routes: Default::default(),
             directory: directory.clone(),
             settings: settings.clone(),

@@ -296,6 +296,11 @@ pub struct StateSettings {
     pub recent_events_kept: usize,
     /// Event ids remembered for duplicate detection.
     pub dedup_window: usize,
+    /// A call is flagged as a possible duplicate of an open call received
+    /// within this many seconds of it, from the same callback number or
+    /// within `duplicate_radius_m` of it.
+    pub duplicate_window_s: u64,
+    pub duplicate_radius_m: f64,
     /// KPI samples kept per metric for sparklines.
     pub kpi_window: usize,
     /// Entities the live state holds besides calls and commands (bounded on
@@ -319,6 +324,10 @@ impl Default for StateSettings {
             calls_kept: 5_000,
             recent_events_kept: 500,
             dedup_window: 200_000,
+            // A fire or a crash brings several calls from the same street
+            // within minutes; a neighbourhood apart is another incident.
+            duplicate_window_s: 900,
+            duplicate_radius_m: 300.0,
             kpi_window: 360,
             // A province's worth of cities: a junction is two entities (itself
             // and its feed) of about 2 KB each with four approaches, so the

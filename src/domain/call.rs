@@ -47,6 +47,13 @@ pub struct Call {
     pub incident_id: Option<String>,
     /// The units on the call now (a cancelled unit leaves the list).
     pub units: Vec<CallUnit>,
+    /// Open calls this one may repeat (same callback number, or close in
+    /// time and place), until a dispatcher merges or keeps them apart.
+    pub possible_duplicates: Vec<String>,
+    /// Calls a dispatcher looked at and kept apart from this one: never
+    /// flagged again.
+    #[serde(skip)]
+    pub kept_apart: Vec<String>,
     /// The operator actions whose events this projection holds, the newest
     /// last (at most [`Call::ACTIONS_KEPT`]): how a console sees that its
     /// action came back through ingest.
@@ -76,7 +83,41 @@ pub fn rank(t: CallEventType) -> Option<u8> {
     })
 }
 
+/// Distance between two callers' positions, metres.
+pub fn distance_m(a: &Caller, b: &Caller) -> f64 {
+    super::route::metres((a.lat, a.lon), (b.lat, b.lon))
+}
+
+/// The agency whose units answer a call of this category and priority
+/// (`None`: nobody is sent; the call is handled on the line or handed over).
+pub fn agency_for(category: CallCategory, priority: u8) -> Option<&'static str> {
+    match category {
+        CallCategory::Fire => Some("damkar"),
+        CallCategory::Medical => Some("dinkes"),
+        CallCategory::Crime => Some("polres"),
+        // Injuries need an ambulance; a fender-bender needs the traffic police.
+        CallCategory::TrafficAccident if priority <= 2 => Some("dinkes"),
+        CallCategory::TrafficAccident => Some("polres"),
+        CallCategory::Disaster => Some("bpbd"),
+        CallCategory::PublicService | CallCategory::Prank | CallCategory::Other => None,
+    }
+}
+
 impl Call {
+    /// Whether `other` may be the same emergency: received within
+    /// `window_s` of this one, and from the same callback number or within
+    /// `radius_m` of it.
+    pub fn may_repeat(&self, other: &Call, window_s: f64, radius_m: f64) -> bool {
+        let received = |c: &Call| c.stages.get(&CallEventType::Received).copied();
+        let close_in_time = match (received(self), received(other)) {
+            (Some(a), Some(b)) => ((a - b).num_milliseconds().abs() as f64) / 1000.0 <= window_s,
+            _ => false,
+        };
+        let same_number = matches!((&self.callback, &other.callback), (Some(a), Some(b)) if digits(a) == digits(b));
+        let near = matches!((&self.caller, &other.caller), (Some(a), Some(b)) if distance_m(a, b) <= radius_m);
+        close_in_time && (same_number || near)
+    }
+
     /// How many recent action ids a call keeps.
     pub const ACTIONS_KEPT: usize = 16;
 
@@ -151,4 +192,9 @@ impl Call {
         }
         Ok(())
     }
+}
+
+/// A phone number's digits, so that `0812-3456` and `0812 3456` match.
+fn digits(n: &str) -> String {
+    n.chars().filter(char::is_ascii_digit).collect()
 }

@@ -1,5 +1,6 @@
 //! The city's entities and rules, with no I/O: a call and its lifecycle,
-//! the call-taking indicators, and the city's local time. State, store, web and the simulator all import
+//! the call-taking indicators, travel time on the city's roads, and the
+//! city's local time. State, store, web and the simulator all import
 //! them from here (the store used to import `Call` from the state, and the
 //! WIB offset was written three times), so no two stages import each other.
 //!
@@ -8,8 +9,9 @@
 
 pub mod call;
 pub mod indicators;
+pub mod route;
 pub mod time;
 
-pub use call::{rank, Call, CallUnit};
+pub use call::{agency_for, rank, Call, CallUnit};
 pub use indicators::AnswerTimes;
 pub use time::{wib, wib_date, wib_day_start};

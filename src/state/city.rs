@@ -737,6 +737,67 @@ impl CityState {
         )
     }
 
+    /// Possible duplicates: a call that has just learnt where its caller is
+    /// or their number is flagged against the city's open calls it may
+    /// repeat (both ways); a `merged` event settles a pair, linked into one
+    /// incident or kept apart for good. Returns the keys of the other calls
+    /// whose projection changed.
+    fn flag_duplicates(&mut self, city: &str, key: &str, m: &CallEvent) -> Vec<String> {
+        let Some(this) = self.calls.get(key) else {
+            return Vec::new();
+        };
+        let this_id = this.call_id.clone();
+        let mut linked = Vec::new();
+        if m.kind == CallEventType::Merged {
+            if let Some(other) = &m.related_call {
+                let okey = format!("{city}/{other}");
+                let apart = m.incident_id.is_none();
+                for (k, id) in [(key.to_owned(), other.clone()), (okey.clone(), this_id)] {
+                    if let Some(c) = self.calls.get_mut(&k) {
+                        c.possible_duplicates.retain(|d| *d != id);
+                        if apart && !c.kept_apart.contains(&id) {
+                            c.kept_apart.push(id);
+                        }
+                    }
+                }
+                linked.push(okey);
+            }
+            return linked;
+        }
+        if !this.open || (m.caller.is_none() && m.callback.is_none()) {
+            return linked;
+        }
+        let (window, radius) = (
+            self.settings.duplicate_window_s as f64,
+            self.settings.duplicate_radius_m,
+        );
+        let prefix = format!("{city}/");
+        let found: Vec<(String, String)> = self
+            .calls
+            .iter()
+            .filter(|(k, c)| {
+                k.starts_with(&prefix)
+                    && k.as_str() != key
+                    && c.open
+                    && !this.possible_duplicates.contains(&c.call_id)
+                    && !this.kept_apart.contains(&c.call_id)
+                    && (this.incident_id.is_none() || c.incident_id != this.incident_id)
+                    && this.may_repeat(c, window, radius)
+            })
+            .map(|(k, c)| (k.clone(), c.call_id.clone()))
+            .collect();
+        for (okey, oid) in found {
+            if let Some(c) = self.calls.get_mut(&okey) {
+                c.possible_duplicates.push(this_id.clone());
+            }
+            if let Some(c) = self.calls.get_mut(key) {
+                c.possible_duplicates.push(oid);
+            }
+            linked.push(okey);
+        }
+        linked
+    }
+
     fn apply_call_event(
         &mut self,
         city: &str,
@@ -771,6 +832,8 @@ impl CityState {
             disposition: None,
             incident_id: None,
             units: Vec::new(),
+            possible_duplicates: Vec::new(),
+            kept_apart: Vec::new(),
             actions: Vec::new(),
             answer_s: None,
             dispatch_s: None,
@@ -851,8 +914,13 @@ impl CityState {
             call.line,
             m.category,
         );
-        let call_value = call.clone();
         let new_answer_s = (!had_answer_s).then_some(answer_s).flatten();
+        let linked = self.flag_duplicates(city, &key, m);
+        let call_value = self
+            .calls
+            .get(&key)
+            .cloned()
+            .expect("the call just applied");
 
         // Counters: tallies count each stage once per call; open/waiting follow the projection.
         let c = self.counters_mut(city, rx);
@@ -927,6 +995,23 @@ impl CityState {
             &call_value,
             &call_value.without_personal_data(),
         ));
+        for other in linked {
+            if let Some(c) = self.calls.get(&other) {
+                out.push(Update::with_public(
+                    UpdateKind::Call,
+                    city,
+                    other.clone(),
+                    Tags {
+                        family: Some(Family::Calls),
+                        line: Some(c.line),
+                        ..Default::default()
+                    },
+                    rx,
+                    c,
+                    &c.without_personal_data(),
+                ));
+            }
+        }
         out.push(self.counters_update(city, rx));
         if was.is_none() {
             self.call_order.push_back(key.clone());

@@ -87,6 +87,10 @@ enum Action {
     Merge {
         into: String,
     },
+    /// Looked at, and not the same emergency as `other`: the flag goes.
+    KeepApart {
+        other: String,
+    },
 }
 
 impl Action {
@@ -103,6 +107,7 @@ impl Action {
             Action::Close { .. } => "close",
             Action::Callback { .. } => "callback",
             Action::Merge { .. } => "merge",
+            Action::KeepApart { .. } => "keep_apart",
         }
     }
 }
@@ -364,7 +369,7 @@ fn parse_request(body: &[u8]) -> Result<Request, ApiError> {
     };
     if !map.contains_key("action") {
         return Err(ApiError::bad_request(
-            "action is missing: one of answer, classify, locate, note, dispatch, reassign, cancel_unit, transfer, close, callback, merge",
+            "action is missing: one of answer, classify, locate, note, dispatch, reassign, cancel_unit, transfer, close, callback, merge, keep_apart",
         ));
     }
     let action: Action = serde_json::from_value(serde_json::Value::Object(map))
@@ -818,6 +823,19 @@ impl Scene<'_> {
                 }
                 out
             }
+            Action::KeepApart { other } => {
+                ident("other", other)?;
+                if other == self.call_id {
+                    return Err(ApiError::bad_request(
+                        "a call cannot be kept apart from itself",
+                    ));
+                }
+                call_of(self.ctx, self.city, other).await?;
+                vec![self.here(CallEvent {
+                    related_call: Some(other.clone()),
+                    ..self.event(E::Merged)
+                })]
+            }
         })
     }
 
@@ -1048,6 +1066,138 @@ async fn publish(
     Ok((events, assignments))
 }
 
+/// The path's city and call, for a person who may act in that city.
+fn city_and_call(
+    person: &Person,
+    path: web::Path<(String, String)>,
+) -> Result<(String, String), ApiError> {
+    let (city, call_id) = path.into_inner();
+    if !person.in_city(&city) {
+        return Err(ApiError::forbidden(format!(
+            "city {city:?} is outside your cities"
+        )));
+    }
+    ident("call_id", &call_id)?;
+    Ok((city, call_id))
+}
+
+/// What a recommendation needs of a unit's live value.
+#[derive(Deserialize)]
+struct UnitRow {
+    unit: String,
+    agency: String,
+    status: UnitState,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    kind: Option<String>,
+    call_id: Option<String>,
+}
+
+/// What a recommendation needs of an intersection's live value.
+#[derive(Deserialize)]
+struct JunctionRow {
+    info: Option<JunctionInfo>,
+    worst_saturation: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct JunctionInfo {
+    lat: f64,
+    lon: f64,
+}
+
+/// How many units a recommendation proposes.
+const RECOMMENDED: usize = 3;
+
+/// The best free units of the right agency for a located call, by
+/// estimated travel time on the city's roads slowed by the live DS of the
+/// signalised junctions on the way (`domain::route`), with each route.
+#[get("/api/calls/{city}/{call_id}/recommend")]
+async fn recommend(
+    ctx: web::Data<WebContext>,
+    person: Person,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (city, call_id) = city_and_call(&person, path)?;
+    let call = call_of(&ctx, &city, &call_id).await?;
+    let Some(scene) = call.caller.as_ref().map(|c| (c.lat, c.lon)) else {
+        return Err(ApiError::conflict(format!(
+            "call {call_id} has no position yet: locate the caller first"
+        )));
+    };
+    let agency = call
+        .category
+        .and_then(|c| crate::domain::agency_for(c, call.priority.unwrap_or(2)));
+    let decode = |u: &std::sync::Arc<crate::state::Update>| u.value_json().to_owned();
+    let gone = |e: crate::hub::HubGone| ApiError::unavailable(e.to_string());
+    let units: Vec<String> = ctx
+        .hub
+        .all_of(UpdateKind::Unit, &city)
+        .await
+        .map_err(gone)?
+        .iter()
+        .map(decode)
+        .collect();
+    let junctions: Vec<String> = ctx
+        .hub
+        .all_of(UpdateKind::Intersection, &city)
+        .await
+        .map_err(gone)?
+        .iter()
+        .map(decode)
+        .collect();
+    let claimed: HashSet<String> = ctx
+        .desk
+        .lock()
+        .units
+        .iter()
+        .filter(|(k, (c, at))| {
+            k.starts_with(&format!("{city}/")) && *c != call_id && at.elapsed() < CLAIM_HELD
+        })
+        .map(|(k, _)| k[city.len() + 1..].to_owned())
+        .collect();
+    let net = ctx.roads(&city);
+    // Off the executor: a route per candidate over the city's graph.
+    let answer = web::block(move || {
+        let junctions: Vec<crate::domain::route::Junction> = junctions
+            .iter()
+            .filter_map(|j| serde_json::from_str::<JunctionRow>(j).ok())
+            .filter_map(|j| {
+                let i = j.info?;
+                Some(crate::domain::route::Junction {
+                    at: (i.lat, i.lon),
+                    ds: j.worst_saturation.unwrap_or(0.0),
+                })
+            })
+            .collect();
+        let mut ranked: Vec<(UnitRow, crate::domain::route::Route)> = units
+            .iter()
+            .filter_map(|u| serde_json::from_str::<UnitRow>(u).ok())
+            .filter(|u| {
+                matches!(u.status, UnitState::Available | UnitState::Returning)
+                    && agency.is_none_or(|a| u.agency == a)
+                    && !claimed.contains(&u.unit)
+                    && !call.units.iter().any(|x| x.unit == u.unit)
+            })
+            .filter_map(|u| {
+                let at = (u.lat?, u.lon?);
+                let route = net.route(at, scene, &junctions);
+                Some((u, route))
+            })
+            .collect();
+        ranked.sort_by(|a, b| a.1.eta_s.total_cmp(&b.1.eta_s));
+        ranked.truncate(RECOMMENDED);
+        let units: Vec<serde_json::Value> = ranked
+            .into_iter()
+            .map(|(u, r)| serde_json::json!({ "unit": u.unit, "agency": u.agency, "kind": u.kind, "status": u.status, "last_call": u.call_id, "eta_s": r.eta_s.round(), "distance_m": r.distance_m.round(), "junction_delay_s": r.junction_delay_s.round(), "junctions": r.junctions, "basis": r.basis, "route": r.path }))
+            .collect();
+        serde_json::json!({ "call_id": call_id, "agency": agency, "destination": { "lat": scene.0, "lon": scene.1 }, "units": units })
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(answer))
+}
+
 /// One call's projection and every stored event of it: the console's detail.
 #[get("/api/calls/{city}/{call_id}")]
 async fn call_detail(
@@ -1055,12 +1205,7 @@ async fn call_detail(
     person: Person,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (city, call_id) = path.into_inner();
-    if !person.in_city(&city) {
-        return Err(ApiError::forbidden(format!(
-            "city {city:?} is outside your cities"
-        )));
-    }
+    let (city, call_id) = city_and_call(&person, path)?;
     let q = HistoryQuery::CallTimeline {
         city: city.clone(),
         call_id: call_id.clone(),
@@ -1130,11 +1275,16 @@ pub const ROUTES: &[Route] = &[
         Rule::May(Permission::Dispatch),
     ),
     get_route("/api/dispatch/targets", Rule::Wall),
+    get_route(
+        "/api/calls/{city}/{call_id}/recommend",
+        Rule::May(Permission::Dispatch),
+    ),
 ];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(act)
         .service(call_detail)
+        .service(recommend)
         .service(targets)
         .service(dispatch_page);
 }

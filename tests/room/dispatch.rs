@@ -748,23 +748,54 @@ async fn a_simulated_call_under_human_dispatch_goes_from_ring_to_close_with_a_un
         "nobody but a person answers: {call}"
     );
     let call_id = call["call_id"].as_str().unwrap().to_owned();
-    let unit_id = support::eventually(10, "an available ambulance", || async {
-        let s = state().await;
-        s["entities"]["unit"].as_object()?.values().find_map(|u| {
-            (u["status"] == "available" && u["kind"] == "ambulance")
-                .then(|| u["unit"].as_str().unwrap().to_owned())
-        })
-    })
-    .await;
     for step in [
         json!({ "action": "answer" }),
         json!({ "action": "classify", "category": "medical", "priority": 1, "triage": "normal" }),
-        json!({ "action": "dispatch", "units": [unit_id] }),
     ] {
         let (s, answer) = act(&dewi, &app, city, &call_id, step.clone()).await;
         assert_eq!(s, 202, "{step}: {answer}");
         echoed(&app, city, &call_id, &answer).await;
     }
+    // The recommendation: the health office's free units, quickest first, by road.
+    let rec = dewi
+        .get_json(&app, &format!("/api/calls/{city}/{call_id}/recommend"))
+        .await;
+    assert_eq!(rec["agency"], "dinkes", "{rec}");
+    let units = rec["units"].as_array().expect("units").clone();
+    assert!(!units.is_empty() && units.len() <= 3, "{rec}");
+    let etas: Vec<f64> = units.iter().map(|u| u["eta_s"].as_f64().unwrap()).collect();
+    assert!(
+        etas.windows(2).all(|w| w[0] <= w[1]),
+        "quickest first: {etas:?}"
+    );
+    for u in &units {
+        assert_eq!(u["agency"], "dinkes", "{u}");
+        assert_eq!(u["basis"], "roads", "{u}");
+        assert!(u["route"].as_array().unwrap().len() >= 3, "{u}");
+    }
+    let unit_id = units[0]["unit"].as_str().unwrap().to_owned();
+    let (s, answer) = act(
+        &dewi,
+        &app,
+        city,
+        &call_id,
+        json!({ "action": "dispatch", "units": [unit_id] }),
+    )
+    .await;
+    assert_eq!(s, 202, "{answer}");
+    echoed(&app, city, &call_id, &answer).await;
+    // The unit sent is no longer proposed.
+    let rec = dewi
+        .get_json(&app, &format!("/api/calls/{city}/{call_id}/recommend"))
+        .await;
+    assert!(
+        rec["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["unit"] != unit_id.as_str()),
+        "{rec}"
+    );
     // The unit obeys and the field reports its stages on the call.
     let on_scene = support::eventually(60, "the unit on scene", || async {
         let s = state().await;
@@ -818,5 +849,137 @@ async fn a_simulated_call_under_human_dispatch_goes_from_ring_to_close_with_a_un
             ("closed".to_owned(), json!("dewi"), Value::Null),
         ]
     );
+    app.stop().await;
+}
+
+/// Possible duplicates: calls from the same number, or close in time and
+/// place, are flagged both ways; merging links them into one incident,
+/// keeping apart settles the pair for good; a call far away from another
+/// number is never flagged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeat_calls_are_flagged_and_the_dispatcher_merges_or_keeps_them_apart() {
+    let (app, field, city) = room().await;
+    let dewi = support::sign_in(&app, "dewi", &["dispatcher"], &[&city], &[]).await;
+    let ring_at = |call: &str, number: &str, lat: f64, lon: f64| {
+        json!({
+            "event_id": uuid::Uuid::new_v4(),
+            "call_id": call,
+            "ts": support::now_wib(),
+            "line": "112",
+            "type": "received",
+            "callback": number,
+            "caller": { "lat": lat, "lon": lon },
+        })
+    };
+    // c-1 at a crash; c-2 the same caller calling again from elsewhere;
+    // c-3 another caller 100 m away; c-4 another caller across town.
+    for (call, number, lat, lon) in [
+        ("c-1", "0812-1111-2222", -6.0000, 106.0500),
+        ("c-2", "0812 1111 2222", -6.0500, 106.1000),
+        ("c-3", "0813-3333-4444", -6.0009, 106.0500),
+        ("c-4", "0814-5555-6666", -6.0900, 106.1500),
+    ] {
+        field
+            .send(
+                &format!("city/{city}/calls/112"),
+                1,
+                ring_at(call, number, lat, lon).to_string(),
+            )
+            .await;
+        support::entity(&app, "call", &format!("{city}/{call}"), call).await;
+    }
+    let flags = |call: &'static str| {
+        let (app, city) = (&app, city.clone());
+        async move {
+            let s = support::get_json(app, "/api/state").await;
+            let mut v: Vec<String> = s["entities"]["call"][format!("{city}/{call}")]
+                ["possible_duplicates"]
+                .as_array()
+                .map(|a| a.iter().map(|x| x.as_str().unwrap().to_owned()).collect())
+                .unwrap_or_default();
+            v.sort();
+            v
+        }
+    };
+    support::eventually(10, "the flags", || async {
+        (flags("c-1").await == ["c-2", "c-3"]).then_some(())
+    })
+    .await;
+    assert_eq!(flags("c-2").await, ["c-1"]);
+    assert_eq!(flags("c-3").await, ["c-1"]);
+    assert!(flags("c-4").await.is_empty());
+
+    // The same caller again: merged into c-1's incident.
+    let (s, merged) = act(
+        &dewi,
+        &app,
+        &city,
+        "c-2",
+        json!({ "action": "merge", "into": "c-1" }),
+    )
+    .await;
+    assert_eq!(s, 202, "{merged}");
+    let c2 = echoed(&app, &city, "c-2", &merged).await;
+    assert_eq!(c2["incident_id"], "inc-c-1", "{c2}");
+    let c1 = echoed(&app, &city, "c-1", &merged).await;
+    assert_eq!(c1["incident_id"], "inc-c-1", "{c1}");
+    assert_eq!(flags("c-1").await, ["c-3"]);
+    assert!(flags("c-2").await.is_empty());
+
+    // The neighbour's call is another emergency: kept apart, for good.
+    let (s, apart) = act(
+        &dewi,
+        &app,
+        &city,
+        "c-3",
+        json!({ "action": "keep_apart", "other": "c-1" }),
+    )
+    .await;
+    assert_eq!(s, 202, "{apart}");
+    echoed(&app, &city, "c-3", &apart).await;
+    assert!(flags("c-1").await.is_empty());
+    assert!(flags("c-3").await.is_empty());
+    let (s, moved) = act(
+        &dewi,
+        &app,
+        &city,
+        "c-3",
+        json!({ "action": "locate", "lat": -6.0005, "lon": 106.0501 }),
+    )
+    .await;
+    assert_eq!(s, 202, "{moved}");
+    echoed(&app, &city, "c-3", &moved).await;
+    assert!(
+        flags("c-3").await.is_empty(),
+        "a pair kept apart is not flagged again"
+    );
+
+    let kinds: Vec<(String, Value, Value)> = timeline(&dewi, &app, &city, "c-2")
+        .await
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_owned(),
+                e["incident_id"].clone(),
+                e["related_call"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("received".to_owned(), Value::Null, Value::Null),
+            ("merged".to_owned(), json!("inc-c-1"), json!("c-1")),
+        ]
+    );
+    let (s, v) = act(
+        &dewi,
+        &app,
+        &city,
+        "c-3",
+        json!({ "action": "keep_apart", "other": "c-404" }),
+    )
+    .await;
+    assert_eq!(s, 404, "{v}");
     app.stop().await;
 }

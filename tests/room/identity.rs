@@ -135,6 +135,11 @@ const WHO_MAY: &[(&str, &str, &str)] = &[
         "dispatcher supervisor",
     ),
     ("GET", "/api/dispatch/targets", "wall"),
+    (
+        "GET",
+        "/api/calls/{city}/{call_id}/recommend",
+        "dispatcher supervisor",
+    ),
     ("GET", "/admin", "admin"),
     ("GET", "/admin/audit", "supervisor admin"),
     ("GET", "/api/admin/users", "admin"),
