@@ -42,9 +42,10 @@ export class Actions {
     this.now = now;
     this.changed = changed;
     /**
-     * action_id -> `{action_id, action, city, call_id, state, at, attempt,
-     * waitS, error}`; `state`: sending, retrying, throttled (waiting out a
-     * 429), published or unconfirmed.
+     * action_id -> `{action_id, action, city, call_id, units, state, at,
+     * attempt, waitS, error}` (`units`: a dispatch's or reassign's);
+     * `state`: sending, retrying, throttled (waiting out a 429), published
+     * or unconfirmed.
      */
     this.items = new Map();
     /** Recently confirmed: `{action, call_id, at}`, newest last. */
@@ -74,7 +75,7 @@ export class Actions {
    */
   async submit({ city, call_id, action, fields }) {
     const action_id = uuid();
-    const p = { action_id, action, city, call_id, state: 'sending', at: this.now(), attempt: 0, waitS: null, error: null };
+    const p = { action_id, action, city, call_id, units: (fields && fields.units) || null, state: 'sending', at: this.now(), attempt: 0, waitS: null, error: null };
     this.items.set(action_id, p);
     if (this.items.size > PENDING_KEPT) this.items.delete(this.items.keys().next().value);
     this.changed();

@@ -1,6 +1,7 @@
 // The command line: where the dispatcher types (`/` or `:` to get here, Esc
 // to leave, Enter to run, ↑/↓ for earlier lines; a `/` or `:` typed at the
-// start of the line is ignored, as in the queues), the message beside it (the
+// start of the line is ignored, as in the queues; Shift+Enter on an empty
+// line dispatches the first recommended unit, as `D` does), the message beside it (the
 // server's error on a refused action, in red with its words), every action
 // still pending (amber and NOT CONFIRMED past 15 s), the ones just confirmed,
 // and the help line listing the commands.
@@ -36,6 +37,10 @@ export function create(el, { con, t }) {
     } else if (e.key === 'Enter') {
       e.preventDefault();
       const line = input.value;
+      if (!line.trim() && e.shiftKey && con.sel) {
+        con.run('D');
+        return;
+      }
       if (!line.trim()) return;
       input.value = '';
       back = 0;

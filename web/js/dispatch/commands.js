@@ -3,19 +3,25 @@
 // an error to show. Verbs and keywords are case-insensitive; the call
 // defaults to the selected one, and a token that is a known call id names
 // the call. A leading `/` or `:` (the keys that open the command line) is
-// ignored: `/A c-1` is `A c-1`. Nothing here touches the DOM or the network.
+// ignored: `/A c-1` is `A c-1`. Nothing here touches the DOM or the network:
+// a dispatch of a recommended unit comes back as `pick` (1-3) for the
+// console to resolve against the selected call's recommendation.
 //
 //   A [call]                                  answer
 //   C <category> <1-4> [triage] [protocol]    classify
 //   L <lat> <lon> [address...]                locate
 //   N <text...>                               note
 //   D <unit> [unit...]                        dispatch
+//   D                                         dispatch the first recommended unit
+//   D1 | D2 | D3                              dispatch the 1st/2nd/3rd recommended unit
 //   R <unit> [unit...]                        reassign to this call
 //   X <unit> [note...]                        cancel a unit
 //   T <to> [note...]                          transfer
 //   Z <disposition> [note...]                 close
 //   CB [note...]                              call back
-//   M <other call>                            merge into the other call's incident
+//   M [other call]                            merge into the other call's incident
+//   K [other call]                            keep apart: not the same emergency
+//                                             (M and K without a call: the call's one possible duplicate)
 
 export const CATEGORIES = ['fire', 'medical', 'crime', 'traffic_accident', 'disaster', 'public_service', 'prank', 'other'];
 export const TRIAGES = ['normal', 'ghost', 'prank', 'info'];
@@ -37,6 +43,7 @@ const VERBS = new Map(
     close: ['z', 'close', 'tutup'],
     callback: ['cb', 'callback', 'telepon'],
     merge: ['m', 'merge', 'gabung'],
+    keep_apart: ['k', 'keep', 'keep_apart', 'pisah', 'pisahkan'],
   }).flatMap(([action, names]) => names.map((n) => [n, action])),
 );
 
@@ -68,6 +75,8 @@ const DISPOSITION_ALIASES = new Map([
 ]);
 
 const MAX_UNITS = 8;
+/** Recommendations the server gives at most (`D1`..`D3`). */
+export const MAX_PICK = 3;
 const MAX_NOTE_CHARS = 2000;
 const MAX_PROTOCOL_BYTES = 64;
 
@@ -91,16 +100,21 @@ function coordinate(word) {
 /**
  * Parses one command line. `ctx`: `{selected}` (the selected call id or
  * null), `callId(token)` (the known call id a token names, any case, or
- * null) and `unitId(token)` (the known unit id it names, else the token).
- * Returns `{action, call_id, fields}` or `{error, vars}` (a key of `err.*`).
+ * null), `unitId(token)` (the known unit id it names, else the token) and
+ * `duplicates(callId)` (the call's possible duplicates, call ids).
+ * Returns `{action, call_id, fields, pick?}` or `{error, vars}` (a key of
+ * `err.*`); `pick` n: dispatch the n-th recommended unit (fields without units).
  */
 export function parse(typed, ctx) {
   const line = String(typed).replace(/^\s*[/:]/, '');
   const words = [...line.matchAll(/\S+/g)];
   if (!words.length) return fail('empty');
   const verbWord = words[0][0];
-  const action = VERBS.get(verbWord.toLowerCase());
+  // `D1`..`D3`: a recommended unit, by rank.
+  const picked = /^(?:d|kirim)([1-9])$/i.exec(verbWord);
+  const action = picked ? 'dispatch' : VERBS.get(verbWord.toLowerCase());
   if (!action) return fail('unknown_verb', { verb: verbWord });
+  if (picked && Number(picked[1]) > MAX_PICK) return fail('pick_range', { verb: verbWord, max: MAX_PICK });
   const args = words.slice(1).map((m) => ({ w: m[0], at: m.index }));
   /** The rest of the line from argument `i` (free text keeps its spacing). */
   const rest = (i) => (i < args.length ? line.slice(args[i].at).trim() : '');
@@ -123,9 +137,27 @@ export function parse(typed, ctx) {
     }
     return kept;
   };
-  const done = (fields = {}) => {
+  const done = (fields = {}, pick = null) => {
     const call_id = call || ctx.selected;
-    return call_id ? { action, call_id, fields } : fail('no_call');
+    if (!call_id) return fail('no_call');
+    return pick ? { action, call_id, fields, pick } : { action, call_id, fields };
+  };
+  /** The other call of a merge or keep apart: as named, else the call's one possible duplicate. */
+  const otherCall = (missing, self) => {
+    if (args.length > 2) return fail('too_many_args', { extra: rest(2) });
+    const named = args.map((a) => ctx.callId(a.w) || a.w);
+    if (named.length === 2) call = named[0];
+    let other = named[named.length - 1];
+    if (!named.length) {
+      const of = call || ctx.selected;
+      if (!of) return fail('no_call');
+      const dups = (ctx.duplicates && ctx.duplicates(of)) || [];
+      if (dups.length === 1) other = dups[0];
+      else if (dups.length > 1) return fail('which_dup', { verb: verbWord.toUpperCase(), list: dups.join(', ') });
+      else return fail(missing);
+    }
+    if (other === (call || ctx.selected)) return fail(self);
+    return { other };
   };
 
   switch (action) {
@@ -187,6 +219,10 @@ export function parse(typed, ctx) {
       const kept = anyCall();
       if (kept.error) return kept;
       const units = [...new Set(kept.map((a) => ctx.unitId(a.w)))];
+      if (action === 'dispatch' && (picked || !units.length)) {
+        if (units.length) return fail('pick_and_units', { verb: verbWord.toUpperCase(), extra: kept.map((a) => a.w).join(' ') });
+        return done({}, picked ? Number(picked[1]) : 1);
+      }
       if (!units.length) return fail('no_units');
       if (units.length > MAX_UNITS) return fail('units_many');
       return done({ units });
@@ -224,13 +260,12 @@ export function parse(typed, ctx) {
       return done(note ? { note } : {});
     }
     case 'merge': {
-      if (!args.length) return fail('no_into');
-      if (args.length > 2) return fail('too_many_args', { extra: rest(2) });
-      const named = args.map((a) => ctx.callId(a.w) || a.w);
-      if (named.length === 2) call = named[0];
-      const into = named[named.length - 1];
-      if (into === (call || ctx.selected)) return fail('self_merge');
-      return done({ into });
+      const o = otherCall('no_into', 'self_merge');
+      return o.error ? o : done({ into: o.other });
+    }
+    case 'keep_apart': {
+      const o = otherCall('no_other', 'self_keep');
+      return o.error ? o : done({ other: o.other });
     }
     default:
       return fail('unknown_verb', { verb: verbWord });

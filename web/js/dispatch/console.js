@@ -1,15 +1,18 @@
 // The console's own state, shared by its panels: the selected call (by city
 // and call id, never by row position), the focused queue, the detail's
 // timeline (`GET /api/calls/{city}/{call_id}`, fetched again whenever the
-// call's update arrives on the socket), the command line's message and
-// history, and `run(text)`, which parses a command and hands it to Actions.
-// Nothing here moves keyboard focus: only the keys and clicks in keys.js do.
+// call's update arrives on the socket), its unit recommendation (`rec`, see
+// recommend.js), the command line's message and history, and `run(text)`,
+// which parses a command, resolves `D` / `D1`..`D3` to a recommended unit and
+// hands it to Actions. Nothing here moves keyboard focus: only the keys and
+// clicks in keys.js do.
 
 import { get } from '../api.js';
 import { parse } from './commands.js';
 import { QUEUES, callKey, sortQueues } from './model.js';
 import { Actions } from './actions.js';
 import { TARGETS } from './targets.js';
+import { Recommender } from './recommend.js';
 
 /** Commands remembered for ↑/↓ in the command line. */
 const HISTORY_KEPT = 50;
@@ -17,11 +20,12 @@ const HISTORY_KEPT = 50;
 const DETAIL_DEBOUNCE_MS = 150;
 
 export class Console {
-  constructor({ replica, city, now, t, invalidate }) {
+  constructor({ replica, city, now, t, i18n, invalidate, mayDispatch }) {
     this.replica = replica;
     this.city = city;
     this.now = now;
     this.t = t;
+    this.i18n = i18n;
     this.invalidate = invalidate;
     /** `{city, call_id, key}` of the selected call, or null. */
     this.sel = null;
@@ -39,20 +43,32 @@ export class Console {
     this.history = [];
     this.actions = new Actions({ now, changed: () => invalidate('pending') });
     this.cache = { at: -1, updates: -1, queues: null };
+    /** The selected call's unit recommendation. */
+    this.rec = new Recommender({ replica, call: () => this.selectedCall(), allowed: !!mayDispatch, changed: () => invalidate('recommend') });
     /** Elements the keys reach, set by the panels: `queues` (the four lists), `input`, `detail` and its `timeline`. */
     this.el = { queues: [], input: null, detail: null, timeline: null };
   }
 
-  /** Replica observer hook: confirmations, and the selected call's timeline. */
+  /** Replica observer hook: confirmations, the selected call's timeline and recommendation. */
   update(kind, key, old, value) {
+    if (kind === 'unit') {
+      this.rec.unitChanged(value);
+      return;
+    }
     if (kind !== 'call') return;
     if (value) this.actions.observe(value);
-    if (this.sel && key === this.sel.key) this.loadDetail();
+    if (this.sel && key === this.sel.key) {
+      this.loadDetail();
+      this.rec.callChanged(value);
+    }
   }
 
   /** Re-reads the timeline after a snapshot (a reconnect may have missed updates of the selected call). */
   endSnapshot() {
-    if (this.sel) this.loadDetail();
+    if (this.sel) {
+      this.loadDetail();
+      this.rec.callChanged(this.selectedCall());
+    }
   }
 
   /** The four queues now (recomputed when a call changed or the second turned). */
@@ -102,6 +118,7 @@ export class Console {
     this.reveal = true;
     this.detail = { key, call: null, events: null, error: null, loading: true };
     this.loadDetail(0);
+    this.rec.select(call);
     this.invalidate('dispatch');
   }
 
@@ -154,6 +171,7 @@ export class Console {
       selected: this.sel ? this.sel.call_id : null,
       callId: (token) => this.findCall(token)?.call_id || null,
       unitId: (token) => this.unitId(token),
+      duplicates: (id) => this.findCall(id)?.possible_duplicates || [],
     });
     if (cmd.error) {
       const error = t(`err.${cmd.error}`, cmd.vars);
@@ -161,6 +179,27 @@ export class Console {
       return { ok: false, error };
     }
     const call = this.findCall(cmd.call_id);
+    let note = null;
+    if (cmd.pick) {
+      // `D` / `D1`..`D3`: the selected call's recommendation, as it stands now, or nothing at all.
+      const got = this.rec.pick(call ? call.call_id : cmd.call_id, cmd.pick);
+      if (got.error) {
+        const vars = { ...got.vars };
+        if (vars.status) vars.status = this.i18n.t(`unit_status.${vars.status}`);
+        const error = `${t(`err.${got.error}`, vars)} · ${t('err.sent_nothing')}`;
+        this.say(error, 'crit');
+        return { ok: false, error };
+      }
+      // A recommendation stays as it was until the dispatch comes back: a second D must not send the same unit again.
+      const id = call ? call.call_id : cmd.call_id;
+      if (this.actions.forCall(id).some((p) => p.action === 'dispatch' && p.units && p.units.includes(got.unit))) {
+        const error = `${t('err.rec_pending', { unit: got.unit.toUpperCase(), call: id })} · ${t('err.sent_nothing')}`;
+        this.say(error, 'crit');
+        return { ok: false, error };
+      }
+      cmd.fields = { ...cmd.fields, units: [got.unit] };
+      note = t('rec_sending', { n: cmd.pick, unit: got.unit.toUpperCase(), eta: this.i18n.timer(got.rec.eta_s), call: call ? call.call_id : cmd.call_id });
+    }
     const city = call ? call.city : this.city;
     if (!city) {
       const error = t('err.no_city');
@@ -168,7 +207,7 @@ export class Console {
       return { ok: false, error };
     }
     const call_id = call ? call.call_id : cmd.call_id;
-    this.say(null);
+    this.say(note, note ? 'info' : null);
     const result = await this.actions.submit({ city, call_id, action: cmd.action, fields: cmd.fields });
     if (!result.ok) {
       const error = result.status === 0 ? t('err.no_answer', { n: TARGETS.retryMs.length + 1 }) : result.error;

@@ -1,16 +1,20 @@
 // The selected call in full: line, callback number, the caller's location,
 // classification (category, priority, triage, protocol), disposition,
-// incident, operator, answer and dispatch times, the units on the call with
-// their stage and time in it, the actions pending on it, buttons for the
-// mouse, and the timeline of every event (`GET /api/calls/{city}/{call_id}`,
-// read again whenever the call's update arrives). Enter focuses the timeline
-// (↑/↓ scroll it); Esc goes back to the queue.
+// incident, its possible duplicates (each a button that selects that call;
+// `g` reaches them from the keyboard, with the M / K commands beside),
+// operator, answer and dispatch times, the units on the call with their
+// stage and time in it, the actions pending on it, buttons for the mouse,
+// and the timeline of every event (`GET /api/calls/{city}/{call_id}`, read
+// again whenever the call's update arrives). Enter focuses the timeline
+// (↑/↓ scroll it); Esc goes back to the queue. The recommended units are a
+// panel of their own (recommendations.js).
 
 import { h, text, attr, sev, cls, keyed } from '../dom.js';
 import { prioritySeverity } from '../targets.js';
 import { unitIsStale, unitStaleLimit } from './targets.js';
-import { ms, stageStart } from './model.js';
+import { ms, stageStart, queueOf } from './model.js';
 import { pendingView } from './actions.js';
+import { jumpTo } from './keys.js';
 
 /** A position as dispatchers read it out (decimal points whatever the language: it goes to the radio and the map). */
 const coords = (p) => `${p.lat.toFixed(5)}, ${p.lon.toFixed(5)}`;
@@ -28,6 +32,7 @@ const BUTTONS = [
   ['close', 'Z '],
   ['callback', 'CB', true],
   ['merge', 'M '],
+  ['keep_apart', 'K '],
 ];
 
 export function create(el, { con, i18n, t, me }) {
@@ -56,10 +61,22 @@ export function create(el, { con, i18n, t, me }) {
     cls: field(t('f_class')),
     disposition: field(t('f_disposition')),
     incident: field(t('f_incident')),
+    dups: field(t('f_dups')),
     operator: field(t('f_operator')),
     times: field(t('f_times')),
     units: field(t('f_units')),
   };
+  // Possible duplicates: a button per call, then the commands that settle them.
+  const dupList = h('span', { class: 'd-duplist', role: 'group', 'aria-label': t('f_dups') });
+  const dupNone = h('span', null, t('none'));
+  const dupHint = h('span', { class: 'd-duphint' });
+  f.dups.append(dupList, dupNone, dupHint);
+  dupList.addEventListener('click', (e) => {
+    const b = e.target.closest('button.dup');
+    const call = b && con.findCall(b.dataset.dup);
+    if (call) jumpTo(con, call);
+  });
+  con.el.dups = dupList;
   const unitList = h('div', { class: 'd-units' });
   const unitNone = h('span', null, t('none'));
   f.units.append(unitList, unitNone);
@@ -112,6 +129,7 @@ export function create(el, { con, i18n, t, me }) {
     text(f.cls, klass.filter(Boolean).join(' · '));
     text(f.disposition, c.disposition ? t(`disposition.${c.disposition}`) : dash);
     text(f.incident, c.incident_id || dash);
+    renderDups(c, now);
     text(f.operator, c.operator || dash);
     const secs = (v) => (v == null ? '–' : t('seconds', { v: i18n.num(v, 0) }));
     text(f.times, `${secs(c.answer_s)} · ${secs(c.dispatch_s)}`);
@@ -146,6 +164,30 @@ export function create(el, { con, i18n, t, me }) {
     );
   }
 
+  function renderDups(c, now) {
+    const ids = c.possible_duplicates || [];
+    dupNone.hidden = ids.length > 0;
+    keyed(
+      dupList,
+      ids,
+      (id) => id,
+      () => h('button', { type: 'button', class: 'dup', 'data-sev': 'watch' }),
+      (b, id) => {
+        const other = con.findCall(id);
+        attr(b, 'data-dup', id);
+        b.disabled = !other;
+        // Where the other call is, in words (no units: they belong to that call's own detail).
+        const where = other ? [i18n.t(`stage.${other.stage}`), other.category ? i18n.t(`cat.${other.category}`) : null].filter(Boolean).join(' · ') : t('dup_gone');
+        text(b, `↔ ${id} · ${where}`);
+        const q = other ? queueOf(other, now) : null;
+        attr(b, 'title', other ? `${t('dup_hint_select', { call: id })} · ${q ? t(`queues.${q}`) : ''}` : t('dup_gone'));
+      },
+    );
+    const hint = !ids.length ? '' : ids.length === 1 ? t('dup_cmds_one', { call: ids[0] }) : t('dup_cmds');
+    text(dupHint, hint);
+    cls(f.dups, 'has-dups', ids.length > 0);
+  }
+
   /** The words after the event's type: what the event set, then its note. */
   function what(ev) {
     const bits = [];
@@ -176,7 +218,8 @@ export function create(el, { con, i18n, t, me }) {
       (tr, ev) => {
         const [time, type, who, unit, note] = tr.children;
         text(time, i18n.clock(ms(ev.ts)));
-        text(type, t(`ev.${ev.type}`));
+        // `keep_apart` publishes `merged` without an incident: the calls were kept apart.
+        text(type, ev.type === 'merged' && !ev.incident_id && ev.related_call ? t('ev.kept_apart') : t(`ev.${ev.type}`));
         attr(type, 'data-type', ev.type);
         text(who, ev.operator || '');
         text(unit, ev.unit ? ev.unit.toUpperCase() : '');

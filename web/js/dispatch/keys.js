@@ -1,11 +1,15 @@
 // Keyboard first: ↑/↓ or j/k move the selection in the focused queue,
 // Home/End to its ends, Tab (Shift+Tab) or 1-4 switch queue, Enter opens the
 // detail (its timeline takes focus; ↑/↓ scroll it), `/` or `:` focus the
-// command line, Esc leaves it or the detail. Only a key or a click moves
-// focus or the selection: arriving calls never do (the queues are listboxes
-// whose rows move under a steady focus).
+// command line, Esc leaves it or the detail. Shift+Enter dispatches the
+// selected call's first recommended unit (the command `D`; not a letter, so
+// a command typed without `/` first cannot set it off). `g` (ganda) goes to
+// the selected call's possible duplicates in the detail: ←/→ between them,
+// Enter selects that call (its queue takes the keys), Esc back. Only a key or
+// a click moves focus or the selection: arriving calls never do (the queues
+// are listboxes whose rows move under a steady focus).
 
-import { QUEUES, callKey } from './model.js';
+import { QUEUES, callKey, queueOf } from './model.js';
 
 /**
  * Focuses queue `qi`. Unless `keep`, the selection moves to the queue's
@@ -41,6 +45,18 @@ function move(con, delta, to) {
   con.invalidate('dispatch');
 }
 
+/** Selects a call from elsewhere on the page (a possible duplicate) and gives its queue the keys. */
+export function jumpTo(con, call) {
+  con.select(call);
+  const qi = QUEUES.indexOf(queueOf(call, con.now()));
+  focusQueue(con, qi >= 0 ? qi : con.focusQueue, true);
+}
+
+/** The possible duplicates' buttons in the detail. */
+function dupButtons(con) {
+  return con.el.dups ? [...con.el.dups.querySelectorAll('button.dup')] : [];
+}
+
 function isTyping(el) {
   return el && (el.tagName === 'INPUT' || el.tagName === 'TEXTAREA' || el.tagName === 'SELECT' || el.isContentEditable);
 }
@@ -53,6 +69,15 @@ export function installKeys(con) {
     if (isTyping(target)) return;
     const key = e.key;
     const inDetail = con.el.detail && con.el.detail.contains(target);
+    // Between the possible duplicates: ←/→ (and ↑/↓) move, Enter or Space press the button.
+    if (target.classList && target.classList.contains('dup') && ['ArrowLeft', 'ArrowRight', 'ArrowUp', 'ArrowDown', 'Home', 'End'].includes(key)) {
+      const all = dupButtons(con);
+      const at = all.indexOf(target);
+      const next = key === 'Home' ? 0 : key === 'End' ? all.length - 1 : at + (key === 'ArrowLeft' || key === 'ArrowUp' ? -1 : 1);
+      all[Math.max(0, Math.min(all.length - 1, next))]?.focus();
+      e.preventDefault();
+      return;
+    }
     // The opened timeline scrolls with the arrow and page keys.
     if (inDetail && ['ArrowUp', 'ArrowDown', 'PageUp', 'PageDown', 'Home', 'End'].includes(key)) return;
     let handled = true;
@@ -63,7 +88,15 @@ export function installKeys(con) {
     else if (key === 'End') move(con, 0, 'last');
     else if (key === 'Tab') focusQueue(con, (con.focusQueue + (e.shiftKey ? QUEUES.length - 1 : 1)) % QUEUES.length);
     else if (key >= '1' && key <= String(QUEUES.length)) focusQueue(con, Number(key) - 1);
-    else if (key === 'Enter' && target.tagName !== 'BUTTON' && con.sel) con.el.timeline?.focus({ preventScroll: true });
+    else if (key === 'Enter' && e.shiftKey && target.tagName !== 'BUTTON') {
+      if (con.sel) con.run('D');
+      else con.say(con.t('err.no_call'), 'crit');
+    } else if (key === 'Enter' && target.tagName !== 'BUTTON' && con.sel) con.el.timeline?.focus({ preventScroll: true });
+    else if (key === 'g' || key === 'G') {
+      const first = dupButtons(con).find((b) => !b.disabled) || dupButtons(con)[0];
+      if (first) first.focus();
+      else con.say(con.sel ? con.t('no_dups', { call: con.sel.call_id }) : con.t('err.no_call'), con.sel ? 'info' : 'crit');
+    }
     else if (key === 'Escape' && inDetail) focusQueue(con, con.focusQueue, true);
     else handled = false;
     if (handled) e.preventDefault();

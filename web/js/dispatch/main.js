@@ -4,9 +4,12 @@
 // dispatcher's session), the server's targets (read before the panels are
 // built; the built-in ones when that fails or takes too long), its layout
 // (top bar, the day's KPIs, the four queues, the call detail, the units,
-// the command line), the console state its panels share, the keys, and
+// the command line; beside the units, the selected call's recommended
+// units and their map), the console state its panels share, the keys, and
 // `window.__kendali.dispatch` for tests: `selected`, `pending`,
-// `run(commandText)`, `select(callId)` and the `targets`.
+// `run(commandText)`, `select(callId)`, the `targets` and the selected call's
+// `recommendation` (the server's answer, `current` when made for the call as
+// it is now).
 
 import { mount } from '../shell/shell.js';
 import { h } from '../dom.js';
@@ -21,6 +24,7 @@ import * as queues from './queues.js';
 import * as units from './units.js';
 import * as detail from './detail.js';
 import * as command from './command.js';
+import * as recommend from './recommendations.js';
 
 /**
  * Calls and units are the console's matter; feeds tell when a line has gone
@@ -35,11 +39,11 @@ let con = null;
 
 const shell = await mount({
   root: document.getElementById('dispatch'),
-  panels: { topbar, kpis, queues, units, detail, command },
+  panels: { topbar, kpis, queues, units, detail, command, recommend },
   staleFamilies: ['calls'],
   subscription: ({ city }) => ({ kinds: KINDS, cities: city }),
 
-  async setup({ root, replica, i18n, city, now, invalidate }) {
+  async setup({ root, replica, i18n, city, now, invalidate, me }) {
     const t = words(i18n.lang);
     document.title = `Kendali · ${t('title')}`;
     // The targets every panel reads (TARGETS, in place). A slow answer still
@@ -47,7 +51,7 @@ const shell = await mount({
     const loaded = loadTargets().catch(() => false);
     const first = await Promise.race([loaded.then(() => true), new Promise((ok) => setTimeout(() => ok(false), TARGETS_WAIT_MS))]);
     if (!first) loaded.then(() => invalidate('dispatch'));
-    con = replica.observe(new Console({ replica, city, now, t, invalidate }));
+    con = replica.observe(new Console({ replica, city, now, t, i18n, invalidate, mayDispatch: !!(me.may && me.may.dispatch) }));
     const unitClock = replica.observe(new UnitClock());
     const area = (tag, cls) => h(tag, { class: cls });
     const els = {
@@ -55,10 +59,12 @@ const shell = await mount({
       kpis: area('section', 'kpis'),
       queues: area('section', 'queues'),
       detail: area('section', 'panel detail'),
+      recommend: area('section', 'panel recommend'),
       units: area('section', 'panel units'),
       command: area('footer', 'cmd'),
     };
-    root.append(els.topbar, els.kpis, h('main', { class: 'work' }, els.queues, els.detail, els.units), els.command);
+    const side = h('div', { class: 'side' }, els.recommend, els.units);
+    root.append(els.topbar, els.kpis, h('main', { class: 'work' }, els.queues, els.detail, side), els.command);
     installKeys(con);
     window.__kendali.dispatch = {
       get selected() {
@@ -74,6 +80,10 @@ const shell = await mount({
         return !!call;
       },
       targets: TARGETS,
+      get recommendation() {
+        const st = con.rec.state;
+        return st && st.answer ? { ...st.answer, current: con.rec.current(), loading: st.loading } : null;
+      },
     };
     return {
       panels: Object.entries(els).map(([type, el]) => ({ type, el })),

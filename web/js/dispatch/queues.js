@@ -3,8 +3,11 @@
 // operator, the stage timer (every second, from the server's clock) and,
 // for a ringing or waiting call, its target clock coloured and worded
 // against the answer or dispatch target (HAMPIR / LEWAT; the row carries it
-// as `data-sla`), plus any action pending on the call. Rows are keyed by
-// call, so arrivals insert rows around a steady selection and focus.
+// as `data-sla`), a MUNGKIN GANDA badge with the count when the call may
+// repeat open calls (`possible_duplicates`), the incident it was merged into
+// as a chip (calls of one incident carry the same one), plus any action
+// pending on the call. Rows are keyed by call, so arrivals insert rows
+// around a steady selection and focus.
 
 import { h, text, attr, sev, cls, keyed } from '../dom.js';
 import { prioritySeverity } from '../targets.js';
@@ -56,6 +59,8 @@ export function create(el, { con, replica, i18n, t }) {
     const timer = h('span', { class: 'timer' });
     const tag = h('span', { class: 'sevtag' });
     const cat = h('span', { class: 'cat' });
+    const dup = h('span', { class: 'dupbadge', 'data-sev': 'watch' });
+    const inc = h('span', { class: 'incchip' });
     const op = h('span', { class: 'op' });
     const info = h('span', { class: 'info' });
     const pend = h('span', { class: 'pend' });
@@ -63,10 +68,10 @@ export function create(el, { con, replica, i18n, t }) {
       'div',
       { class: 'qrow', role: 'option' },
       h('div', { class: 'r1' }, line, id, prio, h('span', { class: 'spacer' }), goal, timer, tag),
-      h('div', { class: 'r2' }, cat, op, info),
+      h('div', { class: 'r2' }, cat, dup, inc, op, info),
       pend,
     );
-    row._ = { line, id, prio, goal, timer, tag, cat, op, info, pend };
+    row._ = { line, id, prio, goal, timer, tag, cat, dup, inc, op, info, pend };
     return row;
   }
 
@@ -117,6 +122,14 @@ export function create(el, { con, replica, i18n, t }) {
     sev(e.tag, word ? tm.sev : null);
     text(e.cat, c.category ? i18n.t(`cat.${c.category}`) : t('unclassified'));
     cls(e.cat, 'unknown', !c.category);
+    const dups = c.possible_duplicates || [];
+    attr(e.dup, 'hidden', dups.length ? null : '');
+    text(e.dup, dups.length ? t('dup_badge', { n: dups.length }) : '');
+    attr(e.dup, 'title', dups.length ? t('dup_badge_hint', { list: dups.join(', ') }) : null);
+    attr(row, 'data-dups', dups.length || null);
+    attr(e.inc, 'hidden', c.incident_id ? null : '');
+    text(e.inc, c.incident_id ? t('inc_chip', { id: c.incident_id }) : '');
+    attr(e.inc, 'title', c.incident_id ? t('inc_chip_hint', { id: c.incident_id }) : null);
     text(e.op, c.operator || t('no_operator'));
     cls(e.op, 'unknown', !c.operator);
     const info = infoOf(c, q);

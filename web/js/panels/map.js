@@ -86,20 +86,6 @@ export function create(el, { replica, i18n, scenario, options, layout, invalidat
     return [[s0 - m, w0 - m / kx], [n0 + m, e0 + m / kx]];
   }
 
-  /** Fits bounds into a rectangle: `at(lat, lon) -> [x, y]` and the fitted extent. */
-  function fit(b, rect) {
-    const [[south, west], [north, east]] = b;
-    const kx = Math.cos((((south + north) / 2) * Math.PI) / 180);
-    const spanX = Math.max((east - west) * kx, 1e-6);
-    const spanY = Math.max(north - south, 1e-6);
-    const scale = Math.min(rect.w / spanX, rect.h / spanY);
-    const w = spanX * scale;
-    const hh = spanY * scale;
-    const ox = rect.x + (rect.w - w) / 2;
-    const oy = rect.y + (rect.h - hh) / 2;
-    return { at: (lat, lon) => [ox + (lon - west) * kx * scale, oy + (north - lat) * scale], box: { x: ox, y: oy, w, h: hh } };
-  }
-
   // ---------------------------------------------------------------- views
   function makeView(name, b, rect, clip) {
     const proj = fit(b, rect);
@@ -120,7 +106,7 @@ export function create(el, { replica, i18n, scenario, options, layout, invalidat
   }
 
   function drawStatic(v) {
-    const path = (pts, close) => pts.map(([la, lo], i) => `${i ? 'L' : 'M'}${v.proj.at(la, lo).map((x) => x.toFixed(1)).join(',')}`).join('') + (close ? 'Z' : '');
+    const path = (pts, close) => pathOf(pts, v.proj.at, close);
     for (const d of scenario?.districts || []) {
       v.layers.districts.append(s('path', { d: path(d.polygon, true), class: 'district' }));
       if (!v.inset) {
@@ -130,9 +116,7 @@ export function create(el, { replica, i18n, scenario, options, layout, invalidat
       }
     }
     // Minor roads first, so that arterials and the toll road draw on top.
-    const order = { tol: 3, arteri: 2, kolektor: 1 };
-    const roads = [...(scenario?.roads || [])].sort((a, b) => (order[a.class] || 0) - (order[b.class] || 0));
-    for (const r of roads) v.layers.roads.append(s('path', { d: path(r.polyline, false), class: `road road-${r.class || 'lokal'}` }));
+    for (const r of roadsInDrawingOrder(scenario?.roads)) v.layers.roads.append(s('path', { d: path(r.polyline, false), class: `road road-${r.class || 'lokal'}` }));
   }
 
   /** Builds the main view and, room permitting, the inset. */
@@ -385,6 +369,36 @@ export function create(el, { replica, i18n, scenario, options, layout, invalidat
   return { kinds: ['intersection', 'call', 'unit', 'feed'], clock: false, minMs: MIN_RENDER_MS, render };
 }
 
+/**
+ * Fits bounds `[[south, west], [north, east]]` into a rectangle `{x, y, w, h}`
+ * (longitudes shrunk by the cosine of the latitude, so that a kilometre is as
+ * long either way): `at(lat, lon) -> [x, y]` and the fitted extent `box`.
+ * Shared with the dispatcher console's recommendation map.
+ */
+export function fit(b, rect) {
+  const [[south, west], [north, east]] = b;
+  const kx = Math.cos((((south + north) / 2) * Math.PI) / 180);
+  const spanX = Math.max((east - west) * kx, 1e-6);
+  const spanY = Math.max(north - south, 1e-6);
+  const scale = Math.min(rect.w / spanX, rect.h / spanY);
+  const w = spanX * scale;
+  const hh = spanY * scale;
+  const ox = rect.x + (rect.w - w) / 2;
+  const oy = rect.y + (rect.h - hh) / 2;
+  return { at: (lat, lon) => [ox + (lon - west) * kx * scale, oy + (north - lat) * scale], box: { x: ox, y: oy, w, h: hh } };
+}
+
+/** An SVG path through `[lat, lon]` points under a projection `at` (closed: a polygon). */
+export function pathOf(points, at, close = false) {
+  return points.map(([la, lo], i) => `${i ? 'L' : 'M'}${at(la, lo).map((x) => x.toFixed(1)).join(',')}`).join('') + (close ? 'Z' : '');
+}
+
+/** Minor roads first, so that arterials and the toll road draw on top. */
+export function roadsInDrawingOrder(roads) {
+  const order = { tol: 3, arteri: 2, kolektor: 1 };
+  return [...(roads || [])].sort((a, b) => (order[a.class] || 0) - (order[b.class] || 0));
+}
+
 function junctionShape(sevName, r) {
   if (sevName === 'crit') return octagon(r * 1.15);
   if (sevName === 'warn' || sevName === 'watch') return diamond(r * 1.2);
@@ -405,7 +419,8 @@ function buildLegend(i18n) {
   );
 }
 
-function bbox(points) {
+/** The bounding box `[[south, west], [north, east]]` of `[lat, lon]` points. */
+export function bbox(points) {
   let s0 = 90;
   let w0 = 180;
   let n0 = -90;
