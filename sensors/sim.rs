@@ -59,6 +59,17 @@ macro_rules! ctx {
     };
 }
 
+/// The acceleration to run `scenario` at when none is given: its own, but
+/// real time when people answer and dispatch (a drill's calls and units must
+/// move at the pace of the people handling them).
+pub fn default_accel(scenario: &Scenario, human_dispatch: bool) -> f64 {
+    if human_dispatch {
+        1.0
+    } else {
+        scenario.accel
+    }
+}
+
 /// Counts of what the simulation has published.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct SimStats {

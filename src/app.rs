@@ -196,10 +196,13 @@ impl Application {
             let mut sim_mqtt = settings.mqtt.clone();
             sim_mqtt.shared_group = None;
             let seed = settings.sim.seed.unwrap_or(scenario.seed);
-            let accel = settings.sim.accel.unwrap_or(scenario.accel);
-            tracing::info!(scenario = %scenario.name, seed, accel, "simulated city starting");
-            let city = scenario.city.clone();
             let human = settings.sim.human_dispatch || scenario.human_dispatch;
+            let accel = settings
+                .sim
+                .accel
+                .unwrap_or(crate::sensors::sim::default_accel(&scenario, human));
+            tracing::info!(scenario = %scenario.name, seed, accel, human, "simulated city starting");
+            let city = scenario.city.clone();
             let mut sim = Simulation::new(scenario, seed, accel);
             sim.set_human_dispatch(human);
             let tick = Duration::from_millis(settings.sim.tick_ms);

@@ -627,10 +627,13 @@ async fn simulate(config: Option<&std::path::Path>, a: SimulateArgs) -> anyhow::
     let scenario = Scenario::resolve(&a.scenario).map_err(|e| anyhow::anyhow!("{e}"))?;
     let url = kendali::bus::BrokerUrl::parse(&a.mqtt_url)?;
     let seed = a.seed.unwrap_or(scenario.seed);
-    let accel = a.accel.unwrap_or(scenario.accel);
-    let city = scenario.city.clone();
-    tracing::info!(scenario = %scenario.name, seed, accel, broker = %a.mqtt_url, "simulating");
     let human = a.human_dispatch || settings.sim.human_dispatch || scenario.human_dispatch;
+    let accel = a
+        .accel
+        .or(settings.sim.accel)
+        .unwrap_or(kendali::sensors::sim::default_accel(&scenario, human));
+    let city = scenario.city.clone();
+    tracing::info!(scenario = %scenario.name, seed, accel, human, broker = %a.mqtt_url, "simulating");
     let mut sim = Simulation::new(scenario, seed, accel);
     sim.set_human_dispatch(human);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -100,6 +100,13 @@ pub struct Step {
     pub bytes_per_client_s: f64,
     pub call_latency: Latency,
     pub telemetry_latency: Latency,
+    /// A dispatcher's action (`POST /api/calls/../actions`, a note) until
+    /// its call event is on every screen: each action's slowest screen.
+    pub dispatch_round_trip: Latency,
+    /// Actions posted in the window that some screen never showed.
+    pub dispatch_actions_missing: u64,
+    /// Actions posted in the window that did not get their 202.
+    pub dispatch_actions_refused: u64,
     /// `kendali_store_rows_total` per second: approach readings (four per
     /// telemetry message, one table row since schema v2) plus events.
     pub rows_persisted_s: f64,
@@ -200,6 +207,9 @@ impl KendaliCmd {
                     format!("{}{client_suffix}", self.client_id),
                 )
                 .env("RUST_LOG", "warn")
+                // The bench's dispatcher posts a few actions a second.
+                .env("KENDALI__AUTH__ACTIONS_PER_MINUTE", "6000")
+                .env("KENDALI__AUTH__ACTIONS_BURST", "100")
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
                 .spawn()
@@ -393,7 +403,15 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<Report> {
         client_id: format!("kendali-bench-{}", &db_name[15..]),
     };
     let http = format!("http://{http_addr}");
+    let dispatcher_ok = add_dispatcher(&kendali.exe, &db_url);
     let child = kendali.start(&db_url, http_addr, "").await?;
+    let dispatcher = match dispatcher_ok {
+        Ok(()) => sign_in_dispatcher(&http).await.ok(),
+        Err(e) => {
+            eprintln!("no dispatcher round trip: {e:#}");
+            None
+        }
+    };
     let pid = child.0.id();
     let url = BrokerUrl::parse(&mqtt_url)?;
     let db = pg(&db_url).await?;
@@ -401,10 +419,20 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<Report> {
     let mut plan = Plan::new(&o.rates, o.refine);
     let mut i = 0;
     while let Some(rate) = plan.next(&report.steps) {
-        let step = step(&o, &url, &http, &db, pid, &format!("bench{i}"), rate).await?;
+        let step = step(
+            &o,
+            &url,
+            &http,
+            &db,
+            pid,
+            &format!("bench{i}"),
+            rate,
+            dispatcher.as_ref(),
+        )
+        .await?;
         eprintln!(
-            "R={:>7.0}/s achieved {:>7.0}/s, calls p99 {:>6.1} ms, telemetry p99 {:>6.1} ms, rows/s {:>8.0}, lost {} dup {}, cpu {:.0} % (machine {:.0} % busy): {}",
-            rate, step.achieved_rate, step.call_latency.p99_ms, step.telemetry_latency.p99_ms, step.rows_persisted_s,
+            "R={:>7.0}/s achieved {:>7.0}/s, calls p99 {:>6.1} ms, telemetry p99 {:>6.1} ms, dispatch round trip p99 {:>6.1} ms ({} actions, {} missing, {} refused), rows/s {:>8.0}, lost {} dup {}, cpu {:.0} % (machine {:.0} % busy): {}",
+            rate, step.achieved_rate, step.call_latency.p99_ms, step.telemetry_latency.p99_ms, step.dispatch_round_trip.p99_ms, step.dispatch_round_trip.n, step.dispatch_actions_missing, step.dispatch_actions_refused, step.rows_persisted_s,
             step.calls_lost_db + step.calls_lost_at_clients as i64, step.calls_duplicated_db + step.calls_duplicated_at_clients as i64, step.cpu_pct, step.machine_busy_pct, step.verdict
         );
         report.steps.push(step);
@@ -566,6 +594,8 @@ fn sampled_intersections(intersections: usize, every: usize) -> String {
     format!("&intersections={}", ids.join(","))
 }
 
+// One step's whole setting; a struct for it would be built once per call.
+#[allow(clippy::too_many_arguments)]
 async fn step(
     o: &BenchOptions,
     url: &BrokerUrl,
@@ -574,6 +604,7 @@ async fn step(
     pid: u32,
     city: &str,
     rate: f64,
+    dispatcher: Option<&reqwest::Client>,
 ) -> anyhow::Result<Step> {
     // A step after an overloaded one starts once Kendali has finished what
     // that step left it (its store's backlog, lagging screens), and the
@@ -647,6 +678,20 @@ async fn step(
         o.call_rate,
         published.clone(),
     ));
+    // The dispatcher's round trip: notes on the step's first call, a few a
+    // second through the measured window.
+    let posted: Posted = Default::default();
+    let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let round_trips = dispatcher.map(|client| {
+        tokio::spawn(dispatch_actions(
+            client.clone(),
+            http.to_owned(),
+            city.to_owned(),
+            measuring.clone(),
+            (posted.clone(), accepted.clone()),
+            stop_rx.clone(),
+        ))
+    });
     tokio::time::sleep(Duration::from_secs(o.warmup_s)).await;
 
     // The measured window.
@@ -683,6 +728,9 @@ async fn step(
 
     // Stop the telemetry, let the call events finish and drain everywhere.
     let _ = stop_tx.send(true);
+    if let Some(t) = round_trips {
+        let _ = t.await;
+    }
     let _ = tele.await;
     let _ = calls.await;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -690,7 +738,7 @@ async fn step(
     while Instant::now() < deadline {
         let r = db
             .query_one(
-                "SELECT count(*), count(DISTINCT event_id) FROM call_events WHERE city = $1",
+                "SELECT count(*), count(DISTINCT event_id) FROM call_events WHERE city = $1 AND type = 'received'",
                 &[&city],
             )
             .await?;
@@ -700,11 +748,11 @@ async fn step(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // And until every screen has had every call event (or a bounded wait).
+    // And until every screen has had every call event, the dispatcher's
+    // included (or a bounded wait).
+    let events = ids.len() as u64 + accepted.load(Ordering::Relaxed);
     while Instant::now() < deadline + Duration::from_secs(15)
-        && seen
-            .iter()
-            .any(|c| c.load(Ordering::Relaxed) < ids.len() as u64)
+        && seen.iter().any(|c| c.load(Ordering::Relaxed) < events)
     {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -756,6 +804,14 @@ async fn step(
             .collect(),
     );
     st.telemetry_latency = Latency::of(stats[0].telemetry_latency_ms.clone());
+    (
+        st.dispatch_round_trip,
+        st.dispatch_actions_missing,
+        st.dispatch_actions_refused,
+    ) = round_trip(
+        &posted.lock().unwrap_or_else(|e| e.into_inner()),
+        &stats[1..],
+    );
     let lossless = st.calls_lost_db == 0
         && st.calls_duplicated_db == 0
         && st.calls_lost_at_clients == 0
@@ -794,6 +850,150 @@ async fn step(
         why.join(", ")
     };
     Ok(st)
+}
+
+/// The bench's dispatcher in the database before Kendali starts (`kendali
+/// users add`); an older binary without users gives no round trip.
+fn add_dispatcher(exe: &std::path::Path, db_url: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut child = Command::new(exe)
+        .args(["users", "add", BENCH_DISPATCHER, "--role", "dispatcher"])
+        .args(["--password-stdin", "--database-url", db_url])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("kendali users add")?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(format!("{BENCH_DISPATCHER}-sandi-rahasia\n").as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "kendali users add: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+const BENCH_DISPATCHER: &str = "bench-dispatcher";
+
+/// A client carrying the bench dispatcher's session.
+async fn sign_in_dispatcher(http: &str) -> anyhow::Result<reqwest::Client> {
+    let r = reqwest::Client::new()
+        .post(format!("{http}/api/login"))
+        .json(&serde_json::json!({ "username": BENCH_DISPATCHER, "password": format!("{BENCH_DISPATCHER}-sandi-rahasia") }))
+        .send()
+        .await?;
+    if !r.status().is_success() {
+        bail!("the bench dispatcher could not sign in: {}", r.status());
+    }
+    let cookie = r
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(crate::web::SESSION_COOKIE))
+        .and_then(|c| c.split(';').next())
+        .context("no session cookie")?
+        .to_owned();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::COOKIE, cookie.parse()?);
+    Ok(reqwest::Client::builder()
+        .default_headers(headers)
+        .build()?)
+}
+
+/// The dispatcher's actions in the measured window: id, when its POST
+/// started, whether it got its 202.
+type Posted = Arc<std::sync::Mutex<Vec<(uuid::Uuid, Instant, bool)>>>;
+
+/// Actions a second the bench's dispatcher posts.
+const ACTIONS_PER_S: f64 = 4.0;
+
+/// Posts a note on the step's first call `ACTIONS_PER_S` times a second
+/// until `stop`, recording each action posted in the measured window (id,
+/// when the POST started, accepted or not) and counting all accepted.
+async fn dispatch_actions(
+    client: reqwest::Client,
+    http: String,
+    city: String,
+    measuring: Arc<AtomicBool>,
+    (posted, accepted): (Posted, Arc<std::sync::atomic::AtomicU64>),
+    mut stop: watch::Receiver<bool>,
+) {
+    // The load's first call (`b0`) must be in the live state first.
+    let call = format!("{http}/api/calls/{city}/b0");
+    while !*stop.borrow() {
+        if client
+            .get(&call)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / ACTIONS_PER_S));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let measure = measuring.load(Ordering::Relaxed);
+        let id = uuid::Uuid::new_v4();
+        let t0 = Instant::now();
+        let ok = client
+            .post(format!("{call}/actions"))
+            .json(&serde_json::json!({ "action": "note", "action_id": id, "text": "bench round trip" }))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == reqwest::StatusCode::ACCEPTED);
+        if ok {
+            accepted.fetch_add(1, Ordering::Relaxed);
+        }
+        if measure {
+            posted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((id, t0, ok));
+        }
+    }
+}
+
+/// Each accepted action's slowest screen, how many accepted actions some
+/// screen never showed, and how many were not accepted.
+fn round_trip(
+    posted: &[(uuid::Uuid, Instant, bool)],
+    screens: &[screens::ScreenStats],
+) -> (Latency, u64, u64) {
+    let seen: Vec<std::collections::HashMap<uuid::Uuid, Instant>> = screens
+        .iter()
+        .map(|s| s.actions_seen.iter().copied().collect())
+        .collect();
+    let mut slowest = Vec::new();
+    let (mut missing, mut refused) = (0, 0);
+    for (id, t0, ok) in posted {
+        if !ok {
+            refused += 1;
+            continue;
+        }
+        let at: Option<Vec<Instant>> = seen.iter().map(|s| s.get(id).copied()).collect();
+        match at {
+            Some(at) => slowest.push(
+                at.iter()
+                    .map(|t| t.saturating_duration_since(*t0).as_secs_f64() * 1000.0)
+                    .fold(0.0, f64::max),
+            ),
+            None => missing += 1,
+        }
+    }
+    (Latency::of(slowest), missing, refused)
 }
 
 async fn memory_check(
@@ -947,13 +1147,14 @@ pub fn markdown(r: &Report) -> String {
         "Bench of {} (commit {}), {}; broker: {}; {} intersections, {} wall screens (+1 measuring telemetry on 1 intersection in {}), {} call events/s, {} s per step.\n\n",
         r.date, r.commit, r.machine, r.broker, r.intersections, r.clients, r.telemetry_sample, r.call_rate, r.duration_s
     ));
-    s.push_str("| offered R (msg/s) | published | achieved ingest | updates/screen/s (KB/s) | call p50 / p95 / p99 / max (ms) | telemetry p50 / p99 (ms) | rows persisted/s | store lag max (ms) | calls lost / dup (db, screens) | dead letters | Kendali CPU | machine busy | RSS | verdict |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| offered R (msg/s) | published | achieved ingest | updates/screen/s (KB/s) | call p50 / p95 / p99 / max (ms) | telemetry p50 / p99 (ms) | dispatch round trip p50 / p99 / max (ms), actions (missing, refused) | rows persisted/s | store lag max (ms) | calls lost / dup (db, screens) | dead letters | Kendali CPU | machine busy | RSS | verdict |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for st in &r.steps {
         s.push_str(&format!(
-            "| {:.0} | {:.0} | {:.0} | {:.0} ({:.0}) | {:.1} / {:.1} / {:.1} / {:.1} | {:.1} / {:.1} | {:.0} | {} | {} / {}, {} / {} | {} | {:.0} % | {:.0} % | {:.0} MB | {} |\n",
+            "| {:.0} | {:.0} | {:.0} | {:.0} ({:.0}) | {:.1} / {:.1} / {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} / {:.1}, {} ({}, {}) | {:.0} | {} | {} / {}, {} / {} | {} | {:.0} % | {:.0} % | {:.0} MB | {} |\n",
             st.offered_rate, st.published_rate, st.achieved_rate, st.updates_per_client_s, st.bytes_per_client_s / 1024.0, st.call_latency.p50_ms, st.call_latency.p95_ms, st.call_latency.p99_ms,
-            st.call_latency.max_ms, st.telemetry_latency.p50_ms, st.telemetry_latency.p99_ms, st.rows_persisted_s, st.store_lag_ms_max, st.calls_lost_db,
+            st.call_latency.max_ms, st.telemetry_latency.p50_ms, st.telemetry_latency.p99_ms,
+            st.dispatch_round_trip.p50_ms, st.dispatch_round_trip.p99_ms, st.dispatch_round_trip.max_ms, st.dispatch_round_trip.n, st.dispatch_actions_missing, st.dispatch_actions_refused, st.rows_persisted_s, st.store_lag_ms_max, st.calls_lost_db,
             st.calls_duplicated_db, st.calls_lost_at_clients, st.calls_duplicated_at_clients, st.dead_letters, st.cpu_pct, st.machine_busy_pct, st.rss_mb, st.verdict
         ));
     }

@@ -27,6 +27,8 @@ pub struct ScreenStats {
     /// Publish -> receipt, milliseconds.
     pub call_latency_ms: Vec<f64>,
     pub telemetry_latency_ms: Vec<f64>,
+    /// Dispatcher actions seen (their call events' `action_id`) and when.
+    pub actions_seen: Vec<(uuid::Uuid, std::time::Instant)>,
     pub closed_early: bool,
 }
 
@@ -49,6 +51,9 @@ struct Upd<'a> {
 struct CallEv<'a> {
     event_id: uuid::Uuid,
     ts: &'a str,
+    /// Set on the events of a dispatcher's action (the bench's round trip).
+    #[serde(default)]
+    action_id: Option<uuid::Uuid>,
 }
 
 #[derive(Deserialize)]
@@ -91,6 +96,8 @@ pub async fn screen(
     measure_telemetry: bool,
     stop: watch::Receiver<bool>,
     measuring: Arc<AtomicBool>,
+    // Call events seen, the dispatcher's included: the bench stops the
+    // screens once each has seen every one.
     seen_calls: Arc<std::sync::atomic::AtomicU64>,
 ) -> ScreenStats {
     let mut stats = ScreenStats::default();
@@ -135,8 +142,12 @@ pub async fn screen(
             // frame of 2,500 updates/s on 100 screens was most of the
             // bench's CPU, taken from the machine it measures.
             for ev in call_events(&text) {
-                *stats.call_events.entry(ev.event_id).or_default() += 1;
                 seen_calls.fetch_add(1, Ordering::Relaxed);
+                if let Some(a) = ev.action_id {
+                    stats.actions_seen.push((a, std::time::Instant::now()));
+                    continue;
+                }
+                *stats.call_events.entry(ev.event_id).or_default() += 1;
                 if measure {
                     if let Some(ms) = age_ms(ev.ts, now) {
                         stats.call_latency_ms.push(ms);
@@ -152,8 +163,12 @@ pub async fn screen(
             match (u.kind, u.value) {
                 ("call_event", Some(v)) => {
                     if let Ok(ev) = serde_json::from_str::<CallEv>(v.get()) {
-                        *stats.call_events.entry(ev.event_id).or_default() += 1;
                         seen_calls.fetch_add(1, Ordering::Relaxed);
+                        if let Some(a) = ev.action_id {
+                            stats.actions_seen.push((a, std::time::Instant::now()));
+                            continue;
+                        }
+                        *stats.call_events.entry(ev.event_id).or_default() += 1;
                         if measure {
                             if let Some(ms) = age_ms(ev.ts, now) {
                                 stats.call_latency_ms.push(ms);

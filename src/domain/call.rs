@@ -118,6 +118,9 @@ impl Call {
         close_in_time && (same_number || near)
     }
 
+    /// How many possible duplicates a call lists at most (the most recent).
+    pub const DUPLICATES_KEPT: usize = 8;
+
     /// How many recent action ids a call keeps.
     pub const ACTIONS_KEPT: usize = 16;
 

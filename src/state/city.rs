@@ -772,7 +772,10 @@ impl CityState {
             self.settings.duplicate_radius_m,
         );
         let prefix = format!("{city}/");
-        let found: Vec<(String, String)> = self
+        // The most recent candidates first, at most [`Call::DUPLICATES_KEPT`]
+        // on each call: a surge of calls from one crash must not make every
+        // call list (and re-send) every other.
+        let mut found: Vec<(String, String, Option<Ts>)> = self
             .calls
             .iter()
             .filter(|(k, c)| {
@@ -784,16 +787,23 @@ impl CityState {
                     && (this.incident_id.is_none() || c.incident_id != this.incident_id)
                     && this.may_repeat(c, window, radius)
             })
-            .map(|(k, c)| (k.clone(), c.call_id.clone()))
+            .map(|(k, c)| {
+                let received = c.stages.get(&CallEventType::Received).copied();
+                (k.clone(), c.call_id.clone(), received)
+            })
             .collect();
-        for (okey, oid) in found {
+        found.sort_by_key(|f| std::cmp::Reverse(f.2));
+        let room = Call::DUPLICATES_KEPT.saturating_sub(this.possible_duplicates.len());
+        for (okey, oid, _) in found.into_iter().take(room) {
             if let Some(c) = self.calls.get_mut(&okey) {
-                c.possible_duplicates.push(this_id.clone());
+                if c.possible_duplicates.len() < Call::DUPLICATES_KEPT {
+                    c.possible_duplicates.push(this_id.clone());
+                    linked.push(okey);
+                }
             }
             if let Some(c) = self.calls.get_mut(key) {
                 c.possible_duplicates.push(oid);
             }
-            linked.push(okey);
         }
         linked
     }
@@ -1252,6 +1262,32 @@ mod tests {
     fn event_at(state: &mut CityState, min: u32, kind: &str, extra: &str) -> Result<(), Rejection> {
         let ts = format!("2026-12-05T08:{min:02}:00+07:00");
         apply_json(state, "c1", &ts, kind, extra).map(|_| ())
+    }
+
+    #[test]
+    fn a_surge_from_one_place_flags_each_call_against_a_bounded_few() {
+        let mut state = CityState::new(StateSettings::default());
+        let ts = Utc::now().with_timezone(&crate::domain::wib()).to_rfc3339();
+        let at = r#","caller":{"lat":-6.0,"lon":106.0}"#;
+        let mut last = Vec::new();
+        for i in 0..40 {
+            last = apply_json(&mut state, &format!("s{i}"), &ts, "received", at).unwrap();
+        }
+        // The 40th call: its event, itself, the calls it flagged with room
+        // left (none: the recent ones are full), the counters.
+        let calls = last.iter().filter(|u| u.kind == UpdateKind::Call).count();
+        assert!(calls <= 1 + Call::DUPLICATES_KEPT, "{calls} call updates");
+        for c in state.calls.values() {
+            assert!(
+                c.possible_duplicates.len() <= Call::DUPLICATES_KEPT,
+                "{:?}",
+                c.possible_duplicates
+            );
+        }
+        assert_eq!(
+            state.calls["kota/s39"].possible_duplicates.len(),
+            Call::DUPLICATES_KEPT
+        );
     }
 
     #[test]

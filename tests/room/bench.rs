@@ -1,5 +1,6 @@
 //! The bench's accounting, at a small rate (not timed): every call event it
-//! publishes is counted once in the database and once at every screen.
+//! publishes is counted once in the database and once at every screen, and
+//! every dispatcher action it posts is seen on every screen.
 
 use crate::support;
 
@@ -68,6 +69,17 @@ async fn the_bench_counts_every_call_event_once_in_the_database_and_once_per_scr
         report.psql_copy_rows_s
     );
     assert!(s.kept_everything, "every call kept and every row persisted");
+    // The dispatcher's round trip: notes posted through the window, each on every screen.
+    assert!(
+        s.dispatch_round_trip.n >= 6,
+        "4 actions a second for 3 s: {:?}",
+        s.dispatch_round_trip
+    );
+    assert_eq!(
+        (s.dispatch_actions_missing, s.dispatch_actions_refused),
+        (0, 0)
+    );
+    assert!(s.dispatch_round_trip.p50_ms > 0.0);
     let ratio = report.kept_throughput_to_relay_ratio.expect("a ratio");
     assert!(
         (ratio - s.achieved_rate / report.broker_relay_rate).abs() < 1e-9,
