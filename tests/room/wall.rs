@@ -1226,3 +1226,177 @@ async fn a_dispatcher_takes_a_call_from_ring_to_close_on_the_keyboard() {
     browser.close().await;
     app.stop().await;
 }
+
+/// Issue 21's "done means", in real Chromium: the simulated city under human
+/// dispatch rings a call; the dispatcher, on the keyboard only, answers it,
+/// classifies it, dispatches the recommended unit with one key, sees the
+/// simulated unit go en route and on scene, and closes the call with a
+/// disposition. The wall, open beside the console, shows each step. The
+/// stored call has every stage time and the dispatcher on each of their
+/// events, and the unit's status history is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulated_call_is_handled_on_the_keyboard_and_the_wall_beside_shows_each_step() {
+    let test = "a_simulated_call_is_handled_on_the_keyboard_and_the_wall_beside_shows_each_step";
+    let Some(db) = support::postgres(test).await else {
+        return;
+    };
+    let Some(console) = Browser::launch(test, 1920, 1080).await else {
+        return;
+    };
+    let Some(wall) = Browser::launch(test, 1920, 1080).await else {
+        return;
+    };
+    let mut settings = support::settings(None);
+    settings.database.url = Some(db.clone());
+    settings.sim.enabled = true;
+    settings.sim.scenario = "cilegon-weekday".into();
+    settings.sim.accel = Some(20.0);
+    settings.sim.human_dispatch = true;
+    let app = support::spawn(settings).await;
+    let city = "cilegon";
+
+    // The wall (the anonymous loopback wall) beside the console.
+    wall.goto(&support::http(&app, &format!("/?city={city}")))
+        .await;
+    wall.wait_wall().await;
+    console.sign_in(&app, "dewi", &["dispatcher"], &[]).await;
+    console
+        .goto(&support::http(&app, &format!("/dispatch?city={city}")))
+        .await;
+    // A call rings on the console and on the wall.
+    let (call, _) = console
+        .until(
+            60.0,
+            "a simulated call ringing on the console",
+            "const r = document.querySelector('[data-queue=ringing] [data-call]'); return window.__kendali && window.__kendali.dispatch && r && r.dataset.call",
+        )
+        .await;
+    let call = call.as_str().unwrap().to_owned();
+    let wall_stage = |stages: &str| {
+        format!(
+            "const s = document.querySelector('[data-panel=calls] [data-call=\"{call}\"] [data-stage]'); return !!s && [{stages}].includes(s.dataset.stage)"
+        )
+    };
+    wall.until(10.0, "the call on the wall", &wall_stage("'received'"))
+        .await;
+
+    // Answer and classify, typed.
+    console.type_keys(&format!("/A {call}\n")).await;
+    wall.until(
+        10.0,
+        "answered, on the wall",
+        &wall_stage("'answered','classified'"),
+    )
+    .await;
+    console
+        .eval(&format!(
+            "return window.__kendali.dispatch.select('{call}')"
+        ))
+        .await;
+    console.type_keys("C med 1\n").await;
+    wall.until(10.0, "classified, on the wall", &wall_stage("'classified'"))
+        .await;
+    // The recommendation comes; one key sends its first unit.
+    let (first, _) = console
+        .until(
+            15.0,
+            "the recommendation",
+            &format!("const r = window.__kendali.dispatch.recommendation; return r && r.call_id === '{call}' && r.current && r.units && r.units.length && r.units[0].unit"),
+        )
+        .await;
+    let unit = first.as_str().unwrap().to_owned();
+    console.type_keys("D\n").await;
+    // The simulated unit obeys: dispatched, en route, on scene, on the wall too.
+    wall.until(
+        60.0,
+        "the unit on scene, on the wall",
+        &wall_stage("'on_scene'"),
+    )
+    .await;
+    let shown = wall
+        .eval(&format!("return document.querySelector('[data-panel=calls] [data-call=\"{call}\"]').textContent"))
+        .await;
+    assert!(
+        shown.as_str().unwrap().contains(&unit.to_uppercase()),
+        "the wall names the unit: {shown}"
+    );
+    // Closed with a disposition; it leaves the wall's open calls.
+    console.type_keys("Z treated_on_scene\n").await;
+    wall.until(
+        10.0,
+        "the closed call off the wall's queue",
+        &format!("return !document.querySelector('[data-panel=calls] [data-call=\"{call}\"]')"),
+    )
+    .await;
+    console
+        .until(
+            10.0,
+            "nothing pending",
+            "return window.__kendali.dispatch.pending.length === 0",
+        )
+        .await;
+
+    // The store: every stage time, the dispatcher on each of their events, the unit's history.
+    let pg = support::pg(&db).await;
+    let row = support::eventually(10, "the stored call closed", || {
+        let (pg, call) = (&pg, call.clone());
+        async move {
+            let r = pg
+                .query_one(
+                    "SELECT received_at IS NOT NULL, answered_at IS NOT NULL, classified_at IS NOT NULL, dispatched_at IS NOT NULL, en_route_at IS NOT NULL, on_scene_at IS NOT NULL, closed_at IS NOT NULL, projection->>'disposition' FROM calls WHERE city = 'cilegon' AND call_id = $1",
+                    &[&call],
+                )
+                .await
+                .ok()?;
+            r.get::<_, bool>(6).then_some(r)
+        }
+    })
+    .await;
+    for i in 0..7 {
+        assert!(row.get::<_, bool>(i), "stage column {i} of {call} is set");
+    }
+    assert_eq!(
+        row.get::<_, Option<String>>(7).as_deref(),
+        Some("treated_on_scene")
+    );
+    let events = pg
+        .query(
+            "SELECT type, payload->>'operator', unit FROM call_events WHERE city = 'cilegon' AND call_id = $1 ORDER BY ts",
+            &[&call],
+        )
+        .await
+        .unwrap();
+    for e in &events {
+        let (kind, operator): (String, Option<String>) = (e.get(0), e.get(1));
+        let by_person = ["answered", "classified", "dispatched", "closed"].contains(&kind.as_str());
+        assert_eq!(
+            operator.as_deref(),
+            by_person.then_some("dewi"),
+            "{kind} of {call}"
+        );
+    }
+    let statuses: Vec<String> = pg
+        .query(
+            "SELECT status FROM unit_status WHERE city = 'cilegon' AND unit = $1 AND call_id = $2 ORDER BY ts",
+            &[&unit, &call],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for s in ["dispatched", "en_route", "on_scene"] {
+        assert!(
+            statuses.iter().any(|x| x == s),
+            "{unit} reported {s}: {statuses:?}"
+        );
+    }
+    let errors = severe_without_scenario(&console.logs().await);
+    assert!(
+        errors.is_empty(),
+        "console errors on the dispatcher console: {errors:?}"
+    );
+    console.close().await;
+    wall.close().await;
+    app.stop().await;
+}
