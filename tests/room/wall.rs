@@ -1400,3 +1400,97 @@ async fn a_simulated_call_is_handled_on_the_keyboard_and_the_wall_beside_shows_e
     wall.close().await;
     app.stop().await;
 }
+
+/// Two dispatchers on one drill: both consoles show the same ringing call;
+/// both answer it at the same moment (through the command line's runner, so
+/// that the two requests really overlap); one console shows it done, the
+/// other the refusal naming who has the call, and both then show the call as
+/// that person's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_dispatchers_race_for_one_call_and_each_console_shows_who_has_it() {
+    let test = "two_dispatchers_race_for_one_call_and_each_console_shows_who_has_it";
+    let Some(dewi) = Browser::launch(test, 1920, 1080).await else {
+        return;
+    };
+    let Some(rina) = Browser::launch(test, 1920, 1080).await else {
+        return;
+    };
+    let settings = support::settings(None);
+    let url = format!("mqtt://{}", settings.mqtt.broker_addr);
+    let app = support::spawn(settings).await;
+    let city = support::city("drill");
+    dewi.sign_in(&app, "dewi", &["dispatcher"], &[]).await;
+    rina.sign_in(&app, "rina", &["dispatcher"], &[]).await;
+    for b in [&dewi, &rina] {
+        b.goto(&support::http(&app, &format!("/dispatch?city={city}")))
+            .await;
+        b.until(
+            20.0,
+            "the console",
+            "return !!(window.__kendali && window.__kendali.dispatch)",
+        )
+        .await;
+    }
+    let p = Publisher::connect(&url).await;
+    let (topic, payload) = call_event(
+        &city,
+        "c-77",
+        "received",
+        "112",
+        json!({ "callback": "0812 7777 7777" }),
+    );
+    p.send(&topic, 1, payload).await;
+    let row = "return !!document.querySelector('[data-queue=ringing] [data-call=\"c-77\"]')";
+    for b in [&dewi, &rina] {
+        b.until(10.0, "the call ringing on both consoles", row)
+            .await;
+    }
+    // Both press answer at the same moment.
+    let (a, b) = tokio::join!(
+        dewi.eval_async("return JSON.stringify(await window.__kendali.dispatch.run('A c-77'))"),
+        rina.eval_async("return JSON.stringify(await window.__kendali.dispatch.run('A c-77'))"),
+    );
+    let status = |v: &Value| -> u64 {
+        serde_json::from_str::<Value>(v.as_str().unwrap_or("{}")).unwrap_or_default()["status"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let mut statuses = [status(&a), status(&b)];
+    statuses.sort();
+    assert_eq!(statuses, [202, 409], "{a} {b}");
+    let (winner, loser, name) = if status(&a) == 202 {
+        (&dewi, &rina, "dewi")
+    } else {
+        (&rina, &dewi, "rina")
+    };
+    let (msg, _) = loser
+        .until(
+            10.0,
+            "the refusal",
+            "const m = document.getElementById('cmd-msg'); return m && m.textContent",
+        )
+        .await;
+    assert!(
+        msg.as_str().unwrap().contains(name),
+        "the refusal names {name}: {msg}"
+    );
+    // Both consoles then show the call answered, as the winner's.
+    for b in [winner, loser] {
+        b.until(
+            10.0,
+            "the call out of the ringing queue, with its call taker",
+            &format!("const r = document.querySelector('[data-queue] [data-call=\"c-77\"]'); return !!r && r.closest('[data-queue]').dataset.queue !== 'ringing' && r.textContent.includes('{name}')"),
+        )
+        .await;
+    }
+    winner
+        .until(
+            10.0,
+            "nothing pending",
+            "return window.__kendali.dispatch.pending.length === 0",
+        )
+        .await;
+    dewi.close().await;
+    rina.close().await;
+    app.stop().await;
+}
