@@ -658,6 +658,10 @@ async fn a_call_acted_on_comes_back_whole_after_a_restart_from_postgresql() {
         ),
         ("c-9", json!({ "action": "dispatch", "units": ["AMB-01"] })),
         ("c-10", json!({ "action": "answer" })),
+        (
+            "c-9",
+            json!({ "action": "note", "text": "asap hitam dari lantai dua" }),
+        ),
     ] {
         let (s, answer) = act(&dewi, &app, &city, call, step).await;
         assert_eq!(s, 202, "{answer}");
@@ -694,7 +698,42 @@ async fn a_call_acted_on_comes_back_whole_after_a_restart_from_postgresql() {
         .iter()
         .map(|e| e["type"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["received", "answered", "classified", "dispatched"]);
+    assert_eq!(
+        kinds,
+        ["received", "answered", "classified", "dispatched", "noted"]
+    );
+    // A console that retries its note after the restart (this node no longer
+    // remembers the action) publishes the same event id: the restored state
+    // knows it, and the store keeps one note.
+    let retry =
+        json!({ "action": "note", "text": "asap hitam dari lantai dua", "action_id": ids[4] });
+    let (s, v) = send(&rina, &app, &city, "c-9", &retry).await;
+    assert_eq!(s, 202, "{v}");
+    let (s, marker) = act(
+        &rina,
+        &app,
+        &city,
+        "c-9",
+        json!({ "action": "note", "text": "penanda" }),
+    )
+    .await;
+    assert_eq!(s, 202, "{marker}");
+    echoed(&app, &city, "c-9", &marker).await;
+    let notes = support::eventually(10, "the marker stored", || async {
+        let t = timeline(&rina, &app, &city, "c-9").await;
+        let notes: Vec<String> = t
+            .iter()
+            .filter(|e| e["type"] == "noted")
+            .map(|e| e["note"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        notes.iter().any(|n| n == "penanda").then_some(notes)
+    })
+    .await;
+    assert_eq!(
+        notes,
+        ["asap hitam dari lantai dua", "penanda"],
+        "the retried note is stored once"
+    );
 
     // The unit's retained status still says available (no field unit
     // answered); the restored call holds it.
