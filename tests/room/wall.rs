@@ -1233,7 +1233,8 @@ async fn a_dispatcher_takes_a_call_from_ring_to_close_on_the_keyboard() {
 /// simulated unit go en route and on scene, and closes the call with a
 /// disposition. The wall, open beside the console, shows each step. The
 /// stored call has every stage time and the dispatcher on each of their
-/// events, and the unit's status history is stored.
+/// events, and the unit's status history is stored. The caller's position is
+/// picked on the console's map.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_simulated_call_is_handled_on_the_keyboard_and_the_wall_beside_shows_each_step() {
     let test = "a_simulated_call_is_handled_on_the_keyboard_and_the_wall_beside_shows_each_step";
@@ -1292,6 +1293,28 @@ async fn a_simulated_call_is_handled_on_the_keyboard_and_the_wall_beside_shows_e
         .eval(&format!(
             "return window.__kendali.dispatch.select('{call}')"
         ))
+        .await;
+    // The caller's position picked on the map (as a click there does): the
+    // command line gets `L lat lon `, the dispatcher adds the address.
+    let (picked, _) = console
+        .until(
+            10.0,
+            "the map ready to pick",
+            "return window.__kendali.dispatch.pickAt(-6.016, 106.052)",
+        )
+        .await;
+    assert_eq!(picked, "L -6.016000 106.052000 ");
+    let line = console
+        .eval("return document.getElementById('cmd').value")
+        .await;
+    assert_eq!(line, "L -6.016000 106.052000 ", "nothing sent until Enter");
+    console.type_keys("Jl. Dipilih di Peta\n").await;
+    console
+        .until(
+            10.0,
+            "the picked position back through ingest",
+            "return document.querySelector('.detail').textContent.includes('Jl. Dipilih di Peta')",
+        )
         .await;
     console.type_keys("C med 1\n").await;
     wall.until(10.0, "classified, on the wall", &wall_stage("'classified'"))
@@ -1368,7 +1391,8 @@ async fn a_simulated_call_is_handled_on_the_keyboard_and_the_wall_beside_shows_e
         .unwrap();
     for e in &events {
         let (kind, operator): (String, Option<String>) = (e.get(0), e.get(1));
-        let by_person = ["answered", "classified", "dispatched", "closed"].contains(&kind.as_str());
+        let by_person =
+            ["answered", "located", "classified", "dispatched", "closed"].contains(&kind.as_str());
         assert_eq!(
             operator.as_deref(),
             by_person.then_some("dewi"),

@@ -47,6 +47,8 @@ export class Console {
     this.rec = new Recommender({ replica, call: () => this.selectedCall(), allowed: !!mayDispatch, changed: () => invalidate('recommend') });
     /** Elements the keys reach, set by the panels: `queues` (the four lists), `input`, `detail` and its `timeline`. */
     this.el = { queues: [], input: null, detail: null, timeline: null };
+    /** Picking the caller's position on the map (`start()`, `at(lat, lon)`, `selectionChanged()`), set by recommendations.js. */
+    this.picker = null;
   }
 
   /** Replica observer hook: confirmations, the selected call's timeline and recommendation. */
@@ -115,6 +117,7 @@ export class Console {
     const key = callKey(call);
     if (this.sel && this.sel.key === key) return;
     this.sel = { city: call.city, call_id: call.call_id, key };
+    if (this.picker) this.picker.selectionChanged();
     this.reveal = true;
     this.detail = { key, call: null, events: null, error: null, loading: true };
     this.loadDetail(0);

@@ -5,7 +5,8 @@
 // operator, answer and dispatch times, the units on the call with their
 // stage and time in it, the actions pending on it, buttons for the mouse,
 // and the timeline of every event (`GET /api/calls/{city}/{call_id}`, read
-// again whenever the call's update arrives). Enter focuses the timeline
+// again whenever the call's update arrives; an open call without a position
+// says that the map beside picks it: a click, or `p`). Enter focuses the timeline
 // (↑/↓ scroll it); Esc goes back to the queue. The recommended units are a
 // panel of their own (recommendations.js).
 
@@ -77,6 +78,10 @@ export function create(el, { con, i18n, t, me }) {
     if (call) jumpTo(con, call);
   });
   con.el.dups = dupList;
+  // The location as known, and for an open call without one, how to pick it on the map.
+  const locText = h('span', { class: 'd-loc' });
+  const locHint = h('span', { class: 'd-lochint' });
+  f.location.append(locText, locHint);
   const unitList = h('div', { class: 'd-units' });
   const unitNone = h('span', null, t('none'));
   f.units.append(unitList, unitNone);
@@ -119,7 +124,9 @@ export function create(el, { con, i18n, t, me }) {
     text(f.line, i18n.t(`line_${c.line}`));
     text(f.callback, c.callback || hidden);
     const where = c.caller ? [coords(c.caller), c.caller.address].filter(Boolean).join(' · ') : hidden;
-    text(f.location, where);
+    text(locText, where);
+    const unlocated = !(c.caller && Number.isFinite(c.caller.lat) && Number.isFinite(c.caller.lon));
+    text(locHint, may.dispatch && c.open && unlocated && con.selectedCall() ? t('pick_detail') : '');
     const klass = [
       c.category ? i18n.t(`cat.${c.category}`) : t('unclassified'),
       c.priority ? `P${c.priority}` : null,

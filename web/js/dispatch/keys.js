@@ -5,7 +5,9 @@
 // selected call's first recommended unit (the command `D`; not a letter, so
 // a command typed without `/` first cannot set it off). `g` (ganda) goes to
 // the selected call's possible duplicates in the detail: ←/→ between them,
-// Enter selects that call (its queue takes the keys), Esc back. Only a key or
+// Enter selects that call (its queue takes the keys), Esc back. `p` picks
+// the selected call's position on the map (recommendations.js: ←↑↓→ move a
+// crosshair, Enter puts `L <lat> <lon>` on the command line, Esc back). Only a key or
 // a click moves focus or the selection: arriving calls never do (the queues
 // are listboxes whose rows move under a steady focus).
 
@@ -96,7 +98,7 @@ export function installKeys(con) {
       const first = dupButtons(con).find((b) => !b.disabled) || dupButtons(con)[0];
       if (first) first.focus();
       else con.say(con.sel ? con.t('no_dups', { call: con.sel.call_id }) : con.t('err.no_call'), con.sel ? 'info' : 'crit');
-    }
+    } else if ((key === 'p' || key === 'P') && con.picker) con.picker.start();
     else if (key === 'Escape' && inDetail) focusQueue(con, con.focusQueue, true);
     else handled = false;
     if (handled) e.preventDefault();

@@ -7,9 +7,11 @@
 // the command line; beside the units, the selected call's recommended
 // units and their map), the console state its panels share, the keys, and
 // `window.__kendali.dispatch` for tests: `selected`, `pending`,
-// `run(commandText)`, `select(callId)`, the `targets` and the selected call's
+// `run(commandText)`, `select(callId)`, the `targets`, the selected call's
 // `recommendation` (the server's answer, `current` when made for the call as
-// it is now).
+// it is now) and `pickAt(lat, lon)`, what a click on the map at that point
+// does (puts `L <lat> <lon> ` on the command line; returns it, or null when
+// no position may be picked for the selected call).
 
 import { mount } from '../shell/shell.js';
 import { h } from '../dom.js';
@@ -84,6 +86,7 @@ const shell = await mount({
         const st = con.rec.state;
         return st && st.answer ? { ...st.answer, current: con.rec.current(), loading: st.loading } : null;
       },
+      pickAt: (lat, lon) => (con.picker ? con.picker.at(lat, lon) : null),
     };
     return {
       panels: Object.entries(els).map(([type, el]) => ({ type, el })),

@@ -10,10 +10,22 @@
 // roads, the caller (a square with the priority), the units (triangles with
 // their rank), the first unit's route bold and the others thin. A click on a
 // row puts `D<n>` on the command line (Enter sends it).
+//
+// The map also picks the caller's position for the selected open call (shown
+// then even before the call has one: the city, no caller, and a hint). A click
+// on it, or `p` (pick mode: a crosshair that ←↑↓→ move by 50 m, ⇧ by 250 m;
+// Enter takes it, Esc leaves), turns the point back into lat/lon with the
+// map's own projection (`fit(...).from`) and puts `L <lat> <lon> ` (6
+// decimals) on the command line, with the focus there: the dispatcher adds an
+// address if need be and sends it with Enter. Nothing is sent from the map. A
+// marker shows the picked point while the command line holds it (or the locate
+// is pending); selecting another call drops an unsent pick. The SVG's
+// `data-pick` says what a click does: `off`, `on` (picks) or `keys` (pick mode).
 
 import { h, s, text, attr, sev, cls, keyed } from '../dom.js';
 import { prioritySeverity } from '../targets.js';
 import { fit, bbox, pathOf, roadsInDrawingOrder } from '../panels/map.js';
+import { focusQueue } from './keys.js';
 
 /** Unit status colours, as in the units list (always with the status in words). */
 const STATUS_SEV = { available: 'ok', dispatched: 'warn', en_route: 'info', on_scene: 'busy', returning: 'watch', out_of_service: 'stale' };
@@ -22,16 +34,32 @@ const FREE = new Set(['available', 'returning']);
 const MIN_SPAN_DEG = 0.012;
 /** Margin around what the map shows, as a share of its extent. */
 const MAP_MARGIN = 0.12;
+/** Pick mode: one arrow key moves the crosshair this far, metres (with Shift, PICK_SHIFT times as far). */
+const PICK_STEP_M = 50;
+const PICK_SHIFT = 5;
+/** Metres in a degree of latitude. */
+const M_PER_DEG = 111_320;
 
-export function create(el, { con, i18n, t, scenario, city, invalidate }) {
+/** A call with a known position. */
+const located = (c) => !!(c && c.caller && Number.isFinite(c.caller.lat) && Number.isFinite(c.caller.lon));
+/** True while the command line still holds the picked `L <lat> <lon>` (an address may follow). */
+function holds(value, line) {
+  const v = String(value || '').trimStart();
+  const base = line.trimEnd();
+  return v === base || v.startsWith(`${base} `);
+}
+
+export function create(el, { con, i18n, t, scenario, city, invalidate, me }) {
+  const may = (me && me.may) || {};
   const state = h('div', { class: 'rec-state' });
   const staleTag = h('span', { class: 'sevtag', 'data-sev': 'warn' });
   el.append(h('header', { class: 'panel-head' }, h('h2', { class: 'panel-title' }, t('rec_title')), staleTag), state);
   const list = h('div', { class: 'rec-list', role: 'list' });
   const note = h('div', { class: 'rec-note', role: 'status' });
   const basisNote = h('div', { class: 'rec-basis', 'data-sev': 'warn', title: t('rec_straight_hint') }, t('rec_straight'));
-  const svg = s('svg', { class: 'rec-map', role: 'img', 'aria-label': t('rec_map') });
-  const mapBox = h('div', { class: 'rec-mapbox' }, svg);
+  const svg = s('svg', { class: 'rec-map', role: 'img', 'aria-label': t('rec_map'), 'data-pick': 'off', tabindex: '-1' });
+  const pickHint = h('div', { class: 'rec-pickhint', role: 'status', 'aria-live': 'polite', hidden: true });
+  const mapBox = h('div', { class: 'rec-mapbox' }, svg, pickHint);
   const legend = h('div', { class: 'rec-legend' }, t('rec_legend'));
   el.append(list, basisNote, note, mapBox, legend);
 
@@ -122,10 +150,12 @@ export function create(el, { con, i18n, t, scenario, city, invalidate }) {
   }
 
   function drawMap(call, answer) {
-    const dest = answer ? answer.destination : call && call.caller && Number.isFinite(call.caller.lat) ? call.caller : null;
+    const dest = answer ? answer.destination : located(call) ? call.caller : null;
     const units = answer ? answer.units : [];
     const b = frameOf(dest, units);
     svg.replaceChildren();
+    view = null;
+    pickDrawn = null;
     if (!b || !size.w || !size.h) return;
     attr(svg, 'viewBox', `0 0 ${size.w} ${size.h}`);
     const pad = 6;
@@ -176,7 +206,194 @@ export function create(el, { con, i18n, t, scenario, city, invalidate }) {
         ),
       );
     }
+    // A click picks a point only on a map of the call's own place: its city's, or framed on its position.
+    view = { proj, w: size.w, h: size.h, clickable: !!(sameCity || dest) };
+    svg.append(pickLayer);
   }
+
+  // ------------------------------------------------------------------ picking the caller's position
+  /** The map as drawn: `{proj, w, h, clickable}`, or null. */
+  let view = null;
+  /** The position picked for the selected call: `{key, call_id, lat, lon, line}` (the line put on the command line). */
+  let picked = null;
+  /** Pick mode: the crosshair's `{lat, lon}`, or null. */
+  let cross = null;
+  const pickLayer = s('g', { class: 'rm-pick' });
+  let pickDrawn = null;
+
+  /** The selected call when a position may be picked for it (open, and the session may dispatch), else null. */
+  function pickCall() {
+    const call = con.selectedCall();
+    return may.dispatch && call && call.open ? call : null;
+  }
+
+  /** The point under the map's pixel `(x, y)`, `[lat, lon]`. */
+  const pointAt = (x, y) => view.proj.from(x, y);
+
+  /** Puts `L <lat> <lon> ` on the command line for the selected call: the line, or null when no position may be picked. */
+  function pick(lat, lon) {
+    const call = pickCall();
+    const input = con.el.input;
+    if (!call || !input || !Number.isFinite(lat) || !Number.isFinite(lon) || Math.abs(lat) > 90 || Math.abs(lon) > 180) return null;
+    const la = lat.toFixed(6);
+    const lo = lon.toFixed(6);
+    const line = `L ${la} ${lo} `;
+    picked = { key: con.sel.key, call_id: call.call_id, lat: Number(la), lon: Number(lo), line };
+    cross = null;
+    input.value = line;
+    input.focus();
+    input.setSelectionRange(line.length, line.length);
+    con.say(t('pick_placed', { call: call.call_id }), 'info');
+    syncPick();
+    return line;
+  }
+
+  function startPick() {
+    const call = pickCall();
+    if (!call) {
+      con.say(!con.sel ? t('err.no_call') : !may.dispatch ? t('err.rec_not_allowed') : t('pick_closed', { call: con.sel.call_id }), 'crit');
+      return false;
+    }
+    if (!view || !view.clickable) {
+      con.say(t('pick_no_map'), 'crit');
+      return false;
+    }
+    let from;
+    if (picked && picked.key === con.sel.key) from = [picked.lat, picked.lon];
+    else if (located(call)) from = [call.caller.lat, call.caller.lon];
+    else from = pointAt(view.w / 2, view.h / 2);
+    cross = { lat: from[0], lon: from[1] };
+    svg.focus({ preventScroll: true });
+    syncPick();
+    return true;
+  }
+
+  function endPick() {
+    if (!cross) return;
+    cross = null;
+    syncPick();
+  }
+
+  /** Moves the crosshair `north` and `east` metres, kept on the map. */
+  function nudge(north, east) {
+    const [n, w] = pointAt(0, 0);
+    const [so, e] = pointAt(view.w, view.h);
+    const lat = cross.lat + north / M_PER_DEG;
+    const lon = cross.lon + east / (M_PER_DEG * Math.cos((cross.lat * Math.PI) / 180));
+    cross = { lat: Math.min(n, Math.max(so, lat)), lon: Math.min(e, Math.max(w, lon)) };
+    syncPick();
+  }
+
+  svg.addEventListener('click', (e) => {
+    if (!view || !view.clickable || !pickCall()) return;
+    const ctm = svg.getScreenCTM();
+    if (!ctm) return;
+    const p = new DOMPoint(e.clientX, e.clientY).matrixTransform(ctm.inverse());
+    const [lat, lon] = pointAt(p.x, p.y);
+    pick(lat, lon);
+  });
+
+  // Pick mode has the keys while the map has the focus (the queues' keys wait).
+  svg.addEventListener('keydown', (e) => {
+    if (!cross || e.ctrlKey || e.altKey || e.metaKey || e.isComposing) return;
+    const step = PICK_STEP_M * (e.shiftKey ? PICK_SHIFT : 1);
+    const dir = { ArrowUp: [1, 0], ArrowDown: [-1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] }[e.key];
+    if (!view) endPick();
+    else if (dir) nudge(dir[0] * step, dir[1] * step);
+    else if (e.key === 'Enter') {
+      if (!pick(cross.lat, cross.lon)) endPick();
+    } else if (e.key === 'Escape' || e.key === 'p' || e.key === 'P') {
+      endPick();
+      focusQueue(con, con.focusQueue, true);
+    } else return;
+    e.preventDefault();
+    e.stopPropagation();
+  });
+  svg.addEventListener('blur', endPick);
+  document.addEventListener('input', (e) => {
+    if (picked && e.target === con.el.input) syncPick();
+  });
+
+  /** Keeps the pick's marker, crosshair, hint and `data-pick` in step with the selection and the command line. */
+  function syncPick() {
+    const call = pickCall();
+    const input = con.el.input;
+    // The marker stays while the command line holds the pick, or once sent (Enter empties the line) while its locate is on its way.
+    if (picked) {
+      const same = call && con.sel.key === picked.key;
+      const line = input ? input.value : '';
+      const sent = same && !line.trim() && con.actions.forCall(picked.call_id).some((a) => a.action === 'locate');
+      if (!same || !(holds(line, picked.line) || sent)) picked = null;
+    }
+    if (cross && !(call && view && view.clickable)) cross = null;
+    const mode = cross ? 'keys' : call && view && view.clickable ? 'on' : 'off';
+    attr(svg, 'data-pick', mode);
+    attr(mapBox, 'title', mode === 'on' ? t('pick_title') : null);
+    cls(svg, 'pickable', mode !== 'off');
+    cls(svg, 'picking', !!cross);
+    let msg = '';
+    if (cross) msg = t('pick_keys', { lat: cross.lat.toFixed(6), lon: cross.lon.toFixed(6) });
+    else if (mode === 'on' && !located(call) && !picked) msg = t('pick_hint');
+    text(pickHint, msg);
+    pickHint.hidden = !msg;
+    drawPick();
+  }
+
+  function drawPick() {
+    const key = view ? JSON.stringify([view.w, view.h, picked && [picked.lat, picked.lon], cross && [cross.lat, cross.lon]]) : '';
+    if (pickDrawn === key) return;
+    pickDrawn = key;
+    pickLayer.replaceChildren();
+    if (!view) return;
+    const at = view.proj.at;
+    const xy = (lat, lon) => at(lat, lon).map((v) => v.toFixed(1));
+    if (picked) {
+      const [x, y] = xy(picked.lat, picked.lon);
+      pickLayer.append(
+        s(
+          'g',
+          { class: 'rm-picked', transform: `translate(${x},${y})`, 'data-lat': picked.lat.toFixed(6), 'data-lon': picked.lon.toFixed(6) },
+          s('circle', { class: 'ring', r: 9 }),
+          s('path', { class: 'tick', d: 'M-14,0H-5M5,0H14M0,-14V-5M0,5V14' }),
+          s('circle', { class: 'dot', r: 2 }),
+        ),
+      );
+    }
+    if (cross) {
+      const [x, y] = xy(cross.lat, cross.lon);
+      pickLayer.append(
+        s(
+          'g',
+          { class: 'rm-cross', 'data-lat': cross.lat.toFixed(6), 'data-lon': cross.lon.toFixed(6) },
+          s('path', { class: 'hair', d: `M0,${y}H${view.w}M${x},0V${view.h}` }),
+          s('circle', { class: 'ring', cx: x, cy: y, r: 7 }),
+        ),
+      );
+    }
+  }
+
+  /** For the keys (`p`), the console's selection and the tests (`pickAt`). */
+  con.picker = {
+    start: startPick,
+    /** What a click at `(lat, lon)` does: the line put on the command line, or null. */
+    at: (lat, lon) => pick(Number(lat), Number(lon)),
+    get active() {
+      return !!cross;
+    },
+    /** Another call was selected: an unsent pick was for the one before, and goes. */
+    selectionChanged() {
+      cross = null;
+      if (picked && (!con.sel || con.sel.key !== picked.key)) {
+        const input = con.el.input;
+        if (input && holds(input.value, picked.line)) {
+          input.value = '';
+          con.say(t('pick_dropped', { call: picked.call_id }), 'info');
+        }
+        picked = null;
+      }
+      invalidate('recommend');
+    },
+  };
 
   new ResizeObserver(() => {
     const w = Math.round(mapBox.clientWidth);
@@ -230,6 +447,7 @@ export function create(el, { con, i18n, t, scenario, city, invalidate }) {
       drawnAnswer = answer;
       drawMap(call, answer);
     }
+    syncPick();
   }
 
   return { kinds: ['recommend', 'dispatch', 'call', 'unit'], clock: true, render };

@@ -372,8 +372,9 @@ export function create(el, { replica, i18n, scenario, options, layout, invalidat
 /**
  * Fits bounds `[[south, west], [north, east]]` into a rectangle `{x, y, w, h}`
  * (longitudes shrunk by the cosine of the latitude, so that a kilometre is as
- * long either way): `at(lat, lon) -> [x, y]` and the fitted extent `box`.
- * Shared with the dispatcher console's recommendation map.
+ * long either way): `at(lat, lon) -> [x, y]`, its inverse `from(x, y) ->
+ * [lat, lon]` and the fitted extent `box`. Shared with the dispatcher
+ * console's recommendation map (which also picks positions with `from`).
  */
 export function fit(b, rect) {
   const [[south, west], [north, east]] = b;
@@ -385,7 +386,11 @@ export function fit(b, rect) {
   const hh = spanY * scale;
   const ox = rect.x + (rect.w - w) / 2;
   const oy = rect.y + (rect.h - hh) / 2;
-  return { at: (lat, lon) => [ox + (lon - west) * kx * scale, oy + (north - lat) * scale], box: { x: ox, y: oy, w, h: hh } };
+  return {
+    at: (lat, lon) => [ox + (lon - west) * kx * scale, oy + (north - lat) * scale],
+    from: (x, y) => [north - (y - oy) / scale, west + (x - ox) / (kx * scale)],
+    box: { x: ox, y: oy, w, h: hh },
+  };
 }
 
 /** An SVG path through `[lat, lon]` points under a projection `at` (closed: a polygon). */
