@@ -1289,25 +1289,33 @@ async fn a_simulated_call_is_handled_on_the_keyboard_and_the_wall_beside_shows_e
         &wall_stage("'answered','classified'"),
     )
     .await;
-    console
-        .eval(&format!(
-            "return window.__kendali.dispatch.select('{call}')"
-        ))
+    // To the queue of calls waiting for a unit (the answered call is its
+    // only one) with the keys, then the caller's position picked on the map
+    // with the keys: `p`, the arrows, Enter put `L lat lon ` on the command
+    // line, and the dispatcher adds the address.
+    console.type_keys("\u{E00C}2").await;
+    let selected = console
+        .eval("return window.__kendali.dispatch.selected")
         .await;
-    // The caller's position picked on the map (as a click there does): the
-    // command line gets `L lat lon `, the dispatcher adds the address.
-    let (picked, _) = console
+    assert_eq!(
+        selected,
+        call.as_str(),
+        "the keys selected the answered call"
+    );
+    console.type_keys("p\u{E013}\u{E013}\u{E014}\u{E007}").await;
+    let (line, _) = console
         .until(
             10.0,
-            "the map ready to pick",
-            "return window.__kendali.dispatch.pickAt(-6.016, 106.052)",
+            "the picked position on the command line",
+            "const v = document.getElementById('cmd').value; return /^L -?\\d+\\.\\d{6} -?\\d+\\.\\d{6} $/.test(v) && v",
         )
         .await;
-    assert_eq!(picked, "L -6.016000 106.052000 ");
-    let line = console
-        .eval("return document.getElementById('cmd').value")
+    assert!(line.as_str().unwrap().starts_with("L -6."), "{line}");
+    // The same as a click there, for a position the test chooses.
+    let picked = console
+        .eval("return window.__kendali.dispatch.pickAt(-6.016, 106.052)")
         .await;
-    assert_eq!(line, "L -6.016000 106.052000 ", "nothing sent until Enter");
+    assert_eq!(picked, "L -6.016000 106.052000 ");
     console.type_keys("Jl. Dipilih di Peta\n").await;
     console
         .until(
@@ -1328,6 +1336,14 @@ async fn a_simulated_call_is_handled_on_the_keyboard_and_the_wall_beside_shows_e
         )
         .await;
     let unit = first.as_str().unwrap().to_owned();
+    // The routes on the console's map, the first one drawn bold.
+    console
+        .until(
+            10.0,
+            "the recommended routes on the map",
+            "return !!document.querySelector('.rm-route.first[data-rank=\"1\"]')",
+        )
+        .await;
     console.type_keys("D\n").await;
     // The simulated unit obeys: dispatched, en route, on scene, on the wall too.
     wall.until(
