@@ -115,10 +115,7 @@ impl Unit {
             UpdateKind::Unit,
             &self.city,
             key.to_owned(),
-            Tags {
-                family: Some(Family::Units),
-                ..Default::default()
-            },
+            tags(Family::Units),
             rx,
             self,
             &self.without_personal_data(),
@@ -980,46 +977,21 @@ impl CityState {
         c.open_calls = (c.open_calls + is_open as u64).saturating_sub(was_open as u64);
         c.waiting_calls = (c.waiting_calls + is_waiting as u64).saturating_sub(was_waiting as u64);
 
-        let t = Tags {
-            family: Some(Family::Calls),
-            line: Some(line),
-            ..Default::default()
-        };
         // Callers' personal data reach only those allowed to see them
         // (`Permission::PersonalData`): each update carries a form without them.
         out.push(Update::with_public(
             UpdateKind::CallEvent,
             city,
             m.event_id.to_string(),
-            t.clone(),
+            call_tags(line),
             rx,
             m,
             &m.without_personal_data(),
         ));
-        out.push(Update::with_public(
-            UpdateKind::Call,
-            city,
-            key.clone(),
-            t,
-            rx,
-            &call_value,
-            &call_value.without_personal_data(),
-        ));
+        out.push(call_update(city, &key, &call_value, rx));
         for other in linked {
             if let Some(c) = self.calls.get(&other) {
-                out.push(Update::with_public(
-                    UpdateKind::Call,
-                    city,
-                    other.clone(),
-                    Tags {
-                        family: Some(Family::Calls),
-                        line: Some(c.line),
-                        ..Default::default()
-                    },
-                    rx,
-                    c,
-                    &c.without_personal_data(),
-                ));
+                out.push(call_update(city, &other, c, rx));
             }
         }
         out.push(self.counters_update(city, rx));
@@ -1209,6 +1181,26 @@ fn tags(family: Family) -> Tags {
         family: Some(family),
         ..Default::default()
     }
+}
+
+fn call_tags(line: CallLine) -> Tags {
+    Tags {
+        line: Some(line),
+        ..tags(Family::Calls)
+    }
+}
+
+/// A call's projection for the screens, with and without personal data.
+fn call_update(city: &str, key: &str, call: &Call, rx: DateTime<Utc>) -> Update {
+    Update::with_public(
+        UpdateKind::Call,
+        city,
+        key.to_owned(),
+        call_tags(call.line),
+        rx,
+        call,
+        &call.without_personal_data(),
+    )
 }
 
 fn feed_update(f: &Feed, rx: DateTime<Utc>) -> Update {
