@@ -8,7 +8,7 @@
 
 use crate::contract::messages::{
     ApproachInfo, ApproachState, Command, CommandAction, ControllerMode, IntersectionInfo,
-    IntersectionState, Ts,
+    IntersectionState, PhaseLabel, Ts,
 };
 
 use super::draw::{self, SimRng};
@@ -151,6 +151,10 @@ pub struct Controller {
     profile: f64,
     /// Real second at which the next state message is due.
     pub next_state_at: f64,
+    /// Loudspeaker announcements played.
+    announcements: u64,
+    /// An approach held green for an emergency vehicle (pre-emption).
+    priority: Option<usize>,
 }
 
 fn signalised(mode: ControllerMode) -> bool {
@@ -225,6 +229,8 @@ impl Controller {
             congestion: 1.0,
             profile: 1.0,
             next_state_at,
+            announcements: 0,
+            priority: None,
         })
     }
 
@@ -400,6 +406,13 @@ impl Controller {
         }
         let n = self.approaches.len();
         self.phase_elapsed += dt_s.max(0.0);
+        // Pre-emption: the held approach's green runs on until released
+        // (its clock capped so that the state stays within the contract).
+        if let Some(i) = self.priority {
+            self.phase = i;
+            self.phase_elapsed = self.phase_elapsed.min(MAX_CYCLE_S - 1.0);
+            return;
+        }
         // Bounded: a step longer than 64 phases (a paused process) restarts the phase.
         for _ in 0..64 {
             let duration = self.phase_duration(self.phase, params);
@@ -504,9 +517,23 @@ impl Controller {
             intersection: self.id.clone(),
             mode: self.mode,
             plan: params.plans[self.plan].id.clone(),
-            cycle_s: draw::round(cycle, 1).clamp(1.0, MAX_CYCLE_S),
-            phase: (self.phase as u32 + 1).min(32),
-            phase_elapsed_s: draw::round(self.phase_elapsed, 1).clamp(0.0, MAX_CYCLE_S),
+            // As real controllers report it: no cycle and no phase (0) while
+            // flashing or dark.
+            cycle_s: if on {
+                draw::round(cycle, 1).clamp(1.0, MAX_CYCLE_S)
+            } else {
+                0.0
+            },
+            phase: PhaseLabel::number(if on {
+                (self.phase as u32 + 1).min(32)
+            } else {
+                0
+            }),
+            phase_elapsed_s: if on {
+                draw::round(self.phase_elapsed, 1).clamp(0.0, MAX_CYCLE_S)
+            } else {
+                0.0
+            },
             approaches,
         }
     }
@@ -519,7 +546,9 @@ impl Controller {
                 let Some(plan) = cmd.plan.as_deref() else {
                     return Err("set_plan needs a plan".into());
                 };
-                if plan == "auto" {
+                // `auto`, or the revert of an operator's plan: back to the
+                // time-of-day schedule.
+                if plan == "auto" || cmd.reverts.is_some() {
                     self.plan_override = None;
                     return Ok(());
                 }
@@ -549,7 +578,57 @@ impl Controller {
                 }
                 Ok(())
             }
+            CommandAction::Announce => {
+                let Some(message) = cmd.message.as_deref() else {
+                    return Err("announce needs a message".into());
+                };
+                if let Some(a) = cmd.approach.as_deref() {
+                    if !self.approaches.iter().any(|x| x.id == a) {
+                        return Err(format!("no loudspeaker on approach {a:?} at {}", self.id));
+                    }
+                }
+                // The loudspeaker is heard at the junction, not on the bus.
+                self.announcements += 1;
+                tracing::info!(intersection = %self.id, approach = ?cmd.approach, %message, "simulated loudspeaker announcement");
+                Ok(())
+            }
+            CommandAction::Priority => self.priority(cmd),
         }
+    }
+
+    fn priority(&mut self, cmd: &Command) -> Result<(), String> {
+        if cmd.reverts.is_some() {
+            // Released: the cycle goes on from the held phase.
+            self.priority = None;
+            return Ok(());
+        }
+        let Some(approach) = cmd.approach.as_deref() else {
+            return Err("priority needs an approach".into());
+        };
+        let Some(i) = self.approaches.iter().position(|a| a.id == approach) else {
+            return Err(format!("unknown approach {approach:?} at {}", self.id));
+        };
+        if !signalised(self.mode) {
+            return Err(format!(
+                "controller is in {} mode: there is no green to hold",
+                mode_name(self.mode)
+            ));
+        }
+        if self.priority.is_some_and(|p| p != i) {
+            return Err("another approach is already held for an emergency vehicle".into());
+        }
+        if self.phase != i {
+            self.phase = i;
+            self.phase_elapsed = 0.0;
+        }
+        self.priority = Some(i);
+        tracing::info!(intersection = %self.id, %approach, unit = ?cmd.unit, "simulated controller holds green for an emergency vehicle");
+        Ok(())
+    }
+
+    /// Announcements played at this junction's loudspeakers.
+    pub fn announcements(&self) -> u64 {
+        self.announcements
     }
 
     fn extend_green(&mut self, params: &AtcsParams, cmd: &Command) -> Result<(), String> {
@@ -601,16 +680,12 @@ mod tests {
     }
 
     fn cmd(action: CommandAction) -> Command {
-        Command {
-            command_id: uuid::Uuid::nil(),
-            ts: "2026-11-22T08:00:00+07:00".parse().unwrap(),
+        Command::new(
+            uuid::Uuid::nil(),
+            "2026-11-22T08:00:00+07:00".parse().unwrap(),
             action,
-            approach: None,
-            seconds: None,
-            plan: None,
-            mode: None,
-            issued_by: "test".into(),
-        }
+            "test".into(),
+        )
     }
 
     #[test]

@@ -123,14 +123,14 @@ mod tests {
             intersection: "simpang-pemuda".into(),
         };
         let cmd = Command {
-            command_id: uuid::Uuid::from_u128(42),
-            ts: now_wib(),
-            action: CommandAction::ExtendGreen,
             approach: Some("utara".into()),
             seconds: Some(10.0),
-            plan: None,
-            mode: None,
-            issued_by: "petugas.lalin".into(),
+            ..Command::new(
+                uuid::Uuid::from_u128(42),
+                now_wib(),
+                CommandAction::ExtendGreen,
+                "petugas.lalin".into(),
+            )
         };
         cmd_tx
             .send((topic, Message::Command(Box::new(cmd))))

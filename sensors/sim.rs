@@ -976,16 +976,12 @@ mod tests {
     };
 
     fn command(action: CommandAction) -> Command {
-        Command {
-            command_id: uuid::Uuid::from_u128(7),
-            ts: t0(),
+        Command::new(
+            uuid::Uuid::from_u128(7),
+            t0(),
             action,
-            approach: None,
-            seconds: None,
-            plan: None,
-            mode: None,
-            issued_by: "petugas.lalin".into(),
-        }
+            "petugas.lalin".into(),
+        )
     }
 
     fn next_state(

@@ -145,7 +145,7 @@ impl Application {
             .run(grace),
         );
         let mut state_task = StateTask {
-            city: CityState::new(settings.state.clone()),
+            city: CityState::new(settings.state.clone()).with_traffic(settings.traffic.clone()),
             input: state_rx,
             priority: (buses.len() > 1).then_some(priority_rx),
             hub: hub_tx,
@@ -230,7 +230,28 @@ impl Application {
         })?;
         let hub_for_shutdown = hub_handle.clone();
         let directory = crate::identity::directory::Directory::beside(&store_handle);
+        let road_net = Arc::new(crate::domain::route::CityRoads::from_scenario(
+            scenario_json.as_ref(),
+        ));
+        let traffic = Arc::new(crate::traffic::TrafficDesk::new(
+            settings.traffic.clone(),
+            road_net.clone(),
+        ));
+        let outbox = crate::traffic::Outbox {
+            bus: client.clone(),
+            ingest: status.clone(),
+            directory: directory.clone(),
+            limits: limits.clone(),
+        };
+        tokio::spawn(crate::traffic::run(
+            traffic.clone(),
+            hub_handle.clone(),
+            outbox.clone(),
+            shutdown_rx.clone(),
+        ));
         let ctx = web::Data::new(WebContext {
+            traffic,
+            outbox,
             access: crate::web::gate::AccessSettings::new(&settings.http),
             timeouts: crate::identity::directory::Timeouts {
                 idle: chrono::Duration::minutes(settings.auth.idle_timeout_min as i64),
@@ -243,7 +264,7 @@ impl Application {
             ),
             login_throttle: Default::default(),
             desk: Default::default(),
-            road_net: Default::default(),
+            road_net,
             routes: Default::default(),
             directory: directory.clone(),
             settings: settings.clone(),

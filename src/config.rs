@@ -41,6 +41,7 @@ pub struct Settings {
     pub runtime: RuntimeSettings,
     pub auth: AuthSettings,
     pub dispatch: DispatchSettings,
+    pub traffic: crate::domain::traffic::TrafficSettings,
 }
 
 /// Which answer-time standard the call-taking targets follow.
@@ -613,6 +614,7 @@ impl Settings {
         {
             return bad("dispatch targets must be positive seconds".into());
         }
+        self.traffic.check().map_err(ConfigError::Invalid)?;
         if self.runtime.worker_threads > 256 {
             return bad("runtime.worker_threads must be 0..=256 (0: one per core)".into());
         }

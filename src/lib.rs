@@ -10,6 +10,7 @@
 //! - [`state`]: the task that owns the live city, and the updates it emits.
 //! - [`store`]: keeps what matters and acknowledges QoS 1 messages after it is kept.
 //! - [`hub`]: websocket fan-out: snapshots, deltas, resume, slow clients.
+//! - [`traffic`]: the traffic desk: leases' reverts, automatic extensions, per-junction limits.
 //! - [`identity`]: users, roles, sessions, display tokens, the hash-chained audit.
 //! - [`web`]: HTTP routes, the `/ws` upgrade, embedded screens.
 //! - [`sensors`]: the simulated city (from `sensors/`), driven by `scenarios/`.
@@ -31,4 +32,5 @@ pub mod metrics;
 pub mod sensors;
 pub mod state;
 pub mod store;
+pub mod traffic;
 pub mod web;

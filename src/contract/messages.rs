@@ -71,6 +71,114 @@ pub struct IntersectionInfo {
     pub ts: Option<Ts>,
 }
 
+/// A signal phase as a controller names it: SCATS-style controllers use
+/// letters (`A`, `B`, `C`...), NTCIP ones numbers (`1`, `2`...). On the wire
+/// it is a JSON integer or a string; it is written back the way it came (a
+/// numeric label as an integer). `0` means "no phase running" and is allowed
+/// only while the controller is flashing or off.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PhaseLabel(String);
+
+impl PhaseLabel {
+    pub fn new(label: impl Into<String>) -> PhaseLabel {
+        PhaseLabel(label.into())
+    }
+
+    /// Phase `n` of a controller that numbers its phases.
+    pub fn number(n: u32) -> PhaseLabel {
+        PhaseLabel(n.to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The phase's number, when the controller numbers its phases.
+    pub fn as_number(&self) -> Option<u32> {
+        if self.0.is_empty() || !self.0.bytes().all(|b| b.is_ascii_digit()) || self.0.len() > 9 {
+            return None;
+        }
+        self.0.parse().ok()
+    }
+}
+
+impl std::fmt::Display for PhaseLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for PhaseLabel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.as_number() {
+            Some(n) if n.to_string() == self.0 => s.serialize_u32(n),
+            _ => s.serialize_str(&self.0),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PhaseLabel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<PhaseLabel, D::Error> {
+        label(d).map(PhaseLabel)
+    }
+}
+
+impl JsonSchema for PhaseLabel {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PhaseLabel".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        label_schema("A phase: an integer (NTCIP-style, 0 = none while flashing or off) or a label such as `A` (SCATS-style).")
+    }
+}
+
+/// A label that a controller may send as a JSON string or a whole number
+/// (phases, plans). Kept as its text.
+fn label<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string or a whole number")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<String, E> {
+            Ok(v)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+fn label_schema(description: &str) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": description,
+        "type": ["string", "integer"]
+    })
+}
+
+/// A signal plan's name as a controller sends it: a string, or a plan number
+/// (kept as its text, written back as a string).
+pub mod plan_label {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        label(d)
+    }
+
+    pub fn schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        label_schema("Signal plan in force: a name (`pagi`, `P3`) or a plan number.")
+    }
+}
+
 /// Controller operating mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -121,12 +229,14 @@ pub struct IntersectionState {
     /// Intersection id; equals the `{intersection}` topic segment.
     pub intersection: String,
     pub mode: ControllerMode,
-    /// Signal plan in force (e.g. `pagi`, `P3`).
+    /// Signal plan in force (e.g. `pagi`, `P3`, or a plan number).
+    #[serde(deserialize_with = "plan_label::deserialize")]
+    #[schemars(schema_with = "plan_label::schema")]
     pub plan: String,
-    /// Cycle length, seconds (1..=600).
+    /// Cycle length, seconds (1..=600; 0 while flashing or off).
     pub cycle_s: f64,
-    /// Current phase number (1-based).
-    pub phase: u32,
+    /// The phase running: a number or a letter label (`0` while flashing or off).
+    pub phase: PhaseLabel,
     /// Seconds since the current phase began (0..=600).
     pub phase_elapsed_s: f64,
     pub approaches: Vec<ApproachState>,
@@ -142,6 +252,23 @@ pub enum CommandAction {
     SetPlan,
     /// Switch to mode `mode`.
     SetMode,
+    /// Play the loudspeaker warning `message` (from template `template`) at the junction.
+    Announce,
+    /// Hold `approach` green for an emergency vehicle (`unit`) coming on it
+    /// (pre-emption), for `expires_in_s` or until Kendali's revert.
+    Priority,
+}
+
+impl CommandAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandAction::ExtendGreen => "extend_green",
+            CommandAction::SetPlan => "set_plan",
+            CommandAction::SetMode => "set_mode",
+            CommandAction::Announce => "announce",
+            CommandAction::Priority => "priority",
+        }
+    }
 }
 
 /// `city/{city}/atcs/{intersection}/command`, QoS 1: an operator command, published by Kendali.
@@ -164,8 +291,49 @@ pub struct Command {
     /// For `set_mode`: the new mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<ControllerMode>,
-    /// Who issued it (operator login).
+    /// For `announce`: the template the message was made from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// For `announce`: the words the loudspeaker says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Why the operator acted (v1.2; Kendali always sends it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For `set_plan`, `set_mode` and `priority`: seconds the change is
+    /// leased for; Kendali publishes the revert when the lease ends (v1.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_s: Option<f64>,
+    /// For `priority`: the emergency unit the green is held for (v1.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// The command whose lease this one ends, when it is Kendali's revert (v1.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverts: Option<Uuid>,
+    /// Who issued it (operator login, or `rule:...` for Kendali's own rules).
     pub issued_by: String,
+}
+
+impl Command {
+    /// A command with only what every action needs; set the action's fields after.
+    pub fn new(command_id: Uuid, ts: Ts, action: CommandAction, issued_by: String) -> Command {
+        Command {
+            command_id,
+            ts,
+            action,
+            approach: None,
+            seconds: None,
+            plan: None,
+            mode: None,
+            template: None,
+            message: None,
+            reason: None,
+            expires_in_s: None,
+            unit: None,
+            reverts: None,
+            issued_by,
+        }
+    }
 }
 
 /// A controller's answer to a command.
@@ -790,7 +958,7 @@ pub fn example(kind: MessageKind, ts: Ts) -> (super::Topic, Message) {
                 mode: ControllerMode::Adaptive,
                 plan: id("pagi"),
                 cycle_s: 120.0,
-                phase: 2,
+                phase: PhaseLabel::number(2),
                 phase_elapsed_s: 14.5,
                 approaches: vec![
                     ApproachState {
@@ -834,6 +1002,12 @@ pub fn example(kind: MessageKind, ts: Ts) -> (super::Topic, Message) {
                 seconds: Some(15.0),
                 plan: None,
                 mode: None,
+                template: None,
+                message: None,
+                reason: Some(id("antrean utara sampai simpang sebelumnya")),
+                expires_in_s: None,
+                unit: None,
+                reverts: None,
                 issued_by: id("petugas.lalin"),
             })),
         ),

@@ -242,6 +242,10 @@ pub mod caps {
     pub const ISSUED_BY: usize = 128;
     /// A command ack's `reason`.
     pub const ACK_REASON: usize = 500;
+    /// An operator's reason for a traffic command.
+    pub const COMMAND_REASON: usize = 300;
+    /// The words of a loudspeaker announcement.
+    pub const ANNOUNCEMENT: usize = 500;
     /// A caller's address (call events: cut).
     pub const ADDRESS: usize = 500;
     /// A call event's note (cut).
@@ -380,6 +384,28 @@ fn ident(field: &str, v: &str) -> Result<(), Rejection> {
     }
 }
 
+/// A phase: a number 1..=32 (0 only when `may_be_none`), or a label of 1-8
+/// of `A-Z a-z 0-9 _ -` (SCATS names its phases A, B, C...).
+fn phase(p: &PhaseLabel, signalising: bool) -> Result<(), Rejection> {
+    match p.as_number() {
+        Some(0) if !signalising => Ok(()),
+        Some(n) if (1..=32).contains(&n) => Ok(()),
+        Some(n) => Err(out_of_range(format!(
+            "phase = {n} is outside 1..=32{}",
+            if signalising {
+                " (0 only while flashing or off)"
+            } else {
+                ""
+            }
+        ))),
+        None if p.as_str().len() <= 8 && is_identifier(p.as_str()) => Ok(()),
+        None => Err(out_of_range(format!(
+            "phase {:?} is neither a number 1..=32 nor a label of 1-8 of A-Z a-z 0-9 _ -",
+            p.as_str()
+        ))),
+    }
+}
+
 fn text(field: &str, v: &str, max: usize) -> Result<(), Rejection> {
     if v.trim().is_empty() || v.len() > max {
         Err(out_of_range(format!(
@@ -449,14 +475,17 @@ fn check(topic: &Topic, msg: &Message) -> Result<(), Rejection> {
         (Topic::IntersectionState { intersection, .. }, Message::IntersectionState(m)) => {
             matches_topic("intersection", &m.intersection, intersection)?;
             text("plan", &m.plan, caps::PLAN)?;
-            range("cycle_s", m.cycle_s, 1.0, 600.0)?;
+            // A flashing or dark controller runs no cycle and no phase, and
+            // real ones say so with 0; a signalising one must give both.
+            let signalising = !matches!(m.mode, ControllerMode::Flashing | ControllerMode::Off);
+            range(
+                "cycle_s",
+                m.cycle_s,
+                if signalising { 1.0 } else { 0.0 },
+                600.0,
+            )?;
             range("phase_elapsed_s", m.phase_elapsed_s, 0.0, 600.0)?;
-            if m.phase == 0 || m.phase > 32 {
-                return Err(out_of_range(format!(
-                    "phase = {} is outside 1..=32",
-                    m.phase
-                )));
-            }
+            phase(&m.phase, signalising)?;
             if m.approaches.len() > 16 {
                 return Err(out_of_range(
                     "approaches must list at most 16 approaches".into(),
@@ -472,6 +501,24 @@ fn check(topic: &Topic, msg: &Message) -> Result<(), Rejection> {
         }
         (Topic::Command { .. }, Message::Command(m)) => {
             text("issued_by", &m.issued_by, caps::ISSUED_BY)?;
+            if let Some(r) = &m.reason {
+                text("reason", r, caps::COMMAND_REASON)?;
+            }
+            if let Some(e) = m.expires_in_s {
+                if !matches!(
+                    m.action,
+                    CommandAction::SetPlan | CommandAction::SetMode | CommandAction::Priority
+                ) {
+                    return Err(out_of_range(format!(
+                        "expires_in_s is for set_plan, set_mode and priority, not {}",
+                        m.action.as_str()
+                    )));
+                }
+                range("expires_in_s", e, 10.0, 86_400.0)?;
+            }
+            if let Some(u) = &m.unit {
+                ident("unit", u)?;
+            }
             match m.action {
                 CommandAction::ExtendGreen => {
                     let Some(a) = &m.approach else {
@@ -503,6 +550,37 @@ fn check(topic: &Topic, msg: &Message) -> Result<(), Rejection> {
                         return Err(Rejection::new(
                             RejectReason::MissingField,
                             "set_mode needs `mode`",
+                        ));
+                    }
+                }
+                CommandAction::Announce => {
+                    if let Some(t) = &m.template {
+                        ident("template", t)?;
+                    }
+                    if let Some(a) = &m.approach {
+                        ident("approach", a)?;
+                    }
+                    let Some(text_) = &m.message else {
+                        return Err(Rejection::new(
+                            RejectReason::MissingField,
+                            "announce needs `message`",
+                        ));
+                    };
+                    text("message", text_, caps::ANNOUNCEMENT)?;
+                }
+                CommandAction::Priority => {
+                    let Some(a) = &m.approach else {
+                        return Err(Rejection::new(
+                            RejectReason::MissingField,
+                            "priority needs `approach`",
+                        ));
+                    };
+                    ident("approach", a)?;
+                    // A held green that nothing ends would stop the cross streets for good.
+                    if m.expires_in_s.is_none() && m.reverts.is_none() {
+                        return Err(Rejection::new(
+                            RejectReason::MissingField,
+                            "priority needs `expires_in_s`",
                         ));
                     }
                 }

@@ -1,6 +1,6 @@
 //! The city's entities and rules, with no I/O: a call and its lifecycle,
-//! the call-taking indicators, travel time on the city's roads, and the
-//! city's local time. State, store, web and the simulator all import
+//! the call-taking indicators, travel time on the city's roads, a junction's
+//! conditions and the rules acting on them, and the city's local time. State, store, web and the simulator all import
 //! them from here (the store used to import `Call` from the state, and the
 //! WIB offset was written three times), so no two stages import each other.
 //!
@@ -11,6 +11,7 @@ pub mod call;
 pub mod indicators;
 pub mod route;
 pub mod time;
+pub mod traffic;
 
 pub use call::{agency_for, rank, Call, CallUnit};
 pub use indicators::AnswerTimes;

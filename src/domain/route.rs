@@ -147,7 +147,17 @@ impl RoadNet {
                 basis: "straight_line",
             }
         };
-        let (Some((a, _)), Some((b, _))) = (self.nearest(from), self.nearest(to)) else {
+        let Some((b, _)) = self.nearest(to) else {
+            return straight();
+        };
+        // The start: the nearest node from which the destination's node can
+        // be reached (a road whose ends do not meet the others' forms a
+        // component of its own; a unit standing by it would find no way).
+        let reach = self.reachable(b);
+        let Some(a) = (0..self.nodes.len())
+            .filter(|i| reach[*i])
+            .min_by(|x, y| metres(self.nodes[*x], from).total_cmp(&metres(self.nodes[*y], from)))
+        else {
             return straight();
         };
         // The delay of passing each node: its nearest signalised junction's.
@@ -193,6 +203,22 @@ impl RoadNet {
     }
 
     /// Dijkstra over travel time plus the delay of entering each node.
+    /// The nodes connected to `n`.
+    fn reachable(&self, n: usize) -> Vec<bool> {
+        let mut seen = vec![false; self.nodes.len()];
+        let mut stack = vec![n];
+        seen[n] = true;
+        while let Some(x) = stack.pop() {
+            for &(m, _, _) in &self.edges[x] {
+                if !seen[m] {
+                    seen[m] = true;
+                    stack.push(m);
+                }
+            }
+        }
+        seen
+    }
+
     fn quickest(&self, from: usize, to: usize, delay: &[f64]) -> Option<Vec<usize>> {
         #[derive(PartialEq)]
         struct Open(f64, usize);
@@ -237,6 +263,68 @@ impl RoadNet {
         }
         path.reverse();
         Some(path)
+    }
+}
+
+/// The roads of the one city whose geometry is known (the scenario's), as
+/// the scenario JSON gives them (`city`, `roads[].class`, `roads[].polyline`),
+/// built into a [`RoadNet`] on first use. Any other city has none.
+#[derive(Debug, Default)]
+pub struct CityRoads {
+    city: Option<String>,
+    lines: Vec<(Option<String>, Vec<LatLon>)>,
+    net: std::sync::OnceLock<std::sync::Arc<RoadNet>>,
+}
+
+impl CityRoads {
+    pub fn from_scenario(scenario: Option<&serde_json::Value>) -> CityRoads {
+        let Some(s) = scenario else {
+            return CityRoads::default();
+        };
+        let lines = s["roads"]
+            .as_array()
+            .map(|roads| {
+                roads
+                    .iter()
+                    .map(|r| {
+                        let points = r["polyline"]
+                            .as_array()
+                            .map(|ps| {
+                                ps.iter()
+                                    .filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?)))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        (r["class"].as_str().map(str::to_owned), points)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        CityRoads {
+            city: s["city"].as_str().map(str::to_owned),
+            lines,
+            net: Default::default(),
+        }
+    }
+
+    /// The network of `city` (empty for a city without known roads).
+    pub fn of(&self, city: &str) -> std::sync::Arc<RoadNet> {
+        if self.city.as_deref() != Some(city) {
+            return Default::default();
+        }
+        self.net
+            .get_or_init(|| {
+                let lines: Vec<RoadLine<'_>> = self
+                    .lines
+                    .iter()
+                    .map(|(class, points)| RoadLine {
+                        class: class.as_deref(),
+                        points,
+                    })
+                    .collect();
+                std::sync::Arc::new(RoadNet::build(&lines))
+            })
+            .clone()
     }
 }
 
@@ -293,6 +381,25 @@ mod tests {
         assert!(jammed.distance_m > free.distance_m);
         assert!(jammed.eta_s > free.eta_s);
         assert!(jammed.eta_s < free.eta_s + junction_delay_s(1.3));
+    }
+
+    #[test]
+    fn a_unit_by_a_road_that_meets_no_other_starts_from_the_nearest_road_that_does() {
+        let main = [(-6.0, 106.0), (-6.0, 106.02), (-6.0, 106.04)];
+        let apart = [(-6.01, 106.0), (-6.01, 106.005)];
+        let net = RoadNet::build(&[
+            RoadLine {
+                class: Some("arteri"),
+                points: &main,
+            },
+            RoadLine {
+                class: Some("lokal"),
+                points: &apart,
+            },
+        ]);
+        let r = net.route((-6.0101, 106.0001), (-6.0, 106.04), &[]);
+        assert_eq!(r.basis, "roads", "{r:?}");
+        assert!(r.path.len() >= 3, "{r:?}");
     }
 
     #[test]

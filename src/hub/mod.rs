@@ -97,7 +97,8 @@ enum HubCommand {
     },
     AllOf {
         kind: UpdateKind,
-        city: String,
+        /// `None`: every city.
+        city: Option<String>,
         reply: oneshot::Sender<Vec<Arc<Update>>>,
     },
 }
@@ -200,7 +201,21 @@ impl HubHandle {
         self.cmd
             .send(HubCommand::AllOf {
                 kind,
-                city: city.to_owned(),
+                city: Some(city.to_owned()),
+                reply,
+            })
+            .await
+            .map_err(|_| HubGone)?;
+        rx.await.map_err(|_| HubGone)
+    }
+
+    /// Every live entity of `kind`, in every city.
+    pub async fn all_of_every_city(&self, kind: UpdateKind) -> Result<Vec<Arc<Update>>, HubGone> {
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(HubCommand::AllOf {
+                kind,
+                city: None,
                 reply,
             })
             .await
@@ -628,7 +643,11 @@ impl Hub {
                 let found = self
                     .mirror
                     .values()
-                    .filter(|(_, u)| u.kind == kind && *u.city == *city && !u.is_removal())
+                    .filter(|(_, u)| {
+                        u.kind == kind
+                            && city.as_deref().is_none_or(|c| *u.city == *c)
+                            && !u.is_removal()
+                    })
                     .map(|(_, u)| u.clone())
                     .collect();
                 let _ = reply.send(found);

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::update::{encode, Deferred, Tags, Update, UpdateKind};
 use crate::config::StateSettings;
 use crate::contract::*;
+use crate::domain::traffic::{suggestions, Condition, Suggestion, TrafficSettings, Watch};
 use crate::domain::{rank, wib_date, AnswerTimes, Call, CallUnit};
 
 /// An intersection: its metadata and latest controller state. Cloning it
@@ -26,6 +27,10 @@ pub struct Intersection {
     /// Highest degree of saturation over the approaches, and which approach holds it.
     pub worst_saturation: Option<f64>,
     pub worst_approach: Option<Arc<str>>,
+    /// Conditions flagged (congestion, detector faults, silence, flashing), each with since when.
+    pub conditions: Arc<[Condition]>,
+    /// The extension Kendali proposes for each congested approach.
+    pub suggestions: Arc<[Suggestion]>,
     #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde_option")]
     pub rx: Option<DateTime<Utc>>,
     /// Its key (`{city}/{id}`) and district, for its updates' key and tags.
@@ -53,6 +58,7 @@ pub struct IntersectionSummary<'a> {
     pub id: &'a str,
     pub worst_saturation: Option<f64>,
     pub worst_approach: Option<&'a str>,
+    pub conditions: &'a [Condition],
     #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde_option")]
     pub rx: Option<DateTime<Utc>>,
     pub state: Option<StateSummary<'a>>,
@@ -65,7 +71,7 @@ pub struct StateSummary<'a> {
     pub mode: ControllerMode,
     pub plan: &'a str,
     pub cycle_s: f64,
-    pub phase: u32,
+    pub phase: &'a PhaseLabel,
 }
 
 impl<'a> IntersectionSummary<'a> {
@@ -75,13 +81,14 @@ impl<'a> IntersectionSummary<'a> {
             id: &e.id,
             worst_saturation: e.worst_saturation,
             worst_approach: e.worst_approach.as_deref(),
+            conditions: &e.conditions,
             rx: e.rx,
             state: e.state.as_ref().map(|s| StateSummary {
                 ts: s.ts,
                 mode: s.mode,
                 plan: &s.plan,
                 cycle_s: s.cycle_s,
-                phase: s.phase,
+                phase: &s.phase,
             }),
         }
     }
@@ -192,7 +199,10 @@ pub struct Feed {
     district: Option<Arc<str>>,
 }
 
-/// An operator command and what the controller answered.
+/// An operator command and what became of it: `pending` until its
+/// controller answers, then `applied` or `rejected` (with the controller's
+/// reason), or `timed_out` when no answer came within
+/// `traffic.ack_timeout_s` (a later answer still counts, marked `late`).
 #[derive(Clone, Debug, Serialize)]
 pub struct CommandEntry {
     pub city: String,
@@ -202,10 +212,41 @@ pub struct CommandEntry {
     pub command: Option<Command>,
     pub status: &'static str,
     pub reason: Option<String>,
+    /// The answer came after the command had been shown timed out.
+    pub late: bool,
     #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde_option")]
     pub ack_ts: Option<Ts>,
+    /// When an answer is due (the command's receive time plus the timeout).
+    #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde_option")]
+    pub due: Option<DateTime<Utc>>,
+    /// The controller's mode and plan when the command came, what a revert returns to.
+    pub before: Option<Before>,
+    /// For an applied command that holds the controller for a time.
+    pub lease: Option<Lease>,
     #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde")]
     pub rx: DateTime<Utc>,
+}
+
+/// The controller's regime before a command changed it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Before {
+    pub mode: ControllerMode,
+    pub plan: String,
+}
+
+/// An applied command's hold on its controller: `in_force` until `until`,
+/// then `ended` (Kendali publishes the revert of a `set_plan` or
+/// `set_mode`), `reverted` once the revert is on the bus, or `superseded` by
+/// a later command of the same action at the same junction (whose revert
+/// returns to what this one replaced).
+#[derive(Clone, Debug, Serialize)]
+pub struct Lease {
+    #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde")]
+    pub until: DateTime<Utc>,
+    pub state: &'static str,
+    /// Whether its end needs a revert command (`set_plan`, `set_mode`).
+    pub revert: bool,
+    pub reverted_by: Option<Uuid>,
 }
 
 /// Sizes, for `/metrics`.
@@ -254,7 +295,10 @@ enum EntityMap {
 /// The whole live city (all cities on the bus).
 pub struct CityState {
     settings: StateSettings,
+    traffic: TrafficSettings,
     intersections: HashMap<String, Intersection>,
+    /// Per intersection, what its conditions are judged on.
+    watches: HashMap<Arc<str>, Watch>,
     calls: HashMap<String, Call>,
     closed_calls: VecDeque<String>,
     /// Call keys in the order they were first seen (may hold pruned ones).
@@ -281,7 +325,9 @@ impl CityState {
     pub fn new(settings: StateSettings) -> CityState {
         CityState {
             settings,
+            traffic: TrafficSettings::default(),
             intersections: HashMap::new(),
+            watches: HashMap::new(),
             calls: HashMap::new(),
             closed_calls: VecDeque::new(),
             call_order: VecDeque::new(),
@@ -299,6 +345,12 @@ impl CityState {
             complaint_opd: HashMap::new(),
             complaint_order: VecDeque::new(),
         }
+    }
+
+    /// The rules that flag junctions' conditions and time commands out.
+    pub fn with_traffic(mut self, traffic: TrafficSettings) -> CityState {
+        self.traffic = traffic;
+        self
     }
 
     pub fn sizes(&self) -> Sizes {
@@ -362,7 +414,12 @@ impl CityState {
                 out.push(intersection_update(e, rx));
             }
             (Topic::IntersectionState { intersection, .. }, Message::IntersectionState(m)) => {
-                let e = self.intersection_mut(city, intersection);
+                let e = intersection_in(
+                    &mut self.intersections,
+                    &mut self.scratch,
+                    city,
+                    intersection,
+                );
                 // A late message (older ts) must not overwrite a newer state.
                 if e.state.as_ref().is_some_and(|s| s.ts > m.ts) {
                     return Ok(out);
@@ -380,21 +437,65 @@ impl CityState {
                 };
                 e.state = Some(m.clone());
                 e.rx = Some(rx);
+                let watch = match self.watches.get_mut(&*e.key) {
+                    Some(w) => w,
+                    None => self.watches.entry(e.key.clone()).or_default(),
+                };
+                if let Some(c) = watch.observe(m, &self.traffic) {
+                    e.conditions = c;
+                }
+                if e.conditions.iter().any(|c| c.kind == "congested") {
+                    e.suggestions = suggestions(m, &e.conditions, self.traffic.extend_max_s).into();
+                } else if !e.suggestions.is_empty() {
+                    e.suggestions = Arc::from([]);
+                }
                 out.push(intersection_update(e, rx));
                 let district = e.district.clone();
                 let ts = Some(m.ts);
                 out.extend(self.touch_feed(city, Family::Atcs, intersection, district, ts, rx));
             }
             (Topic::Command { intersection, .. }, Message::Command(m)) => {
+                let before = self
+                    .intersections
+                    .get(scratch_key(&mut self.scratch, &[city, intersection]))
+                    .and_then(|e| e.state.as_ref())
+                    .map(|s| Before {
+                        mode: s.mode,
+                        plan: s.plan.clone(),
+                    });
+                let due = rx + chrono::Duration::seconds(self.traffic.ack_timeout_s as i64);
                 let entry = self.command_entry(city, intersection, m.command_id, rx);
                 entry.command = Some((**m).clone());
+                entry.due = Some(due);
+                // An ack that came first has started its lease without the command.
+                if entry.status == "applied" && entry.lease.is_none() {
+                    let at = entry.rx;
+                    entry.lease = lease_of(m, at);
+                }
+                if entry.before.is_none() {
+                    entry.before = before;
+                }
                 entry.rx = rx;
                 let id = m.command_id;
+                if let Some(orig) = m.reverts {
+                    if let Some(o) = self.commands.get_mut(&orig) {
+                        if let Some(l) = o.lease.as_mut() {
+                            l.state = "reverted";
+                            l.reverted_by = Some(id);
+                            out.push(self.command_update(orig));
+                        }
+                    }
+                }
                 self.remember_command(id, &mut out);
                 out.push(self.command_update(id));
             }
             (Topic::CommandAck { intersection, .. }, Message::CommandAck(m)) => {
                 let entry = self.command_entry(city, intersection, m.command_id, rx);
+                if entry.ack_ts.is_some() {
+                    // A controller's second answer to the same command changes nothing.
+                    return Ok(out);
+                }
+                entry.late = entry.status == "timed_out";
                 entry.status = match m.status {
                     AckStatus::Applied => "applied",
                     AckStatus::Rejected => "rejected",
@@ -403,6 +504,27 @@ impl CityState {
                 entry.ack_ts = Some(m.ts);
                 entry.rx = rx;
                 let id = m.command_id;
+                if m.status == AckStatus::Applied {
+                    if let Some(cmd) = entry.command.clone() {
+                        entry.lease = lease_of(&cmd, rx);
+                        if entry.lease.is_some() {
+                            self.supersede(&cmd, city, intersection, &mut out);
+                            // Its revert may be known already (restored from the store).
+                            let revert = self
+                                .commands
+                                .values()
+                                .find(|e| e.command.as_ref().is_some_and(|c| c.reverts == Some(id)))
+                                .map(|e| e.command_id);
+                            if let (Some(r), Some(l)) = (
+                                revert,
+                                self.commands.get_mut(&id).and_then(|e| e.lease.as_mut()),
+                            ) {
+                                l.state = "reverted";
+                                l.reverted_by = Some(r);
+                            }
+                        }
+                    }
+                }
                 self.remember_command(id, &mut out);
                 out.push(self.command_update(id));
             }
@@ -526,7 +648,9 @@ impl CityState {
         usize::from(!known)
     }
 
-    /// Periodic housekeeping: marks silent feeds stale and rolls counters over at WIB midnight.
+    /// Periodic housekeeping: marks silent feeds stale (and their
+    /// junctions out of contact), times out unanswered commands, ends
+    /// leases, and rolls counters over at WIB midnight.
     pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Update> {
         let mut out = Vec::new();
         for f in self.feeds.values_mut() {
@@ -536,7 +660,38 @@ impl CityState {
                 f.stale = stale;
                 f.emitted_at = now;
                 out.push(feed_update(f, now));
+                if f.family == Family::Atcs && stale {
+                    let key = scratch_key(&mut self.scratch, &[&f.city, &f.source]);
+                    if let (Some(w), Some(e)) =
+                        (self.watches.get_mut(key), self.intersections.get_mut(key))
+                    {
+                        if let Some(c) = w.silent(Some(f.last_rx)) {
+                            e.conditions = c;
+                            out.push(intersection_update(e, now));
+                        }
+                    }
+                }
             }
+        }
+        let mut changed = Vec::new();
+        for e in self.commands.values_mut() {
+            if e.status == "pending" && e.due.is_some_and(|d| now >= d) {
+                e.status = "timed_out";
+                e.reason = Some(format!(
+                    "no answer from the controller within {} s",
+                    self.traffic.ack_timeout_s
+                ));
+                changed.push(e.command_id);
+            }
+            if let Some(l) = e.lease.as_mut() {
+                if l.state == "in_force" && now >= l.until {
+                    l.state = "ended";
+                    changed.push(e.command_id);
+                }
+            }
+        }
+        for id in changed {
+            out.push(self.command_update(id));
         }
         let today = wib_date(now);
         let cities: Vec<String> = self.counters.keys().cloned().collect();
@@ -549,22 +704,46 @@ impl CityState {
     }
 
     fn intersection_mut(&mut self, city: &str, id: &str) -> &mut Intersection {
-        let key = scratch_key(&mut self.scratch, &[city, id]);
-        if !self.intersections.contains_key(key) {
-            let shared: Arc<str> = key.into();
-            self.intersections.insert(
-                key.to_owned(),
-                Intersection {
-                    city: city.into(),
-                    id: id.into(),
-                    key: shared,
-                    ..Default::default()
-                },
-            );
+        intersection_in(&mut self.intersections, &mut self.scratch, city, id)
+    }
+
+    /// A newly applied lease ends the earlier ones of the same action at the
+    /// same junction: their revert would undo this command. This one's
+    /// revert returns to what the first of them replaced.
+    fn supersede(&mut self, cmd: &Command, city: &str, intersection: &str, out: &mut Vec<Update>) {
+        if !matches!(cmd.action, CommandAction::SetPlan | CommandAction::SetMode)
+            || cmd.reverts.is_some()
+        {
+            return;
         }
-        self.intersections
-            .get_mut(key)
-            .expect("inserted above if it was missing")
+        let mut first_before: Option<(DateTime<Utc>, Before)> = None;
+        let mut ended = Vec::new();
+        for e in self.commands.values_mut() {
+            if e.command_id == cmd.command_id || e.city != city || e.intersection != intersection {
+                continue;
+            }
+            let same = e
+                .command
+                .as_ref()
+                .is_some_and(|c| c.action == cmd.action && c.reverts.is_none());
+            if let (true, Some(l)) = (same, e.lease.as_mut()) {
+                if l.state == "in_force" {
+                    l.state = "superseded";
+                    ended.push(e.command_id);
+                    if let Some(b) = &e.before {
+                        if first_before.as_ref().is_none_or(|(t, _)| e.rx < *t) {
+                            first_before = Some((e.rx, b.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        if let (Some((_, b)), Some(e)) = (first_before, self.commands.get_mut(&cmd.command_id)) {
+            e.before = Some(b);
+        }
+        for id in ended {
+            out.push(self.command_update(id));
+        }
     }
 
     /// The district an intersection lies in, from its info.
@@ -590,7 +769,11 @@ impl CityState {
             command_id: id,
             status: "pending",
             reason: None,
+            late: false,
             ack_ts: None,
+            due: None,
+            before: None,
+            lease: None,
             rx,
         })
     }
@@ -1158,6 +1341,50 @@ fn scratch_key<'a>(buf: &'a mut String, parts: &[&str]) -> &'a str {
     buf
 }
 
+/// The intersection `{city}/{id}` of `map`, made on first mention.
+fn intersection_in<'a>(
+    map: &'a mut HashMap<String, Intersection>,
+    scratch: &mut String,
+    city: &str,
+    id: &str,
+) -> &'a mut Intersection {
+    let key = scratch_key(scratch, &[city, id]);
+    if !map.contains_key(key) {
+        let shared: Arc<str> = key.into();
+        map.insert(
+            key.to_owned(),
+            Intersection {
+                city: city.into(),
+                id: id.into(),
+                key: shared,
+                ..Default::default()
+            },
+        );
+    }
+    map.get_mut(key).expect("inserted above if it was missing")
+}
+
+/// The hold an applied command takes from `applied_at`: a `set_plan` or
+/// `set_mode` for its `expires_in_s`, an extension for its seconds.
+fn lease_of(cmd: &Command, applied_at: DateTime<Utc>) -> Option<Lease> {
+    if cmd.reverts.is_some() {
+        return None;
+    }
+    let (secs, revert) = match cmd.action {
+        CommandAction::SetPlan | CommandAction::SetMode | CommandAction::Priority => {
+            (cmd.expires_in_s?, true)
+        }
+        CommandAction::ExtendGreen => (cmd.seconds?, false),
+        CommandAction::Announce => return None,
+    };
+    Some(Lease {
+        until: applied_at + chrono::Duration::milliseconds((secs * 1000.0) as i64),
+        state: "in_force",
+        revert,
+        reverted_by: None,
+    })
+}
+
 /// An intersection's update, encoded when a screen first needs it.
 fn intersection_update(e: &Intersection, rx: DateTime<Utc>) -> Update {
     let t = Tags {
@@ -1254,6 +1481,110 @@ mod tests {
     fn event_at(state: &mut CityState, min: u32, kind: &str, extra: &str) -> Result<(), Rejection> {
         let ts = format!("2026-12-05T08:{min:02}:00+07:00");
         apply_json(state, "c1", &ts, kind, extra).map(|_| ())
+    }
+
+    /// Applies `payload` on `topic` (an ATCS topic of city `kota`) at `rx`.
+    fn atcs(state: &mut CityState, topic: &str, payload: &str, rx: DateTime<Utc>) -> Vec<Update> {
+        let (topic, msg) = decode(
+            &format!("city/kota/atcs/{topic}"),
+            payload.as_bytes(),
+            &Limits::default(),
+            rx,
+        )
+        .unwrap();
+        state.apply(&topic, &msg, rx).unwrap()
+    }
+
+    #[test]
+    fn commands_time_out_hold_leases_and_a_later_plan_supersedes_an_earlier_one() {
+        let mut state = CityState::new(StateSettings::default());
+        let t0 = Utc::now();
+        let ts = t0.with_timezone(&crate::domain::wib()).to_rfc3339();
+        let s = format!(
+            r#"{{"ts":"{ts}","intersection":"j","mode":"adaptive","plan":"pagi","cycle_s":90,"phase":1,"phase_elapsed_s":0,"approaches":[]}}"#
+        );
+        atcs(&mut state, "j/state", &s, t0);
+        let cmd = |id: u128, plan: &str| {
+            format!(
+                r#"{{"command_id":"{}","ts":"{ts}","action":"set_plan","plan":"{plan}","expires_in_s":600,"reason":"uji","issued_by":"p"}}"#,
+                Uuid::from_u128(id)
+            )
+        };
+        let ack = |id: u128| {
+            format!(
+                r#"{{"command_id":"{}","ts":"{ts}","status":"applied","reason":null}}"#,
+                Uuid::from_u128(id)
+            )
+        };
+        let sec = |n: i64| t0 + chrono::Duration::seconds(n);
+        // One never answered: timed out at 10 s, not before.
+        atcs(&mut state, "j/command", &cmd(9, "x"), t0);
+        state.tick(sec(9));
+        assert_eq!(state.commands[&Uuid::from_u128(9)].status, "pending");
+        state.tick(sec(10));
+        assert_eq!(state.commands[&Uuid::from_u128(9)].status, "timed_out");
+        // Two plans, the second over the first.
+        atcs(&mut state, "j/command", &cmd(1, "festival"), sec(1));
+        atcs(&mut state, "j/command/ack", &ack(1), sec(2));
+        let first = &state.commands[&Uuid::from_u128(1)];
+        assert_eq!(
+            (first.status, first.lease.as_ref().unwrap().state),
+            ("applied", "in_force")
+        );
+        assert_eq!(first.before.as_ref().unwrap().plan, "pagi");
+        let s2 = s.replace("pagi", "festival");
+        atcs(&mut state, "j/state", &s2, sec(3));
+        atcs(&mut state, "j/command", &cmd(2, "malam"), sec(4));
+        atcs(&mut state, "j/command/ack", &ack(2), sec(5));
+        assert_eq!(
+            state.commands[&Uuid::from_u128(1)]
+                .lease
+                .as_ref()
+                .unwrap()
+                .state,
+            "superseded"
+        );
+        let second = &state.commands[&Uuid::from_u128(2)];
+        assert_eq!(
+            second.before.as_ref().unwrap().plan,
+            "pagi",
+            "its revert goes back to before the first"
+        );
+        // Its lease ends at 605 s.
+        state.tick(sec(604));
+        assert_eq!(
+            state.commands[&Uuid::from_u128(2)]
+                .lease
+                .as_ref()
+                .unwrap()
+                .state,
+            "in_force"
+        );
+        state.tick(sec(605));
+        assert_eq!(
+            state.commands[&Uuid::from_u128(2)]
+                .lease
+                .as_ref()
+                .unwrap()
+                .state,
+            "ended"
+        );
+        // The revert seen on the bus marks it reverted.
+        let revert = format!(
+            r#"{{"command_id":"{}","ts":"{ts}","action":"set_plan","plan":"pagi","reverts":"{}","issued_by":"rule:lease"}}"#,
+            Uuid::from_u128(3),
+            Uuid::from_u128(2)
+        );
+        atcs(&mut state, "j/command", &revert, sec(606));
+        let l = state.commands[&Uuid::from_u128(2)].lease.clone().unwrap();
+        assert_eq!(
+            (l.state, l.reverted_by),
+            ("reverted", Some(Uuid::from_u128(3)))
+        );
+        assert!(
+            state.commands[&Uuid::from_u128(3)].lease.is_none(),
+            "a revert holds nothing"
+        );
     }
 
     #[test]

@@ -202,7 +202,7 @@ mod tests {
                 mode: ControllerMode::Adaptive,
                 plan: "pagi".into(),
                 cycle_s: 120.0,
-                phase: 1,
+                phase: crate::contract::PhaseLabel::number(1),
                 phase_elapsed_s: 0.0,
                 approaches: approaches
                     .iter()

@@ -564,7 +564,7 @@ impl PgBackend {
         let rows = client
             .query(
                 "SELECT t.ts, t.city, t.intersection, t.approach, t.mode, t.plan, t.cycle_s, t.phase, t.green_s, t.flow_vph,
-                        t.queue_m, t.saturation, t.detector_ok, t.rx
+                        t.queue_m, t.saturation, t.detector_ok, t.rx, t.phase_label
                  FROM atcs_telemetry t
                  JOIN (SELECT city, intersection, max(ts) AS ts
                        FROM (SELECT city, intersection, ts FROM atcs_state WHERE ts > now() - interval '15 minutes'
@@ -605,7 +605,10 @@ impl PgBackend {
                             .unwrap_or(ControllerMode::Off),
                         plan: r.get(5),
                         cycle_s: r.get::<_, f32>(6) as f64,
-                        phase: r.get::<_, i32>(7).max(1) as u32,
+                        phase: match r.get::<_, Option<String>>(14) {
+                            Some(label) => PhaseLabel::new(label),
+                            None => PhaseLabel::number(r.get::<_, i32>(7).max(0) as u32),
+                        },
                         phase_elapsed_s: 0.0,
                         approaches: Vec::new(),
                     },
@@ -708,6 +711,36 @@ impl PgBackend {
                     r.get(3),
                 ));
             }
+        }
+        // Their controllers' answers: without them every restored command
+        // would be shown pending, then timed out.
+        for r in client
+            .query(
+                "SELECT a.city, a.intersection, a.command_id, a.ts, a.status, a.reason, a.rx
+                 FROM command_acks a
+                 JOIN (SELECT command_id FROM commands ORDER BY ts DESC LIMIT 500) c USING (command_id)
+                 ORDER BY a.rx",
+                &[],
+            )
+            .await
+            .map_err(StoreError::from)?
+        {
+            let (city, i): (String, String) = (r.get(0), r.get(1));
+            let status = match r.get::<_, &str>(4) {
+                "applied" => AckStatus::Applied,
+                _ => AckStatus::Rejected,
+            };
+            let ts: DateTime<Utc> = r.get(3);
+            out.push((
+                parse(&format!("city/{city}/atcs/{i}/command/ack"))?,
+                Message::CommandAck(Box::new(CommandAck {
+                    command_id: r.get(2),
+                    ts: ts.with_timezone(&crate::domain::wib()),
+                    status,
+                    reason: r.get(5),
+                })),
+                r.get(6),
+            ));
         }
         Ok(out)
     }
@@ -851,7 +884,7 @@ async fn copy_telemetry(
     let sink = tx
         .copy_in(
             "COPY atcs_state (ts, city, intersection, mode, plan, cycle_s, phase, rx,
-                              approach, green_s, flow_vph, queue_m, saturation, detector_ok) FROM STDIN BINARY",
+                              approach, green_s, flow_vph, queue_m, saturation, detector_ok, phase_label) FROM STDIN BINARY",
         )
         .await
         .map_err(StoreError::from)?;
@@ -870,6 +903,7 @@ async fn copy_telemetry(
         Type::FLOAT4_ARRAY,
         Type::FLOAT4_ARRAY,
         Type::BOOL_ARRAY,
+        Type::TEXT,
     ];
     let writer = BinaryCopyInWriter::new(sink, &types);
     pin_mut!(writer);
@@ -903,7 +937,12 @@ async fn copy_telemetry(
         detector.clear();
         detector.extend(s.approaches.iter().map(|a| a.detector_ok));
         let (ts, city, mode) = (r.ts(), &*r.city, s.mode.as_str());
-        let (cycle_s, phase) = (s.cycle_s as f32, s.phase as i32);
+        let cycle_s = s.cycle_s as f32;
+        // A numbered phase in `phase`; a lettered one in `phase_label`.
+        let (phase, phase_label) = match s.phase.as_number() {
+            Some(n) => (n as i32, None),
+            None => (0, Some(s.phase.as_str())),
+        };
         writer
             .as_mut()
             .write(&[
@@ -921,6 +960,7 @@ async fn copy_telemetry(
                 &queue,
                 &saturation,
                 &detector,
+                &phase_label,
             ])
             .await
             .map_err(StoreError::from)?;

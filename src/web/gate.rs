@@ -402,10 +402,21 @@ pub async fn gate(
             if p.may(perm) {
                 Ok(p)
             } else {
-                Err(ApiError::forbidden(format!(
+                let e = ApiError::forbidden(format!(
                     "your role ({}) does not allow this",
                     p.roles_text()
-                )))
+                ));
+                // An action refused for the role is audited like any other
+                // refused action (a page or a read is not an action).
+                if req.method() == actix_web::http::Method::POST {
+                    let addr = client_addr(&ctx, req.request());
+                    let entry = Entry::new(p.name(), &p.roles_text(), &addr, "refused_role")
+                        .entity(format!("{} {}", req.method(), req.path()))
+                        .outcome("refused")
+                        .detail(serde_json::json!({ "refused": e.message }));
+                    ctx.record(entry).await;
+                }
+                Err(e)
             }
         }
         _ if ended => Err(ApiError::unauthorized(

@@ -61,8 +61,12 @@ pub struct WebContext {
     pub actions: ActionLimit,
     /// Dispatch claims in flight and done actions, for retries.
     pub desk: dispatch::DispatchDesk,
+    /// The traffic desk: per-junction limits, automatic mode.
+    pub traffic: std::sync::Arc<crate::traffic::TrafficDesk>,
+    /// Publishes traffic commands (audited, only while the bus is up).
+    pub outbox: crate::traffic::Outbox,
     /// The scenario's road network, built on first use.
-    pub road_net: std::sync::OnceLock<std::sync::Arc<crate::domain::route::RoadNet>>,
+    pub road_net: std::sync::Arc<crate::domain::route::CityRoads>,
     /// The route table, compiled.
     pub routes: routes::Table,
     /// Networks and names the gate checks.
@@ -73,44 +77,7 @@ impl WebContext {
     /// The road network of `city`: the scenario's roads when it is the
     /// scenario's city, else none (estimates fall back to straight lines).
     pub fn roads(&self, city: &str) -> std::sync::Arc<crate::domain::route::RoadNet> {
-        use crate::domain::route::{RoadLine, RoadNet};
-        let scenario = self.scenario.as_ref();
-        if scenario.and_then(|s| s["city"].as_str()) != Some(city) {
-            return Default::default();
-        }
-        self.road_net
-            .get_or_init(|| {
-                // Each road's class and points, owned for the build.
-                type Line = (Option<String>, Vec<(f64, f64)>);
-                let roads: Vec<Line> = scenario
-                    .and_then(|s| s["roads"].as_array())
-                    .map(|roads| {
-                        roads
-                            .iter()
-                            .map(|r| {
-                                let points = r["polyline"]
-                                    .as_array()
-                                    .map(|ps| {
-                                        ps.iter()
-                                            .filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?)))
-                                            .collect()
-                                    })
-                                    .unwrap_or_default();
-                                (r["class"].as_str().map(str::to_owned), points)
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let lines: Vec<RoadLine<'_>> = roads
-                    .iter()
-                    .map(|(class, points)| RoadLine {
-                        class: class.as_deref(),
-                        points,
-                    })
-                    .collect();
-                std::sync::Arc::new(RoadNet::build(&lines))
-            })
-            .clone()
+        self.road_net.of(city)
     }
 
     /// Appends to the audit; false (logged) when the audit could not take it.

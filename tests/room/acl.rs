@@ -491,7 +491,7 @@ async fn acl_kendali_logs_in_with_its_user_and_works_through_the_acl() {
             &app,
             &format!("/api/atcs/{city}/simpang-pci/command"),
         ))
-        .json(&serde_json::json!({"action": "set_mode", "mode": "manual"}))
+        .json(&serde_json::json!({"action": "set_mode", "mode": "manual", "reason": "uji"}))
         .send()
         .await
         .expect("POST the command");

@@ -529,7 +529,7 @@ async fn ingest_connects_over_tls_with_credentials() {
     let r = officer
         .client
         .post(support::http(&app, "/api/atcs/tls-city/j1/command"))
-        .json(&serde_json::json!({"action": "set_mode", "mode": "manual"}))
+        .json(&serde_json::json!({"action": "set_mode", "mode": "manual", "reason": "uji"}))
         .send()
         .await
         .unwrap();
@@ -630,33 +630,33 @@ async fn the_command_endpoint_answers_each_outcome_with_its_status_and_a_message
         }
     };
     let here = format!("/api/atcs/{city}/simpang-pci/command");
-    let extend = serde_json::json!({"action": "extend_green", "approach": "utara", "seconds": 15});
+    let extend = serde_json::json!({"action": "extend_green", "approach": "utara", "seconds": 15, "reason": "uji"});
     for (case, path, body, status, says) in [
         (
             "seconds out of range",
             here.clone(),
-            serde_json::json!({"action": "extend_green", "approach": "utara", "seconds": 500}),
+            serde_json::json!({"action": "extend_green", "approach": "utara", "seconds": 500, "reason": "uji"}),
             400,
             "seconds",
         ),
         (
             "unknown field",
             here.clone(),
-            serde_json::json!({"action": "set_mode", "mode": "manual", "force": true}),
+            serde_json::json!({"action": "set_mode", "mode": "manual", "reason": "uji", "force": true}),
             400,
             "force",
         ),
         (
             "missing approach",
             here.clone(),
-            serde_json::json!({"action": "extend_green", "seconds": 15}),
+            serde_json::json!({"action": "extend_green", "seconds": 15, "reason": "uji"}),
             400,
             "approach",
         ),
         (
             "issued_by in the body (it comes from the session)",
             here.clone(),
-            serde_json::json!({"action": "set_mode", "mode": "manual", "issued_by": "someone-else"}),
+            serde_json::json!({"action": "set_mode", "mode": "manual", "reason": "uji", "issued_by": "someone-else"}),
             400,
             "session",
         ),

@@ -21,58 +21,15 @@ async fn room() -> (RunningApp, Publisher, String) {
 }
 
 /// What the field units hear: every order on `city/{city}/units/+/assignment`.
-struct Orders {
-    got: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
-    task: tokio::task::JoinHandle<()>,
-}
+struct Orders(support::Listener);
 
 impl Orders {
     async fn listen(url: &str, city: &str) -> Orders {
-        let u = kendali::bus::BrokerUrl::parse(url).expect("test url");
-        let id = format!(
-            "test-orders-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..12]
-        );
-        let (client, mut el) =
-            rumqttc::AsyncClient::new(rumqttc::MqttOptions::new(id, u.host, u.port), 100);
-        let filter = format!("city/{city}/units/+/assignment");
-        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (sink, (subscribed, ready)) = (got.clone(), tokio::sync::oneshot::channel());
-        let mut subscribed = Some(subscribed);
-        let task = tokio::spawn(async move {
-            let _keep = client.clone();
-            client
-                .subscribe(filter, rumqttc::QoS::AtLeastOnce)
-                .await
-                .expect("subscribe queued");
-            loop {
-                match el.poll().await {
-                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
-                        if let Some(s) = subscribed.take() {
-                            let _ = s.send(());
-                        }
-                    }
-                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
-                        let v: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
-                        sink.lock().unwrap().push(v);
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
-                }
-            }
-        });
-        ready.await.expect("subscribed");
-        Orders { got, task }
+        Orders(support::Listener::listen(url, &format!("city/{city}/units/+/assignment")).await)
     }
 
     fn all(&self) -> Vec<Value> {
-        self.got.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Orders {
-    fn drop(&mut self) {
-        self.task.abort();
+        self.0.payloads()
     }
 }
 

@@ -63,8 +63,11 @@ fn request_for(pattern: &str, city: &str, persona: &str) -> (String, Option<Valu
         "/api/login" => {
             Some(json!({ "username": "matrix-login", "password": "matrix-login-sandi-rahasia" }))
         }
-        "/api/atcs/{city}/{intersection}/command" => {
-            Some(json!({ "action": "extend_green", "approach": "utara", "seconds": 10 }))
+        "/api/atcs/{city}/{intersection}/command" => Some(
+            json!({ "action": "extend_green", "approach": "utara", "seconds": 10, "reason": "uji" }),
+        ),
+        "/api/atcs/{city}/{intersection}/auto" => {
+            Some(json!({ "enabled": false, "reason": "uji" }))
         }
         "/api/admin/users" => Some(json!({
             "username": format!("made-by-{persona}").replace('_', "-"),
@@ -123,6 +126,22 @@ const WHO_MAY: &[(&str, &str, &str)] = &[
         "/api/atcs/{city}/{intersection}/command",
         "traffic_officer supervisor",
     ),
+    ("GET", "/traffic", "traffic_officer supervisor"),
+    (
+        "POST",
+        "/api/atcs/{city}/{intersection}/auto",
+        "traffic_officer supervisor",
+    ),
+    (
+        "GET",
+        "/api/traffic/{city}/desk",
+        "traffic_officer supervisor",
+    ),
+    (
+        "POST",
+        "/api/traffic/{city}/corridor",
+        "traffic_officer supervisor",
+    ),
     ("GET", "/dispatch", "dispatcher supervisor"),
     (
         "POST",
@@ -162,7 +181,7 @@ fn expected(who: &str, role: Option<&str>, scoped_elsewhere: bool, path: &str) -
         (roles, Some(role)) => {
             if !roles.split(' ').any(|r| r == role) {
                 Some(403)
-            } else if scoped_elsewhere && path.contains("/command") {
+            } else if scoped_elsewhere && (path.ends_with("/command") || path.ends_with("/auto")) {
                 // Admitted by the gate, refused by the handler: not their district.
                 Some(403)
             } else {
@@ -432,7 +451,7 @@ async fn the_loopback_wall_needs_no_login_and_sees_no_personal_data() {
             &app,
             &format!("/api/atcs/{city}/simpang-pci/command"),
         ))
-        .json(&json!({ "action": "extend_green", "approach": "utara", "seconds": 10 }))
+        .json(&json!({ "action": "extend_green", "approach": "utara", "seconds": 10, "reason": "uji" }))
         .send()
         .await
         .unwrap();
@@ -816,7 +835,8 @@ async fn commands_carry_the_officer_from_the_session_and_stop_at_the_district_an
     )
     .await;
     let path = support::http(&app, &format!("/api/atcs/{city}/simpang-pci/command"));
-    let body = json!({ "action": "extend_green", "approach": "utara", "seconds": 10 });
+    let body =
+        json!({ "action": "extend_green", "approach": "utara", "seconds": 10, "reason": "uji" });
     let r = there.client.post(&path).json(&body).send().await.unwrap();
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("Cibeber"));

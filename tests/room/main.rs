@@ -17,4 +17,5 @@ mod ingest;
 mod scenario;
 mod shutdown;
 mod store;
+mod traffic;
 mod wall;

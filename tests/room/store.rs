@@ -711,3 +711,91 @@ async fn history_parameters_that_name_nothing_get_a_400_that_says_why() {
     assert_eq!(r.status(), 200);
     app.stop().await;
 }
+
+/// A SCATS-style junction (a lettered phase, a numbered plan) is stored with
+/// its label and shown the same after a restart; a command's outcome and its
+/// lease are restored with it, not shown pending again (then timed out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lettered_phases_and_command_outcomes_are_stored_and_survive_a_restart() {
+    let test = "lettered_phases_and_command_outcomes_are_stored_and_survive_a_restart";
+    let Some(mqtt) = support::mosquitto(test) else {
+        return;
+    };
+    let Some(db_url) = support::postgres(test).await else {
+        return;
+    };
+    let mut settings = support::settings(Some(mqtt.clone()));
+    settings.database.url = Some(db_url.clone());
+    let app = support::spawn(settings.clone()).await;
+    let city = support::city("label");
+    let p = Publisher::connect(&mqtt).await;
+    let info = serde_json::json!({
+        "intersection": "j1", "name": "Simpang Label", "lat": -6.0, "lon": 106.0,
+        "approaches": [ { "id": "A", "name": "Jl. A" } ],
+    });
+    p.send_retained(&format!("city/{city}/atcs/j1/info"), info.to_string())
+        .await;
+    let state = serde_json::json!({
+        "ts": wib(Utc::now()), "intersection": "j1", "mode": "adaptive", "plan": 5, "cycle_s": 90,
+        "phase": "C", "phase_elapsed_s": 3,
+        "approaches": [ { "id": "A", "green_s": 30, "flow_vph": 700, "queue_m": 40, "saturation": 0.6, "detector_ok": true } ],
+    });
+    p.send(&format!("city/{city}/atcs/j1/state"), 1, state.to_string())
+        .await;
+    let key = format!("{city}/j1");
+    let j = support::junction_state(&app, &key).await;
+    assert_eq!(j["state"]["phase"], "C");
+    let officer = support::sign_in(&app, "petugas-label", &["traffic_officer"], &[], &[]).await;
+    let r = officer
+        .client
+        .post(support::http(&app, &format!("/api/atcs/{city}/j1/command")))
+        .json(&serde_json::json!({ "action": "set_plan", "plan": "7", "expires_in_s": 600, "reason": "uji" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["command"]["command_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    support::entity(&app, "command", &id, "the command back").await;
+    let ack = serde_json::json!({ "command_id": id, "ts": wib(Utc::now()), "status": "applied", "reason": null });
+    p.send(
+        &format!("city/{city}/atcs/j1/command/ack"),
+        1,
+        ack.to_string(),
+    )
+    .await;
+    let db = support::pg(&db_url).await;
+    support::eventually(10, "the state and the ack stored", || {
+        let (db, city) = (&db, &city);
+        async move {
+            let labels = count(db, "SELECT count(*) FROM atcs_state WHERE city = $1 AND phase_label = 'C' AND plan = '5'", city).await;
+            let acks = count(db, "SELECT count(*) FROM command_acks WHERE city = $1 AND status = 'applied'", city).await;
+            (labels == 1 && acks == 1).then_some(())
+        }
+    })
+    .await;
+    app.stop().await;
+
+    let mut again = settings.clone();
+    again.mqtt.client_id = format!("{}-2", settings.mqtt.client_id);
+    let app = support::spawn(again).await;
+    let after = support::get_json(&app, "/api/state").await;
+    assert_eq!(
+        after["entities"]["intersection"][&key]["state"]["phase"], "C",
+        "{after}"
+    );
+    assert_eq!(
+        after["entities"]["intersection"][&key]["state"]["plan"],
+        "5"
+    );
+    let c = &after["entities"]["command"][&id];
+    assert_eq!(c["status"], "applied", "{c}");
+    assert_eq!(c["lease"]["state"], "in_force", "{c}");
+    // Past the ack timeout, still applied.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let c = support::get_json(&app, "/api/state").await["entities"]["command"][&id].clone();
+    assert_eq!(c["status"], "applied", "{c}");
+    app.stop().await;
+}

@@ -168,6 +168,18 @@ pub async fn entity(app: &RunningApp, kind: &str, key: &str, what: &str) -> serd
     .await
 }
 
+/// The live intersection `key` (`{city}/{id}`) once a state has come for it
+/// (its info alone may come first).
+pub async fn junction_state(app: &RunningApp, key: &str) -> serde_json::Value {
+    eventually(10, "the junction's state", || async move {
+        let j = get_json(app, "/api/state").await["entities"]["intersection"]
+            .get(key)
+            .cloned()?;
+        (!j["state"].is_null()).then_some(j)
+    })
+    .await
+}
+
 /// A plain MQTT publisher for tests (raw bytes, no validation).
 pub struct Publisher {
     client: rumqttc::AsyncClient,
@@ -908,4 +920,68 @@ pub async fn get_json_as_supervisor(app: &RunningApp, path: &str) -> serde_json:
         .await
         .get_json(app, path)
         .await
+}
+
+/// An MQTT subscriber that keeps every message it hears on one filter
+/// (topic and JSON payload), from the moment `listen` returns.
+pub struct Listener {
+    got: std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Listener {
+    pub async fn listen(url: &str, filter: &str) -> Listener {
+        let u = kendali::bus::BrokerUrl::parse(url).expect("test url");
+        let id = format!(
+            "test-listener-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let (client, mut el) =
+            rumqttc::AsyncClient::new(rumqttc::MqttOptions::new(id, u.host, u.port), 100);
+        let filter = filter.to_owned();
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (sink, (subscribed, ready)) = (got.clone(), tokio::sync::oneshot::channel());
+        let mut subscribed = Some(subscribed);
+        let task = tokio::spawn(async move {
+            let _keep = client.clone();
+            client
+                .subscribe(filter, rumqttc::QoS::AtLeastOnce)
+                .await
+                .expect("subscribe queued");
+            loop {
+                match el.poll().await {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                        if let Some(s) = subscribed.take() {
+                            let _ = s.send(());
+                        }
+                    }
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                        let v: serde_json::Value =
+                            serde_json::from_slice(&p.payload).unwrap_or(serde_json::Value::Null);
+                        sink.lock().unwrap().push((p.topic.clone(), v));
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        ready.await.expect("subscribed");
+        Listener { got, task }
+    }
+
+    /// Every message so far, with its topic.
+    pub fn all(&self) -> Vec<(String, serde_json::Value)> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Every payload so far.
+    pub fn payloads(&self) -> Vec<serde_json::Value> {
+        self.all().into_iter().map(|(_, v)| v).collect()
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

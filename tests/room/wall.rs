@@ -885,7 +885,7 @@ async fn an_officer_commands_only_their_district_and_a_display_wall_hides_what_a
         .await;
     let command = |junction: &str| {
         format!(
-            "const r = await fetch('/api/atcs/{city}/{junction}/command', {{ method: 'POST', credentials: 'same-origin', headers: {{ 'content-type': 'application/json' }}, body: JSON.stringify({{ action: 'extend_green', approach: 'utara', seconds: 15 }}) }}); return {{ status: r.status, body: await r.json() }};"
+            "const r = await fetch('/api/atcs/{city}/{junction}/command', {{ method: 'POST', credentials: 'same-origin', headers: {{ 'content-type': 'application/json' }}, body: JSON.stringify({{ action: 'extend_green', approach: 'utara', seconds: 15, reason: 'uji' }}) }}); return {{ status: r.status, body: await r.json() }};"
         )
     };
     let mine = browser.eval_async(&command("simpang-pci")).await;
@@ -1310,7 +1310,16 @@ async fn a_simulated_call_is_handled_on_the_keyboard_and_the_wall_beside_shows_e
             "const v = document.getElementById('cmd').value; return /^L -?\\d+\\.\\d{6} -?\\d+\\.\\d{6} $/.test(v) && v",
         )
         .await;
-    assert!(line.as_str().unwrap().starts_with("L -6."), "{line}");
+    // Where the pick starts depends on where the simulated caller rang from
+    // (by the time of day): somewhere in Cilegon.
+    let at: Vec<f64> = line.as_str().unwrap()[2..]
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert!(
+        (-6.2..=-5.8).contains(&at[0]) && (105.8..=106.2).contains(&at[1]),
+        "{line}"
+    );
     // The same as a click there, for a position the test chooses.
     let picked = console
         .eval("return window.__kendali.dispatch.pickAt(-6.016, 106.052)")
@@ -1532,5 +1541,156 @@ async fn two_dispatchers_race_for_one_call_and_each_console_shows_who_has_it() {
         .await;
     dewi.close().await;
     rina.close().await;
+    app.stop().await;
+}
+
+/// The traffic officer's console, keyboard only: the junction opened from
+/// the board, a green extended on an approach, the command shown pending
+/// until its controller's answer comes back through the bus, then applied,
+/// then its lease counting down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_officer_extends_a_green_from_the_board_on_the_keyboard_and_sees_pending_then_applied_then_the_countdown(
+) {
+    let test = "an_officer_extends_a_green_from_the_board_on_the_keyboard_and_sees_pending_then_applied_then_the_countdown";
+    let Some(browser) = Browser::launch(test, 1920, 1080).await else {
+        return;
+    };
+    let settings = support::settings(None);
+    let url = format!("mqtt://{}", settings.mqtt.broker_addr);
+    let app = support::spawn(settings).await;
+    let city = support::city("lalin");
+    let p = Publisher::connect(&url).await;
+    use crate::traffic::{junction, state, Controllers};
+    junction(
+        &p,
+        &city,
+        "simpang-satu",
+        "Kota",
+        state(
+            "simpang-satu",
+            "adaptive",
+            json!("pagi"),
+            90.0,
+            json!("B"),
+            0.9,
+        ),
+    )
+    .await;
+    junction(
+        &p,
+        &city,
+        "simpang-dua",
+        "Kota",
+        state("simpang-dua", "fixed", json!(4), 90.0, json!(1), 0.5),
+    )
+    .await;
+    junction(
+        &p,
+        &city,
+        "simpang-lain",
+        "Lain",
+        state("simpang-lain", "fixed", json!(4), 90.0, json!(1), 0.5),
+    )
+    .await;
+    let key = format!("{city}/simpang-satu");
+    for id in ["simpang-satu", "simpang-dua", "simpang-lain"] {
+        support::entity(
+            &app,
+            "intersection",
+            &format!("{city}/{id}"),
+            "the junctions",
+        )
+        .await;
+    }
+    // The controllers answer 2 s after each command: long enough to see it pending.
+    let _controllers = Controllers::answer_after(&url, &city, Duration::from_secs(2)).await;
+    let on_bus = support::Listener::listen(&url, &format!("city/{city}/atcs/+/command")).await;
+
+    browser
+        .sign_in(&app, "petugas-kota", &["traffic_officer"], &["Kota"])
+        .await;
+    browser
+        .goto(&support::http(&app, &format!("/traffic?city={city}")))
+        .await;
+    let (board, _) = browser
+        .until(
+            20.0,
+            "the board with the officer's two junctions",
+            "const t = window.__kendali && window.__kendali.traffic; const b = t && t.board(); return b && b.length === 2 && document.querySelectorAll('tr[data-junction]').length === 2 && b",
+        )
+        .await;
+    assert!(
+        !board.to_string().contains("simpang-lain"),
+        "a junction of another district is not on the board: {board}"
+    );
+    // Every status a command row shows, in order.
+    browser
+        .eval("window.__seen = []; const note = () => { for (const r of document.querySelectorAll('[data-command]')) { const s = r.dataset.status + (r.querySelector('[data-countdown]') ? '+countdown' : ''); if (window.__seen[window.__seen.length - 1] !== s) window.__seen.push(s); } }; new MutationObserver(note).observe(document.body, { childList: true, subtree: true, attributes: true, characterData: true }); return true")
+        .await;
+    let index = board
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|k| k == &json!(key))
+        .expect("the junction on the board");
+    browser.type_keys(&format!("{}\n", "j".repeat(index))).await;
+    browser
+        .until(10.0, "the junction opened with its first approach", &format!("const t = window.__kendali.traffic; return t.selected === {} && t.approach === 'A1' && !!document.querySelector('tr[data-approach=\"A1\"].selected')", json!(key)))
+        .await;
+    // The ring shows the lettered phase.
+    let phase = browser
+        .eval("const r = document.querySelector('[data-ring]'); return r && r.dataset.phase")
+        .await;
+    assert_eq!(phase, "B");
+    // e: the extension form for A1; 20 s, a reason, Enter.
+    browser.type_keys("e").await;
+    browser
+        .until(5.0, "the extension form", "return !!document.querySelector('form[data-form=extend_green]') && document.activeElement && document.activeElement.name === 'seconds'")
+        .await;
+    browser
+        .type_keys("20\u{E004}antrean sampai simpang dua\n")
+        .await;
+    let (cmd, _) = browser
+        .until(5.0, "the command shown pending", "const c = window.__kendali.traffic.commands(); return c.length === 1 && c[0].status === 'pending' && c[0]")
+        .await;
+    let id = cmd["command_id"].as_str().unwrap().to_owned();
+    let (applied, _) = browser
+        .until(10.0, "the command applied, with its countdown", "const c = window.__kendali.traffic.commands()[0]; const el = document.querySelector('[data-countdown]'); return c && c.status === 'applied' && c.lease_state === 'in_force' && el && /^\\d+:\\d\\d$/.test(el.textContent) && { c, text: el.textContent }")
+        .await;
+    assert!(
+        applied["c"]["remaining_s"].as_f64().unwrap() <= 20.0,
+        "{applied}"
+    );
+    // It counts down.
+    let first = applied["text"].as_str().unwrap().to_owned();
+    browser
+        .until(5.0, "the countdown moving", &format!("const el = document.querySelector('[data-countdown]'); return el && el.textContent !== {}", json!(first)))
+        .await;
+    let seen = browser.eval("return window.__seen").await;
+    let seen: Vec<String> = serde_json::from_value(seen).unwrap();
+    let at = |s: &str| {
+        seen.iter()
+            .position(|x| x == s)
+            .unwrap_or_else(|| panic!("{s} never shown: {seen:?}"))
+    };
+    assert!(
+        at("pending") < at("applied+countdown"),
+        "pending, then applied with its countdown: {seen:?}"
+    );
+    // What went on the bus: the officer's command, from the session.
+    let sent = on_bus.payloads();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["command_id"], id.as_str());
+    assert_eq!(sent[0]["approach"], "A1");
+    assert_eq!(sent[0]["seconds"], 20.0);
+    assert_eq!(sent[0]["issued_by"], "petugas-kota");
+    assert_eq!(sent[0]["reason"], "antrean sampai simpang dua");
+    let logs = browser.logs().await;
+    assert!(
+        severe(&logs).is_empty(),
+        "browser errors:\n{}",
+        severe(&logs).join("\n")
+    );
+    browser.close().await;
     app.stop().await;
 }

@@ -26,6 +26,8 @@ struct ChartParams {
     approach: Option<String>,
     /// For call charts.
     line: Option<String>,
+    /// For ATCS charts: `week` adds the same window a week earlier.
+    compare: Option<String>,
 }
 
 impl ChartParams {
@@ -126,31 +128,54 @@ async fn atcs(
         format!("{intersection} · {}", metric.column()),
         metric.column(),
     )?;
-    let q = HistoryQuery::Atcs {
-        city,
-        intersection,
+    let week = match p.compare.as_deref() {
+        None => None,
+        Some("week") => Some(chrono::Duration::days(7)),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "compare {other:?}: the only comparison is `week` (the same window a week earlier)"
+            )))
+        }
+    };
+    let query = |range: crate::store::history::Range| HistoryQuery::Atcs {
+        city: city.clone(),
+        intersection: intersection.clone(),
         approach: p.approach.clone(),
         metric,
         range,
     };
-    let HistoryAnswer::Series(points) = series(&ctx, q).await? else {
+    let HistoryAnswer::Series(points) = series(&ctx, query(range)).await? else {
         return Err(ApiError::bad_request("unexpected answer"));
     };
-    svg(
-        &spec,
-        &[
-            Series {
-                name: "rata-rata / avg".into(),
-                points: points.iter().map(|p| (p.t, p.avg)).collect(),
-                color: None,
-            },
-            Series {
-                name: "maks / max".into(),
-                points: points.iter().map(|p| (p.t, p.max)).collect(),
-                color: None,
-            },
-        ],
-    )
+    let mut lines = vec![
+        Series {
+            name: "rata-rata / avg".into(),
+            points: points.iter().map(|p| (p.t, p.avg)).collect(),
+            color: None,
+        },
+        Series {
+            name: "maks / max".into(),
+            points: points.iter().map(|p| (p.t, p.max)).collect(),
+            color: None,
+        },
+    ];
+    if let Some(shift) = week {
+        let earlier = crate::store::history::Range {
+            from: range.from - shift,
+            to: range.to - shift,
+            bucket: range.bucket,
+        };
+        let HistoryAnswer::Series(before) = series(&ctx, query(earlier)).await? else {
+            return Err(ApiError::bad_request("unexpected answer"));
+        };
+        // Drawn on this window's time axis.
+        lines.push(Series {
+            name: "minggu lalu / last week".into(),
+            points: before.iter().map(|p| (p.t + shift, p.avg)).collect(),
+            color: None,
+        });
+    }
+    svg(&spec, &lines)
 }
 
 #[get("/api/charts/calls/{city}.svg")]

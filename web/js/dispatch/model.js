@@ -6,6 +6,7 @@
 
 import { TARGETS, answerSeverity, dispatchSeverity, dispatchTarget, unitIsStale } from './targets.js';
 import { BoundedMap } from '../bounded.js';
+import { UnitStatusClock } from '../unitclock.js';
 
 export const QUEUES = ['ringing', 'waiting', 'active', 'closed'];
 const FIELD_STAGES = new Set(['dispatched', 'en_route', 'on_scene']);
@@ -109,20 +110,9 @@ export function callKey(call) {
  * time a unit reached its stage on that call; otherwise the clock keeps the
  * `ts` of the first status message that showed the current status.
  */
-export class UnitClock {
+export class UnitClock extends UnitStatusClock {
   constructor() {
-    this.since = new BoundedMap(UNITS_KEPT);
-  }
-
-  /** Replica observer hook. */
-  update(kind, key, old, value) {
-    if (kind !== 'unit') return;
-    if (value == null) {
-      this.since.delete(key);
-      return;
-    }
-    const held = this.since.get(key);
-    if (!held || held.status !== value.status) this.since.set(key, { status: value.status, at: ms(value.ts) });
+    super(UNITS_KEPT);
   }
 
   /**
