@@ -52,13 +52,22 @@ pub(crate) fn state_payload(id: &str, ts: &str, k: u64) -> String {
     // 0.30-0.99, formatted as integers (float formatting was a visible share
     // of the bench's publishers).
     let s = |a: u64| format!("0.{}", 30 + (k + a) % 70);
+    // Counts that move, as a working detector's do (the same count message
+    // after message is a stuck detector, and flagged), with the digits of
+    // the counts the bench always sent (47: prime, so that a junction's
+    // count moves whatever the number of junctions).
+    let f = |base: u64, a: u64| base + (k + a) % 47;
     format!(
-        r#"{{"ts":"{ts}","intersection":"{id}","mode":"adaptive","plan":"pagi","cycle_s":120,"phase":{},"phase_elapsed_s":{},"approaches":[{{"id":"utara","green_s":40,"flow_vph":1200,"queue_m":60,"saturation":{},"detector_ok":true}},{{"id":"selatan","green_s":35,"flow_vph":1100,"queue_m":45,"saturation":{},"detector_ok":true}},{{"id":"timur","green_s":25,"flow_vph":700,"queue_m":30,"saturation":{},"detector_ok":true}},{{"id":"barat","green_s":20,"flow_vph":650,"queue_m":25,"saturation":{},"detector_ok":true}}]}}"#,
+        r#"{{"ts":"{ts}","intersection":"{id}","mode":"adaptive","plan":"pagi","cycle_s":120,"phase":{},"phase_elapsed_s":{},"approaches":[{{"id":"utara","green_s":40,"flow_vph":{},"queue_m":60,"saturation":{},"detector_ok":true}},{{"id":"selatan","green_s":35,"flow_vph":{},"queue_m":45,"saturation":{},"detector_ok":true}},{{"id":"timur","green_s":25,"flow_vph":{},"queue_m":30,"saturation":{},"detector_ok":true}},{{"id":"barat","green_s":20,"flow_vph":{},"queue_m":25,"saturation":{},"detector_ok":true}}]}}"#,
         k % 4 + 1,
         k % 30,
+        f(1200, 0),
         s(0),
+        f(1100, 17),
         s(17),
+        f(700, 31),
         s(31),
+        f(650, 53),
         s(53)
     )
 }

@@ -110,8 +110,9 @@ impl std::fmt::Display for PhaseLabel {
 
 impl Serialize for PhaseLabel {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // A numeric label goes back as the integer it came as (`2`, not `02`).
         match self.as_number() {
-            Some(n) if n.to_string() == self.0 => s.serialize_u32(n),
+            Some(n) if n == 0 || !self.0.starts_with('0') => s.serialize_u32(n),
             _ => s.serialize_str(&self.0),
         }
     }

@@ -179,18 +179,19 @@ impl Watch {
         rules: &TrafficSettings,
     ) -> Option<Arc<[Condition]>> {
         let ts = s.ts.with_timezone(&Utc);
+        let before = self.shape();
         self.comm_loss_since = None;
         if self.mode_since.is_none_or(|(m, _)| m != s.mode) {
             self.mode_since = Some((s.mode, ts));
         }
         // The approaches as the controller lists them now.
-        if self.approaches.len() != s.approaches.len()
+        let relisted = self.approaches.len() != s.approaches.len()
             || self
                 .approaches
                 .iter()
                 .zip(&s.approaches)
-                .any(|(w, a)| *w.id != *a.id)
-        {
+                .any(|(w, a)| *w.id != *a.id);
+        if relisted {
             self.approaches = s
                 .approaches
                 .iter()
@@ -251,7 +252,32 @@ impl Watch {
             }
             w.last_flow = a.flow_vph;
         }
-        self.publish()
+        // A since-time is set once, when its condition starts: the list
+        // changes only when the set of conditions does (most messages).
+        if relisted || self.shape() != before {
+            self.publish()
+        } else {
+            None
+        }
+    }
+
+    /// Which conditions hold, as bits: the mode's (flashing, off), silence,
+    /// then four per approach (at most 16 approaches: 67 bits).
+    fn shape(&self) -> u128 {
+        let mut bits: u128 = match self.mode_since {
+            Some((ControllerMode::Flashing, _)) => 1,
+            Some((ControllerMode::Off, _)) => 2,
+            _ => 0,
+        };
+        bits |= u128::from(self.comm_loss_since.is_some()) << 2;
+        for (i, w) in self.approaches.iter().enumerate().take(31) {
+            let a = u128::from(w.congested_since.is_some())
+                | u128::from(w.fault_since.is_some()) << 1
+                | u128::from(w.stuck_since.is_some()) << 2
+                | u128::from(w.flicker_since.is_some()) << 3;
+            bits |= a << (3 + 4 * i);
+        }
+        bits
     }
 
     /// The controller has gone silent (its feed turned stale) or spoken again.

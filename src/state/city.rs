@@ -27,9 +27,13 @@ pub struct Intersection {
     /// Highest degree of saturation over the approaches, and which approach holds it.
     pub worst_saturation: Option<f64>,
     pub worst_approach: Option<Arc<str>>,
-    /// Conditions flagged (congestion, detector faults, silence, flashing), each with since when.
+    /// Conditions flagged (congestion, detector faults, silence, flashing),
+    /// each with since when. Left out when none (most junctions, most of
+    /// the time: every screen is sent every junction's updates).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub conditions: Arc<[Condition]>,
-    /// The extension Kendali proposes for each congested approach.
+    /// The extension Kendali proposes for each congested approach (left out when none).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub suggestions: Arc<[Suggestion]>,
     #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde_option")]
     pub rx: Option<DateTime<Utc>>,
@@ -58,6 +62,7 @@ pub struct IntersectionSummary<'a> {
     pub id: &'a str,
     pub worst_saturation: Option<f64>,
     pub worst_approach: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub conditions: &'a [Condition],
     #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde_option")]
     pub rx: Option<DateTime<Utc>>,
