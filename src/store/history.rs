@@ -185,6 +185,29 @@ pub enum HistoryQuery {
     /// Every stored event of one call, in time order (at most
     /// [`CALL_TIMELINE_MAX`]): the timeline of a dispatcher's call detail.
     CallTimeline { city: String, call_id: String },
+    /// The commands sent to one junction in the range, newest first (at
+    /// most [`COMMANDS_MAX`]), each with its controller's first answer.
+    Commands {
+        city: String,
+        intersection: String,
+        range: Range,
+    },
+}
+
+/// The most commands a junction's history returns.
+pub const COMMANDS_MAX: usize = 500;
+
+/// A command as stored, with what its controller answered.
+#[derive(Clone, Debug, Serialize)]
+pub struct CommandRecord {
+    pub command: crate::contract::Command,
+    #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde")]
+    pub rx: DateTime<Utc>,
+    /// `applied` or `rejected`; null when no answer was stored.
+    pub status: Option<String>,
+    pub reason: Option<String>,
+    #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde_option")]
+    pub ack_ts: Option<DateTime<Utc>>,
 }
 
 /// The most events a call's timeline returns.
@@ -201,7 +224,8 @@ impl HistoryQuery {
             | HistoryQuery::Calls { city, .. }
             | HistoryQuery::Units { city, .. }
             | HistoryQuery::Kpi { city, .. }
-            | HistoryQuery::CallTimeline { city, .. } => city,
+            | HistoryQuery::CallTimeline { city, .. }
+            | HistoryQuery::Commands { city, .. } => city,
         };
         if !is_city_slug(city) {
             return Err(QueryError(format!(
@@ -227,6 +251,7 @@ impl HistoryQuery {
                 approach.as_deref().map_or(Ok(()), |a| ident("approach", a))
             }
             HistoryQuery::Calls { .. } => Ok(()),
+            HistoryQuery::Commands { intersection, .. } => ident("intersection", intersection),
             HistoryQuery::CallTimeline { call_id, .. } => ident("call", call_id),
             HistoryQuery::Units { unit, .. } => {
                 unit.as_deref().map_or(Ok(()), |u| ident("unit", u))
@@ -255,6 +280,7 @@ pub enum HistoryAnswer {
     Calls(Vec<CallBucket>),
     Units(Vec<UnitRecord>),
     CallEvents(Vec<crate::contract::CallEvent>),
+    Commands(Vec<CommandRecord>),
 }
 
 /// Accumulates points per bucket (for the memory backend and tests).

@@ -167,6 +167,68 @@ impl MemoryBackend {
                     })
                     .collect(),
             ),
+            HistoryQuery::Commands {
+                city,
+                intersection,
+                range,
+            } => {
+                // The first answer to each command.
+                let mut answers: std::collections::HashMap<
+                    uuid::Uuid,
+                    &crate::contract::CommandAck,
+                > = Default::default();
+                for (e, _) in &t.events {
+                    if let EventRow::Message {
+                        topic:
+                            crate::contract::Topic::CommandAck {
+                                city: c,
+                                intersection: i,
+                            },
+                        msg: Message::CommandAck(a),
+                        ..
+                    } = e
+                    {
+                        if c == city && i == intersection {
+                            answers.entry(a.command_id).or_insert(&**a);
+                        }
+                    }
+                }
+                let mut out: Vec<super::history::CommandRecord> = t
+                    .events
+                    .iter()
+                    .filter_map(|(e, _)| match e {
+                        EventRow::Message {
+                            topic:
+                                crate::contract::Topic::Command {
+                                    city: c,
+                                    intersection: i,
+                                },
+                            msg: Message::Command(m),
+                            rx,
+                            ..
+                        } if c == city
+                            && i == intersection
+                            && inside(m.ts.with_timezone(&Utc), range) =>
+                        {
+                            let a = answers.get(&m.command_id);
+                            Some(super::history::CommandRecord {
+                                command: (**m).clone(),
+                                rx: *rx,
+                                status: a.map(|a| match a.status {
+                                    crate::contract::AckStatus::Applied => "applied".to_owned(),
+                                    crate::contract::AckStatus::Rejected => "rejected".to_owned(),
+                                }),
+                                reason: a.and_then(|a| a.reason.clone()),
+                                ack_ts: a.map(|a| a.ts.with_timezone(&Utc)),
+                            })
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                out.sort_by_key(|r| std::cmp::Reverse(r.command.ts));
+                out.truncate(super::history::COMMANDS_MAX);
+                HistoryAnswer::Commands(out)
+            }
             HistoryQuery::CallTimeline { city, call_id } => {
                 let mut events: Vec<crate::contract::CallEvent> = t
                     .events

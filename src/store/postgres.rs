@@ -455,6 +455,38 @@ impl PgBackend {
                         .collect(),
                 ))
             }
+            HistoryQuery::Commands {
+                city,
+                intersection,
+                range,
+            } => {
+                let rows = client
+                    .query(
+                        "SELECT c.payload, c.rx, a.status, a.reason, a.ts
+                         FROM commands c
+                         LEFT JOIN LATERAL (SELECT status, reason, ts FROM command_acks a
+                                            WHERE a.command_id = c.command_id ORDER BY a.rx LIMIT 1) a ON true
+                         WHERE c.city = $1 AND c.intersection = $2 AND c.ts >= $3 AND c.ts < $4
+                         ORDER BY c.ts DESC LIMIT $5",
+                        &[city, intersection, &range.from, &range.to, &(super::history::COMMANDS_MAX as i64)],
+                    )
+                    .await
+                    .map_err(StoreError::from)?;
+                Ok(HistoryAnswer::Commands(
+                    rows.iter()
+                        .filter_map(|r| {
+                            Some(super::history::CommandRecord {
+                                command: serde_json::from_value(r.get::<_, serde_json::Value>(0))
+                                    .ok()?,
+                                rx: r.get(1),
+                                status: r.get(2),
+                                reason: r.get(3),
+                                ack_ts: r.get(4),
+                            })
+                        })
+                        .collect(),
+                ))
+            }
             HistoryQuery::CallTimeline { city, call_id } => {
                 let rows = client
                     .query(

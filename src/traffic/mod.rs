@@ -232,6 +232,60 @@ impl TrafficDesk {
         }
     }
 
+    /// Automatic mode as the officers last left it: the audit holds every
+    /// change (`traffic_auto`, enabled or disabled, who and when), so a
+    /// restart neither drops a junction an officer put in automatic mode nor
+    /// revives one they took out. The hour's budget starts again.
+    pub async fn restore_auto(&self, directory: &Directory) {
+        let q = crate::identity::directory::AuditQuery {
+            actor: None,
+            action: Some("traffic_auto".into()),
+            entity: None,
+            from: None,
+            to: None,
+            limit: 10_000,
+        };
+        let rows = match directory.audit_rows(&q).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "automatic mode could not be restored from the audit");
+                return;
+            }
+        };
+        let mut decided = HashSet::new();
+        let mut auto = self.auto.lock().unwrap_or_else(|e| e.into_inner());
+        // Newest first: the first row of each junction is its last change.
+        for r in rows {
+            let Some(key) = r.entry.entity.strip_prefix("atcs:") else {
+                continue;
+            };
+            if !decided.insert(key.to_owned()) {
+                continue;
+            }
+            match r.entry.outcome.as_str() {
+                "enabled" => {
+                    auto.insert(
+                        key.to_owned(),
+                        Auto {
+                            enabled_by: r.entry.actor.clone(),
+                            since: r.at,
+                            budget: AutoBudget::default(),
+                        },
+                    );
+                }
+                "disabled" => {
+                    auto.remove(key);
+                }
+                _ => {
+                    decided.remove(key);
+                }
+            }
+        }
+        if !auto.is_empty() {
+            tracing::info!(junctions = auto.len(), "automatic mode restored");
+        }
+    }
+
     /// The junctions of `city` in automatic mode.
     pub fn auto_in(&self, city: &str) -> Vec<AutoView> {
         let now = Utc::now();
@@ -329,6 +383,7 @@ pub async fn run(
     out: Outbox,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    desk.restore_auto(&out.directory).await;
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

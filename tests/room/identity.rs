@@ -126,6 +126,7 @@ const WHO_MAY: &[(&str, &str, &str)] = &[
         "/api/atcs/{city}/{intersection}/command",
         "traffic_officer supervisor",
     ),
+    ("GET", "/api/history/commands/{city}/{intersection}", "wall"),
     ("GET", "/traffic", "traffic_officer supervisor"),
     (
         "POST",

@@ -776,6 +776,12 @@ async fn lettered_phases_and_command_outcomes_are_stored_and_survive_a_restart()
         }
     })
     .await;
+    // The junction's command history, from the database.
+    let history = support::get_json(&app, &format!("/api/history/commands/{city}/j1")).await;
+    let history = &history["points"];
+    assert_eq!(history.as_array().map(Vec::len), Some(1), "{history}");
+    assert_eq!(history[0]["command"]["command_id"], id.as_str());
+    assert_eq!(history[0]["status"], "applied", "{history}");
     app.stop().await;
 
     let mut again = settings.clone();

@@ -295,6 +295,13 @@ async fn a_controller_that_never_answers_gives_a_timeout_at_ten_seconds_and_a_la
     })
     .await;
     assert_eq!(c["late"], true, "{c}");
+    // The junction's history (from the node's memory: no database here).
+    let history =
+        support::get_json(&app, &format!("/api/history/commands/{city}/simpang-bisu")).await;
+    let history = &history["points"];
+    assert_eq!(history.as_array().map(Vec::len), Some(1), "{history}");
+    assert_eq!(history[0]["status"], "applied", "{history}");
+    assert_eq!(history[0]["command"]["reason"], "uji");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -883,4 +890,83 @@ async fn a_green_corridor_holds_each_junction_on_the_units_way_and_releases_it_o
         b["lease"]["state"], "in_force",
         "j-b still held, not yet reached: {b}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_mode_survives_a_restart_as_the_officers_left_it() {
+    let test = "automatic_mode_survives_a_restart_as_the_officers_left_it";
+    let Some(db) = support::postgres(test).await else {
+        return;
+    };
+    let Some(Room {
+        mosquitto,
+        app,
+        city,
+        p,
+    }) = room(test, "ingat", |s| {
+        s.database.url = Some(db.clone());
+    })
+    .await
+    else {
+        return;
+    };
+    for id in ["simpang-on", "simpang-off"] {
+        junction(
+            &p,
+            &city,
+            id,
+            "Kota",
+            state(id, "adaptive", json!("pagi"), 90.0, json!(1), 0.5),
+        )
+        .await;
+        support::entity(
+            &app,
+            "intersection",
+            &format!("{city}/{id}"),
+            "the junction",
+        )
+        .await;
+    }
+    let officer = support::sign_in(&app, "petugas-ingat", &["traffic_officer"], &[], &[]).await;
+    for (id, on) in [
+        ("simpang-on", true),
+        ("simpang-off", true),
+        ("simpang-off", false),
+    ] {
+        let (status, body) = post(
+            &officer,
+            &app,
+            &format!("/api/atcs/{city}/{id}/auto"),
+            json!({ "enabled": on, "reason": "uji" }),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    app.stop().await;
+    let mut settings = support::settings(Some(mosquitto.url.clone()));
+    settings.database.url = Some(db.clone());
+    let app = support::spawn(settings).await;
+    let officer = support::sign_in(&app, "petugas-ingat-2", &["traffic_officer"], &[], &[]).await;
+    let desk = support::eventually(10, "automatic mode restored", || {
+        let (app, officer, city) = (&app, &officer, &city);
+        async move {
+            let d = officer
+                .get_json(app, &format!("/api/traffic/{city}/desk"))
+                .await;
+            (!d["auto"].as_array()?.is_empty()).then_some(d)
+        }
+    })
+    .await;
+    let auto: Vec<(&str, &str)> = desk["auto"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["intersection"].as_str().unwrap(),
+                a["enabled_by"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(auto, [("simpang-on", "petugas-ingat")], "{desk}");
 }

@@ -118,6 +118,40 @@ async fn units(
     .await
 }
 
+/// The commands sent to one junction (default: the last 24 hours), newest
+/// first, each with its controller's answer: a traffic console's history
+/// beyond the commands the live state keeps.
+#[get("/api/history/commands/{city}/{intersection}")]
+async fn commands(
+    ctx: web::Data<WebContext>,
+    path: web::Path<(String, String)>,
+    q: web::Query<RangeParams>,
+) -> Result<HttpResponse, ApiError> {
+    let (city, intersection) = path.into_inner();
+    let mut q = q.into_inner();
+    if q.from.is_none() {
+        let to =
+            q.to.as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map_or_else(chrono::Utc::now, |t| t.with_timezone(&chrono::Utc));
+        q.from = Some((to - chrono::Duration::hours(24)).to_rfc3339());
+    }
+    if q.bucket.is_none() {
+        // Not bucketed: one bucket per hour keeps the range within bounds.
+        q.bucket = Some("1h".into());
+    }
+    let range = range(&q)?;
+    answer(
+        &ctx,
+        HistoryQuery::Commands {
+            city,
+            intersection,
+            range,
+        },
+    )
+    .await
+}
+
 #[get("/api/history/kpi/{city}/{service}/{metric}")]
 async fn kpi(
     ctx: web::Data<WebContext>,
@@ -139,5 +173,9 @@ async fn kpi(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(atcs).service(calls).service(units).service(kpi);
+    cfg.service(atcs)
+        .service(calls)
+        .service(units)
+        .service(kpi)
+        .service(commands);
 }

@@ -88,6 +88,7 @@ pub const ROUTES: &[Route] = &[
     get("/api/history/calls/{city}", Rule::Wall),
     get("/api/history/units/{city}", Rule::Wall),
     get("/api/history/kpi/{city}/{service}/{metric}", Rule::Wall),
+    get("/api/history/commands/{city}/{intersection}", Rule::Wall),
     get("/api/charts/kpi/{city}/{service}/{metric}.svg", Rule::Wall),
     get("/api/charts/atcs/{city}/{intersection}.svg", Rule::Wall),
     get("/api/charts/calls/{city}.svg", Rule::Wall),

@@ -4,25 +4,127 @@
 // arrives on the socket; from then on only the entity speaks (applied,
 // rejected, timed out, its lease). Nothing here ever shows "applied" from a
 // POST. A refused POST (4xx) keeps nothing and gives the server's message.
+// The live state keeps only the last commands of the whole city, so the
+// opened junction's history also reads the store
+// (`GET /api/history/commands/{city}/{intersection}`, the last 24 hours):
+// `history(city, id)` is the union, the live entity winning.
 
-import { post } from '../api.js';
+import { get, post } from '../api.js';
 import { commandView } from './model.js';
 
 /** Published commands waiting for their entity, kept at most (the oldest goes first). */
 const POSTED_KEPT = 64;
 /** A published command whose entity never came is dropped after this long, ms (the entity's `due` has long passed). */
 const POSTED_FORGET_MS = 15 * 60_000;
+/** How often the opened junction's stored history is read again, ms. */
+const STORED_EVERY_MS = 60_000;
+/** The ack timeout before the desk has answered, s (the server's default). */
+const ACK_TIMEOUT_S = 10;
+
+/** ms of an ISO time (NaN when absent or unreadable). */
+function isoMs(v) {
+  return v ? Date.parse(v) : NaN;
+}
+
+/**
+ * The opened junction's commands as the store has them: read when a
+ * junction opens (`want`) and again every STORED_EVERY_MS while it stays
+ * open; an answer for a junction no longer open (or overtaken by a newer
+ * read) is dropped. `failed`: the last read failed and nothing stored is
+ * held for this junction.
+ */
+export class StoredHistory {
+  /** `selected()`: the opened junction's key (`city/id`) now; `changed()`. */
+  constructor({ selected, changed }) {
+    this.selected = selected;
+    this.changed = changed;
+    /** `city/id` of the junction the points are for (null: none open). */
+    this.key = null;
+    /** Stored commands as entities (`status` null: no answer stored). */
+    this.points = [];
+    this.loaded = false;
+    this.failed = false;
+    /** When the last read started (performance.now(), ms). */
+    this.at = -Infinity;
+    this.seq = 0;
+  }
+
+  /** The junction open now (null: none): reads its stored history when it is new, or every STORED_EVERY_MS. */
+  want(city, id) {
+    const key = city == null || id == null ? null : `${city}/${id}`;
+    if (key !== this.key) {
+      this.key = key;
+      this.points = [];
+      this.loaded = false;
+      this.failed = false;
+      this.at = -Infinity;
+      this.seq++;
+    }
+    if (!key) return;
+    const t = performance.now();
+    if (t - this.at < STORED_EVERY_MS) return;
+    this.at = t;
+    this.load(city, id, key);
+  }
+
+  async load(city, id, key) {
+    const seq = ++this.seq;
+    const current = () => seq === this.seq && key === this.key && (!this.selected || this.selected() === key);
+    try {
+      const answer = await get(`/api/history/commands/${encodeURIComponent(city)}/${encodeURIComponent(id)}`);
+      if (!current()) return;
+      const points = (answer && Array.isArray(answer.points) && answer.points) || [];
+      this.points = points.map((p) => storedEntity(city, id, p)).filter(Boolean);
+      this.loaded = true;
+      this.failed = false;
+    } catch (e) {
+      if (!current()) return;
+      // What an earlier read gave stays; only a junction with nothing stored says so.
+      this.failed = !this.loaded;
+      if (!e.login) console.warn(`kendali: command history ${key}: ${e.message}`);
+    }
+    this.changed();
+  }
+}
+
+/** A stored point (`{command, rx, status, reason, ack_ts}`) as a command entity, or null when it has no command. */
+function storedEntity(city, intersection, p) {
+  const cmd = p && p.command;
+  if (!cmd || !cmd.command_id) return null;
+  return {
+    city,
+    intersection,
+    command_id: cmd.command_id,
+    command: cmd,
+    status: p.status === 'applied' || p.status === 'rejected' ? p.status : null,
+    reason: p.reason ?? null,
+    late: false,
+    ack_ts: p.ack_ts ?? null,
+    due: null,
+    before: null,
+    lease: null,
+    rx: p.rx || cmd.ts || null,
+    stored: true,
+  };
+}
 
 export class Commands {
-  /** `replica`; `city`; `inScope(intersectionId)`; `now()` the server's clock; `changed()`. */
-  constructor({ replica, city, inScope, now, changed }) {
+  /**
+   * `replica`; `city`; `inScope(intersectionId)`; `now()` the server's
+   * clock; `changed()`; `ackTimeoutS()` the desk's ack timeout, s;
+   * `selected()` the opened junction's key.
+   */
+  constructor({ replica, city, inScope, now, changed, ackTimeoutS, selected }) {
     this.replica = replica;
     this.city = city;
     this.inScope = inScope;
     this.now = now;
     this.changed = changed;
+    this.ackTimeoutS = ackTimeoutS || (() => ACK_TIMEOUT_S);
     /** command_id -> a pending entity made from the 202 answer. */
     this.posted = new Map();
+    /** The opened junction's stored commands. */
+    this.stored = new StoredHistory({ selected, changed });
   }
 
   /** Replica observer hook: a command's entity replaces what the 202 said. */
@@ -114,6 +216,30 @@ export class Commands {
       .filter((c) => c.city === city && c.intersection === id)
       .map((c) => ({ c, view: commandView(c, now) }))
       .sort((a, b) => (b.view.at || 0) - (a.view.at || 0));
+  }
+
+  /**
+   * The opened junction's history, newest first: its commands the console
+   * knows (forJunction) and, by command_id, those only the store has; a
+   * stored one without an answer shows pending until the ack timeout has
+   * passed since it came, then timed out.
+   */
+  history(city, id) {
+    const now = this.now();
+    const out = this.forJunction(city, id);
+    const st = this.stored;
+    if (st.key !== `${city}/${id}` || !st.points.length) return out;
+    const seen = new Set(out.map((x) => x.c.command_id));
+    const timeoutMs = Math.max(0, Number(this.ackTimeoutS()) || ACK_TIMEOUT_S) * 1000;
+    for (const p of st.points) {
+      if (seen.has(p.command_id)) continue;
+      seen.add(p.command_id);
+      const rx = isoMs(p.rx);
+      let c = p;
+      if (p.status == null) c = { ...p, status: Number.isFinite(rx) && now - rx <= timeoutMs ? 'pending' : 'timed_out' };
+      out.push({ c, view: commandView(c, now) });
+    }
+    return out.sort((a, b) => (b.view.at || 0) - (a.view.at || 0));
   }
 
   /** The commands in force (lease) and the pending ones, the soonest to end first, then the newest pending. */

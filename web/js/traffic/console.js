@@ -47,7 +47,15 @@ export class TrafficConsole {
     /** Elements the keys reach, set by the panels: `board`, `approaches`, `filter`, `detail`. */
     this.el = {};
     this.cache = { stamp: null, rows: [], scoped: [] };
-    this.commands = new Commands({ replica, city, now, inScope: (id) => this.intersectionInScope(id), changed: () => invalidate('traffic') });
+    this.commands = new Commands({
+      replica,
+      city,
+      now,
+      inScope: (id) => this.intersectionInScope(id),
+      changed: () => invalidate('traffic'),
+      ackTimeoutS: () => this.limit('ack_timeout_s', 10),
+      selected: () => this.selected,
+    });
     this.commands.issuedBy = (me && !me.anonymous && me.username) || null;
     replica.observe(this.commands);
     this.unitClock = replica.observe(new UnitStatusClock(UNITS_KEPT));

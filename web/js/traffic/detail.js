@@ -4,8 +4,10 @@
 // extends the selected one's green); Kendali's suggestions, the top one
 // approved with `a`; the DS charts of the last hour and day against the
 // week before (drawn by the server, read again every minute); and the
-// junction's commands, newest first. A junction with only its info (no
-// state yet) or only its state (no info: its id is its name) shows what it has.
+// junction's commands, newest first (the live ones and, read from the
+// store when it opens and every minute, the older ones). A junction with
+// only its info (no state yet) or only its state (no info: its id is its
+// name) shows what it has.
 
 import { h, text, attr, sev, cls, keyed } from '../dom.js';
 import { createRing } from './ring.js';
@@ -62,6 +64,7 @@ export function create(el, { con, i18n, t }) {
   const img24 = h('img', { class: 'chart', alt: t('chart_24h'), width: CHART_W, height: CHART_H });
   const history = h('div', { class: 'history' });
   const historyNone = h('div', { class: 'empty', hidden: true }, t('history_empty'));
+  const historyOld = h('div', { class: 'empty history-old', hidden: true }, t('history_old_failed'));
   const sub = (label) => h('h4', { class: 'd-sub' }, label);
 
   // The approaches' grid is always there (empty when nothing is open), so
@@ -78,6 +81,7 @@ export function create(el, { con, i18n, t }) {
     sub(t('history_title')),
     history,
     historyNone,
+    historyOld,
   );
   const body = h('div', { class: 'd-body' }, none, top, approaches, rest);
   el.append(h('header', { class: 'panel-head' }, h('h2', { class: 'panel-title' }, t('detail_title'))), body);
@@ -148,6 +152,7 @@ export function create(el, { con, i18n, t }) {
     top.hidden = rest.hidden = !j;
     if (!j) {
       chartKey = null;
+      con.commands.stored.want(null);
       keyed(tbody, [], (a) => a.id, makeApproach, fillApproach);
       return;
     }
@@ -190,9 +195,11 @@ export function create(el, { con, i18n, t }) {
       img24.src = chartUrl(j.city, j.id, 24 * HOUR_MS, now);
     }
 
-    const cmds = con.commands.forJunction(j.city, j.id);
+    con.commands.stored.want(j.city, j.id);
+    const cmds = con.commands.history(j.city, j.id);
     keyed(history, cmds, (x) => x.c.command_id, () => makeCommandRow(false), (row, x) => fillCommandRow(row, x.c, { t, i18n, now }));
     historyNone.hidden = cmds.length > 0;
+    historyOld.hidden = !con.commands.stored.failed;
   }
 
   return { kinds: ['intersection', 'command', 'feed', 'traffic'], clock: true, render };

@@ -63,6 +63,7 @@ const WORDS = {
     chart_24h: 'DS 24 jam terakhir',
     history_title: 'Riwayat perintah',
     history_empty: 'Belum ada perintah di simpang ini',
+    history_old_failed: 'riwayat lama tidak tersedia',
     // commands
     inforce_title: 'Perintah berlaku',
     inforce_empty: 'Tidak ada perintah berlaku atau menunggu',
@@ -212,6 +213,7 @@ const WORDS = {
     chart_24h: 'DS last 24 hours',
     history_title: 'Command history',
     history_empty: 'No commands at this junction yet',
+    history_old_failed: 'older history unavailable',
     inforce_title: 'Commands in force',
     inforce_empty: 'No commands in force or pending',
     status: { pending: 'pending', applied: 'applied', rejected: 'rejected', timed_out: 'timed out' },
