@@ -653,15 +653,13 @@ impl Hub {
                 let _ = reply.send(found);
             }
             HubCommand::State { reply } => {
-                let upto = self.flushed();
-                let entities = self
-                    .mirror
-                    .values()
-                    .filter(|(s, _)| *s <= upto)
-                    .map(|(_, u)| u.clone())
-                    .collect();
+                // Every entity's latest value, sent to the screens or about
+                // to be with the next tick. (Up to the last flush only, an
+                // entity that changed within the tick was missing from the
+                // answer: every junction, now and then, at one a second.)
+                let entities = self.mirror.values().map(|(_, u)| u.clone()).collect();
                 let _ = reply.send(StateView {
-                    seq: upto,
+                    seq: self.seq,
                     entities,
                 });
             }
