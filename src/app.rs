@@ -238,7 +238,7 @@ impl Application {
             road_net.clone(),
         ));
         let outbox = crate::traffic::Outbox {
-            bus: client.clone(),
+            bus: client,
             ingest: status.clone(),
             directory: directory.clone(),
             limits: limits.clone(),
@@ -272,7 +272,6 @@ impl Application {
             deadletters,
             metrics,
             ingest: status,
-            bus: client,
             limits,
             scenario: scenario_json,
             store: store_handle,

@@ -42,7 +42,8 @@ const REVERT_RETRY: Duration = Duration::from_secs(30);
 /// A lease that ended longer ago than this (a node down for hours) is left
 /// to the officers: reverting it now could undo what they did since.
 const REVERT_WITHIN: chrono::Duration = chrono::Duration::hours(1);
-/// How long publishing may wait for room in the bus client's queue.
+/// How long publishing may wait for room in the bus client's queue (full
+/// only while the broker is unreachable).
 pub const PUBLISH_WAIT: Duration = Duration::from_secs(2);
 /// Namespace of reverts' command ids (UUID v5 of the reverted command's id).
 const REVERT_NS: Uuid = Uuid::from_u128(0x6b656e64_616c_6952_8e76_657274000001);
@@ -104,19 +105,28 @@ impl Outbox {
         {
             return Err(PublishError::Audit);
         }
-        let sent = tokio::time::timeout(
-            PUBLISH_WAIT,
-            self.bus
-                .publish(topic.to_string(), Qos::AtLeastOnce, false, bytes),
-        )
-        .await;
-        let err = match sent {
-            Ok(Ok(())) => return Ok(topic),
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => "the bus client is not taking requests".to_owned(),
+        let Err(err) = self.send(&topic, bytes).await else {
+            return Ok(topic);
         };
         let _ = self.directory.audit(audit.outcome("publish_failed")).await;
         Err(PublishError::Bus(err))
+    }
+
+    /// Publishes a validated message (QoS 1, retained as its topic says),
+    /// waiting at most [`PUBLISH_WAIT`] for room in the bus client's queue;
+    /// the reason when it could not.
+    pub async fn send(&self, topic: &Topic, bytes: Vec<u8>) -> Result<(), String> {
+        let sent = tokio::time::timeout(
+            PUBLISH_WAIT,
+            self.bus
+                .publish(topic.to_string(), Qos::AtLeastOnce, topic.retained(), bytes),
+        )
+        .await;
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("the bus client is not taking requests".to_owned()),
+        }
     }
 }
 

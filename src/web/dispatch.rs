@@ -19,7 +19,6 @@ use uuid::Uuid;
 
 use super::routes::{get as get_route, page, post as post_route, Route, Rule};
 use super::{assets, gate, ApiError, WebContext};
-use crate::bus::Qos;
 use crate::contract::topic::{is_city_slug, is_identifier};
 use crate::contract::validate::validate_outgoing;
 use crate::contract::{
@@ -31,8 +30,6 @@ use crate::identity::{Permission, Person};
 use crate::state::UpdateKind;
 use crate::store::history::{HistoryAnswer, HistoryQuery};
 
-/// How long publishing may wait for room in the bus client's request queue.
-const PUBLISH_WAIT: Duration = Duration::from_secs(2);
 /// How long a claim (an answer, a unit committed) holds here on its own
 /// while its event travels back through ingest; the live state decides after.
 const CLAIM_HELD: Duration = Duration::from_secs(30);
@@ -1047,16 +1044,8 @@ async fn publish(
         ));
     }
     for (topic, _, bytes) in wire {
-        let sent = tokio::time::timeout(
-            PUBLISH_WAIT,
-            ctx.bus
-                .publish(topic.to_string(), Qos::AtLeastOnce, topic.retained(), bytes),
-        )
-        .await;
-        let failure = match sent {
-            Ok(Ok(())) => continue,
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => "the bus client is not taking requests".to_owned(),
+        let Err(failure) = ctx.outbox.send(&topic, bytes).await else {
+            continue;
         };
         ctx.record(audit("publish_failed", detail.clone())).await;
         return Err(ApiError::unavailable(format!(

@@ -23,7 +23,6 @@ use std::sync::Arc;
 use actix_web::{http::StatusCode, HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::bus::BusClient;
 use crate::config::Settings;
 use crate::contract::Limits;
 use crate::hub::HubHandle;
@@ -44,8 +43,6 @@ pub struct WebContext {
     pub deadletters: DeadLetters,
     pub metrics: Arc<Metrics>,
     pub ingest: Arc<IngestStatus>,
-    /// Kendali's own bus connection, for operator commands.
-    pub bus: BusClient,
     pub limits: Limits,
     /// The scenario geometry served to the screens, when known.
     pub scenario: Option<serde_json::Value>,
@@ -63,7 +60,8 @@ pub struct WebContext {
     pub desk: dispatch::DispatchDesk,
     /// The traffic desk: per-junction limits, automatic mode.
     pub traffic: std::sync::Arc<crate::traffic::TrafficDesk>,
-    /// Publishes traffic commands (audited, only while the bus is up).
+    /// Kendali's own bus connection, for operator actions: traffic commands
+    /// (audited, only while the bus is up) and the dispatchers' events.
     pub outbox: crate::traffic::Outbox,
     /// The scenario's road network, built on first use.
     pub road_net: std::sync::Arc<crate::domain::route::CityRoads>,
