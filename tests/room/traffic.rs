@@ -970,3 +970,64 @@ async fn automatic_mode_survives_a_restart_as_the_officers_left_it() {
         .collect();
     assert_eq!(auto, [("simpang-on", "petugas-ingat")], "{desk}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_junction_takes_at_most_its_commands_a_minute_from_all_officers_together() {
+    let test = "a_junction_takes_at_most_its_commands_a_minute_from_all_officers_together";
+    let Some(Room {
+        mosquitto,
+        app,
+        city,
+        p,
+    }) = room(test, "batas", |_| {}).await
+    else {
+        return;
+    };
+    junction(
+        &p,
+        &city,
+        "simpang-ramai",
+        "Kota",
+        state("simpang-ramai", "fixed", json!("pagi"), 90.0, json!(1), 0.5),
+    )
+    .await;
+    support::entity(
+        &app,
+        "intersection",
+        &format!("{city}/simpang-ramai"),
+        "the junction",
+    )
+    .await;
+    let on_bus = Listener::listen(&mosquitto.url, &format!("city/{city}/atcs/+/command")).await;
+    let (a, b) = (
+        support::sign_in(&app, "petugas-batas-a", &["traffic_officer"], &[], &[]).await,
+        support::sign_in(&app, "petugas-batas-b", &["traffic_officer"], &[], &[]).await,
+    );
+    let path = format!("/api/atcs/{city}/simpang-ramai/command");
+    let body = json!({ "action": "announce", "template": "stop_line", "reason": "uji" });
+    // Six between the two officers (the default limit), then the seventh is refused.
+    for who in [&a, &b, &a, &b, &a, &b] {
+        let (status, answer) = post(who, &app, &path, body.clone()).await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    let (status, answer) = post(&a, &app, &path, body.clone()).await;
+    assert_eq!(status, 429, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("simpang-ramai has had 6 commands"),
+        "{answer}"
+    );
+    support::eventually(5, "the six on the bus", || {
+        let on_bus = &on_bus;
+        async move { (on_bus.payloads().len() == 6).then_some(()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        on_bus.payloads().len(),
+        6,
+        "the refused one is not published"
+    );
+}
