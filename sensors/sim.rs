@@ -126,7 +126,7 @@ impl SimStats {
                 AckStatus::Applied => self.commands_applied += 1,
                 AckStatus::Rejected => self.commands_rejected += 1,
             },
-            Message::Command(_) | Message::UnitAssignment(_) => {}
+            Message::Command(_) | Message::UnitAssignment(_) | Message::Alert(_) => {}
         }
     }
 }

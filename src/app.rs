@@ -144,11 +144,38 @@ impl Application {
             }
             .run(grace),
         );
+        // The alert engine, fed by the state's fan-out (started before the
+        // state's restore, which it reads as it comes). It publishes on the
+        // main connection, as operator actions are.
+        let mut out = crate::state::FanOut::hub(hub_tx);
+        let (alerts, alert_requests) = crate::alerts::AlertEngine::handle();
+        if settings.alerts.enabled {
+            let (tx, rx) = mpsc::channel(crate::alerts::INPUT_CAPACITY);
+            out = out.with(crate::state::Output {
+                name: "alerts",
+                tx,
+                wants: crate::state::fanout::rule_inputs,
+                required: false,
+            });
+            let engine = crate::alerts::AlertEngine::new(
+                settings.alerts.clone(),
+                settings.dispatch.clone(),
+                settings.traffic.congestion_saturation,
+                crate::traffic::Outbox {
+                    bus: client.clone(),
+                    ingest: status.clone(),
+                    directory: crate::identity::directory::Directory::beside(&store_handle),
+                    limits: limits.clone(),
+                },
+                store_handle.clone(),
+            );
+            tokio::spawn(engine.run(rx, alert_requests, shutdown_rx.clone()));
+        }
         let mut state_task = StateTask {
             city: CityState::new(settings.state.clone()).with_traffic(settings.traffic.clone()),
             input: state_rx,
             priority: (buses.len() > 1).then_some(priority_rx),
-            hub: hub_tx,
+            out,
             store: store_tx,
             deadletters: deadletters.clone(),
             metrics: metrics.clone(),
@@ -250,6 +277,7 @@ impl Application {
             shutdown_rx.clone(),
         ));
         let ctx = web::Data::new(WebContext {
+            alerts,
             traffic,
             outbox,
             access: crate::web::gate::AccessSettings::new(&settings.http),
@@ -291,6 +319,7 @@ impl Application {
                 .configure(crate::web::auth::configure)
                 .configure(crate::web::wall::configure)
                 .configure(crate::web::api::configure)
+                .configure(crate::web::alerts::configure)
                 .configure(crate::web::traffic::configure)
                 .configure(crate::web::dispatch::configure)
                 .configure(crate::web::admin::configure)

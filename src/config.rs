@@ -42,6 +42,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub dispatch: DispatchSettings,
     pub traffic: crate::domain::traffic::TrafficSettings,
+    pub alerts: crate::domain::alerts::AlertSettings,
 }
 
 /// Which answer-time standard the call-taking targets follow.
@@ -347,6 +348,8 @@ impl StateSettings {
             Family::Units => self.stale_units_s,
             Family::Apps => self.stale_apps_s,
             Family::Kpi => self.stale_kpi_s,
+            // Alerts have no feed of their own: never asked.
+            Family::Alerts => self.stale_kpi_s,
         })
     }
 }
@@ -615,6 +618,7 @@ impl Settings {
             return bad("dispatch targets must be positive seconds".into());
         }
         self.traffic.check().map_err(ConfigError::Invalid)?;
+        self.alerts.check().map_err(ConfigError::Invalid)?;
         if self.runtime.worker_threads > 256 {
             return bad("runtime.worker_threads must be 0..=256 (0: one per core)".into());
         }

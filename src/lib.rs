@@ -7,9 +7,10 @@
 //! - [`charts`]: history charts as SVG (plotters), for the wall and reports.
 //! - [`bus`]: MQTT 3.1.1/5 client over rumqttc, and the embedded broker.
 //! - [`ingest`]: the poll loop: decode, validate, dead-letter.
-//! - [`state`]: the task that owns the live city, and the updates it emits.
+//! - [`state`]: the task that owns the live city, and the updates it emits (its fan-out).
 //! - [`store`]: keeps what matters and acknowledges QoS 1 messages after it is kept.
 //! - [`hub`]: websocket fan-out: snapshots, deltas, resume, slow clients.
+//! - [`alerts`]: the alert engine: rules per city, ISA-18.2 lifecycle, transitions on the bus.
 //! - [`traffic`]: the traffic desk: leases' reverts, automatic extensions, per-junction limits.
 //! - [`identity`]: users, roles, sessions, display tokens, the hash-chained audit.
 //! - [`web`]: HTTP routes, the `/ws` upgrade, embedded screens.
@@ -17,6 +18,7 @@
 //! - [`app`]: wires the stages together; [`config`]: typed settings.
 //! - [`bench`]: `kendali bench`, the end-to-end benchmark.
 
+pub mod alerts;
 pub mod app;
 pub mod bench;
 pub mod bus;

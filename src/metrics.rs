@@ -12,7 +12,7 @@ pub struct Metrics {
     pub messages: IntCounterVec,
     /// The same counters resolved once per family (a labelled lookup per
     /// message takes a lock and a hash on the hot path).
-    pub messages_by_family: [IntCounter; 5],
+    pub messages_by_family: [IntCounter; crate::contract::Family::ALL.len()],
     /// Messages refused, by reason.
     pub rejected: IntCounterVec,
     /// Live state sizes, by entity.

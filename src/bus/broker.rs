@@ -363,14 +363,15 @@ mod tests {
             assert!(r.3.contains("/%u"), "{r:?} is not bound to the username");
         }
         // Kendali publishes what its people do: commands to controllers, call
-        // events from the dispatcher console, orders to units. The call centre
-        // publishes call events only.
+        // events from the dispatcher console, orders to units, and its alerts'
+        // transitions. The call centre publishes call events only.
         assert_eq!(
             kinds("topic", "write", Some("kendali")),
             vec![
                 MessageKind::Command,
                 MessageKind::CallEvent,
-                MessageKind::UnitAssignment
+                MessageKind::UnitAssignment,
+                MessageKind::Alert
             ]
         );
         assert_eq!(

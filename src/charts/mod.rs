@@ -56,6 +56,38 @@ pub mod palette {
     ];
 }
 
+/// The colours a chart is drawn in: the wall's, or paper's.
+struct Ink {
+    background: RGBColor,
+    grid: RGBColor,
+    text: RGBColor,
+    title: RGBColor,
+    target: RGBColor,
+}
+
+impl Ink {
+    fn of(spec: &ChartSpec) -> Ink {
+        if spec.paper {
+            Ink {
+                background: WHITE,
+                grid: RGBColor(0xd4, 0xd9, 0xe0),
+                text: RGBColor(0x33, 0x3d, 0x4a),
+                title: BLACK,
+                // Darker amber: the wall's is too pale on white.
+                target: RGBColor(0xb4, 0x53, 0x09),
+            }
+        } else {
+            Ink {
+                background: palette::BACKGROUND.color(),
+                grid: palette::GRID.color(),
+                text: palette::TEXT.color(),
+                title: palette::TITLE.color(),
+                target: palette::TARGET.color(),
+            }
+        }
+    }
+}
+
 /// The font stack of the screens: no font file, whatever the browser has.
 const FONT: &str = "system-ui, 'Segoe UI', Roboto, 'Noto Sans', 'DejaVu Sans', sans-serif";
 
@@ -76,6 +108,8 @@ pub struct ChartSpec {
     pub y_range: Option<(f64, f64)>,
     /// Fill under each line (one series reads better filled).
     pub area: bool,
+    /// Dark ink on white, for paper (the shift report); the wall's palette otherwise.
+    pub paper: bool,
 }
 
 impl ChartSpec {
@@ -95,6 +129,7 @@ impl ChartSpec {
             target: None,
             y_range: None,
             area: false,
+            paper: false,
         }
     }
 }
@@ -292,16 +327,14 @@ pub fn line_chart(spec: &ChartSpec, series: &[Series]) -> Result<String, ChartEr
     // Sizes scale with the chart so that a 4K tile reads like an HD one.
     let u = (spec.height.min(spec.width * 9 / 16) as f64 / 360.0).max(0.6);
     let px = |v: f64| (v * u).round().max(1.0) as u32;
-    let text = palette::TEXT.color();
+    let ink = Ink::of(spec);
+    let text = ink.text;
     let mut svg = String::with_capacity(16 * 1024);
     {
         let root = SVGBackend::with_string(&mut svg, (spec.width, spec.height)).into_drawing_area();
-        root.fill(&palette::BACKGROUND.color()).map_err(drawing)?;
+        root.fill(&ink.background).map_err(drawing)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(
-                &spec.title,
-                (FONT, 26.0 * u).into_font().color(&palette::TITLE.color()),
-            )
+            .caption(&spec.title, (FONT, 26.0 * u).into_font().color(&ink.title))
             .margin(px(14.0))
             .margin_right(px(28.0))
             .x_label_area_size(px(52.0))
@@ -312,7 +345,7 @@ pub fn line_chart(spec: &ChartSpec, series: &[Series]) -> Result<String, ChartEr
         let y_fmt = |v: &f64| format_value(*v, y1 - y0);
         chart
             .configure_mesh()
-            .bold_line_style(palette::GRID.color().stroke_width(px(1.0)))
+            .bold_line_style(ink.grid.stroke_width(px(1.0)))
             .light_line_style(TRANSPARENT)
             .axis_style(text.stroke_width(px(2.0)))
             .x_labels(8)
@@ -327,7 +360,7 @@ pub fn line_chart(spec: &ChartSpec, series: &[Series]) -> Result<String, ChartEr
             .map_err(drawing)?;
 
         if let Some(t) = &spec.target {
-            let amber = palette::TARGET.color();
+            let amber = ink.target;
             let (a, b) = (axis.start, axis.end);
             chart
                 .draw_series(DashedLineSeries::new(
@@ -380,8 +413,8 @@ pub fn line_chart(spec: &ChartSpec, series: &[Series]) -> Result<String, ChartEr
         if series.len() > 1 {
             chart
                 .configure_series_labels()
-                .background_style(palette::BACKGROUND.color().mix(0.85))
-                .border_style(palette::GRID.color())
+                .background_style(ink.background.mix(0.85))
+                .border_style(ink.grid)
                 .label_font((FONT, 18.0 * u).into_font().color(&text))
                 .position(SeriesLabelPosition::UpperLeft)
                 .draw()
@@ -389,8 +422,126 @@ pub fn line_chart(spec: &ChartSpec, series: &[Series]) -> Result<String, ChartEr
         }
         root.present().map_err(drawing)?;
     }
-    // Name the chart for screen readers and for the wall's <img alt>.
-    let title = escape_xml(&spec.title);
+    Ok(named(svg, &spec.title))
+}
+
+/// Draws bars over named categories (e.g. answer-time bands): one bar per
+/// category and series, side by side; an optional dashed target line.
+pub fn bar_chart(
+    spec: &ChartSpec,
+    categories: &[String],
+    series: &[(String, Vec<f64>)],
+) -> Result<String, ChartError> {
+    if !(120..=7680).contains(&spec.width) || !(80..=4320).contains(&spec.height) {
+        return Err(ChartError::BadSize(spec.width, spec.height));
+    }
+    if categories.is_empty() || series.is_empty() {
+        return Err(ChartError::Empty);
+    }
+    for (name, values) in series {
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(ChartError::NotFinite {
+                series: name.clone(),
+            });
+        }
+    }
+    let top = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .chain(spec.target.as_ref().map(|t| t.value))
+        .fold(0.0f64, f64::max);
+    let (y0, y1) = spec
+        .y_range
+        .unwrap_or((0.0, if top > 0.0 { top * 1.12 } else { 1.0 }));
+    if !(y0.is_finite() && y1.is_finite() && y1 > y0) {
+        return Err(ChartError::BadRange(y0, y1));
+    }
+    let u = (spec.height.min(spec.width * 9 / 16) as f64 / 360.0).max(0.6);
+    let px = |v: f64| (v * u).round().max(1.0) as u32;
+    let ink = Ink::of(spec);
+    let n = categories.len() as i32;
+    let k = series.len() as i32;
+    // Each category is `k + 1` slots wide: its bars and a gap.
+    let slots = n * (k + 1);
+    let mut svg = String::with_capacity(16 * 1024);
+    {
+        let root = SVGBackend::with_string(&mut svg, (spec.width, spec.height)).into_drawing_area();
+        root.fill(&ink.background).map_err(drawing)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&spec.title, (FONT, 26.0 * u).into_font().color(&ink.title))
+            .margin(px(14.0))
+            .margin_right(px(28.0))
+            .x_label_area_size(px(52.0))
+            .y_label_area_size(px(72.0))
+            .build_cartesian_2d(0..slots, y0..y1)
+            .map_err(drawing)?;
+        let x_fmt = |slot: &i32| {
+            let (c, within) = (slot / (k + 1), slot % (k + 1));
+            // One label per category, under its bars' middle.
+            if within == k / 2 && c < n {
+                categories[c as usize].clone()
+            } else {
+                String::new()
+            }
+        };
+        let y_fmt = |v: &f64| format_value(*v, y1 - y0);
+        chart
+            .configure_mesh()
+            .bold_line_style(ink.grid.stroke_width(px(1.0)))
+            .light_line_style(TRANSPARENT)
+            .disable_x_mesh()
+            .axis_style(ink.text.stroke_width(px(2.0)))
+            .x_labels(slots as usize + 1)
+            .y_labels(6)
+            .x_label_formatter(&x_fmt)
+            .y_label_formatter(&y_fmt)
+            .label_style((FONT, 16.0 * u).into_font().color(&ink.text))
+            .axis_desc_style((FONT, 18.0 * u).into_font().color(&ink.text))
+            .x_desc(&spec.x_label)
+            .y_desc(&spec.y_label)
+            .draw()
+            .map_err(drawing)?;
+        for (j, (name, values)) in series.iter().enumerate() {
+            let color = palette::SERIES[j % palette::SERIES.len()].color();
+            let bars = values.iter().enumerate().map(move |(c, v)| {
+                let x = c as i32 * (k + 1) + j as i32;
+                Rectangle::new([(x, y0), (x + 1, v.clamp(y0, y1))], color.filled())
+            });
+            let drawn = chart.draw_series(bars).map_err(drawing)?;
+            if k > 1 {
+                drawn.label(name).legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
+                });
+            }
+        }
+        if let Some(t) = &spec.target {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(0, t.value), (slots, t.value)],
+                    px(14.0),
+                    px(8.0),
+                    ink.target.stroke_width(px(3.0)),
+                ))
+                .map_err(drawing)?;
+        }
+        if k > 1 {
+            chart
+                .configure_series_labels()
+                .background_style(ink.background.mix(0.85))
+                .border_style(ink.grid)
+                .label_font((FONT, 18.0 * u).into_font().color(&ink.text))
+                .position(SeriesLabelPosition::UpperRight)
+                .draw()
+                .map_err(drawing)?;
+        }
+        root.present().map_err(drawing)?;
+    }
+    Ok(named(svg, &spec.title))
+}
+
+/// Names a chart for screen readers and for the wall's `<img alt>`.
+fn named(mut svg: String, title: &str) -> String {
+    let title = escape_xml(title);
     if let Some(end) = svg.find('>') {
         let mut out = String::with_capacity(svg.len() + title.len() + 48);
         out.push_str(&svg[..end]);
@@ -401,7 +552,7 @@ pub fn line_chart(spec: &ChartSpec, series: &[Series]) -> Result<String, ChartEr
         out.push_str(&svg[end + 1..]);
         svg = out;
     }
-    Ok(svg)
+    svg
 }
 
 /// A value label with as many decimals as the axis span needs.

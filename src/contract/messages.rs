@@ -537,6 +537,17 @@ pub enum Triage {
     Info,
 }
 
+impl Triage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Triage::Normal => "normal",
+            Triage::Ghost => "ghost",
+            Triage::Prank => "prank",
+            Triage::Info => "info",
+        }
+    }
+}
+
 /// How a call ended, given when it is closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -784,7 +795,7 @@ pub struct KpiSample {
     pub window_s: Option<f64>,
 }
 
-mod opt_ts {
+pub(crate) mod opt_ts {
     use super::*;
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Ts>, D::Error> {
         #[derive(Deserialize)]
@@ -814,10 +825,11 @@ pub enum MessageKind {
     UnitAssignment,
     AppEvent,
     KpiSample,
+    Alert,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 9] = [
+    pub const ALL: [MessageKind; 10] = [
         MessageKind::IntersectionInfo,
         MessageKind::IntersectionState,
         MessageKind::Command,
@@ -827,6 +839,7 @@ impl MessageKind {
         MessageKind::UnitAssignment,
         MessageKind::AppEvent,
         MessageKind::KpiSample,
+        MessageKind::Alert,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -840,6 +853,7 @@ impl MessageKind {
             MessageKind::UnitAssignment => "unit_assignment",
             MessageKind::AppEvent => "app_event",
             MessageKind::KpiSample => "kpi_sample",
+            MessageKind::Alert => "alert",
         }
     }
 
@@ -865,6 +879,7 @@ pub enum Message {
     UnitAssignment(Box<UnitAssignment>),
     AppEvent(Box<AppEvent>),
     KpiSample(Box<KpiSample>),
+    Alert(Box<super::alert::Alert>),
 }
 
 impl Message {
@@ -879,6 +894,7 @@ impl Message {
             Message::UnitAssignment(_) => MessageKind::UnitAssignment,
             Message::AppEvent(_) => MessageKind::AppEvent,
             Message::KpiSample(_) => MessageKind::KpiSample,
+            Message::Alert(_) => MessageKind::Alert,
         }
     }
 
@@ -894,12 +910,14 @@ impl Message {
             Message::UnitAssignment(m) => Some(m.ts),
             Message::AppEvent(m) => Some(m.ts),
             Message::KpiSample(m) => Some(m.ts),
+            Message::Alert(m) => Some(m.ts),
         }
     }
 
     /// The unique event id of event messages (calls and app events). A unit
     /// assignment is retained state, redelivered on every reconnect: the
-    /// newest per unit wins, as a unit status does.
+    /// newest per unit wins, as a unit status does; so does an alert's
+    /// newest transition (its `event_id` makes the store's write idempotent).
     pub fn event_id(&self) -> Option<Uuid> {
         match self {
             Message::CallEvent(m) => Some(m.event_id),
@@ -1119,5 +1137,41 @@ pub fn example(kind: MessageKind, ts: Ts) -> (super::Topic, Message) {
                 window_s: Some(86400.0),
             })),
         ),
+        MessageKind::Alert => {
+            use super::alert::*;
+            let alert_id =
+                Uuid::parse_str("0f6a3c52-9d1e-5b7a-8c4f-2e9b1d7a6c30").expect("literal uuid");
+            (
+                T::Alert {
+                    city,
+                    alert_id: alert_id.to_string(),
+                },
+                Message::Alert(Box::new(Alert {
+                    event_id: Uuid::parse_str("3a8e1f4c-6b2d-4e9a-b7c1-5d0f2a9e8b64")
+                        .expect("literal uuid"),
+                    alert_id,
+                    ts,
+                    rule: AlertRule::CallUnanswered,
+                    entity: id("call:112-20261122-0042"),
+                    group: id("call:112-20261122-0042"),
+                    district: None,
+                    priority: 1,
+                    state: AlertState::ActiveAck,
+                    transition: AlertTransition::Acknowledged,
+                    by: id("dewi"),
+                    reason: None,
+                    raised_at: ts - chrono::Duration::seconds(4),
+                    acked_at: Some(ts),
+                    acked_by: Some(id("dewi")),
+                    cleared_at: None,
+                    shelved_until: None,
+                    shelved_by: None,
+                    suppressed: false,
+                    value: Some(24.0),
+                    threshold: Some(20.0),
+                    unit: Some(id("s")),
+                })),
+            )
+        }
     }
 }

@@ -34,6 +34,7 @@ pub fn schema(kind: MessageKind) -> serde_json::Value {
         MessageKind::UnitAssignment => schema_of::<UnitAssignment>(kind),
         MessageKind::AppEvent => schema_of::<AppEvent>(kind),
         MessageKind::KpiSample => schema_of::<KpiSample>(kind),
+        MessageKind::Alert => schema_of::<super::Alert>(kind),
     }
 }
 

@@ -17,15 +17,18 @@ pub enum Family {
     Units,
     Apps,
     Kpi,
+    /// Kendali's own alerts (v1.3), read back like every operator action.
+    Alerts,
 }
 
 impl Family {
-    pub const ALL: [Family; 5] = [
+    pub const ALL: [Family; 6] = [
         Family::Atcs,
         Family::Calls,
         Family::Units,
         Family::Apps,
         Family::Kpi,
+        Family::Alerts,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +38,7 @@ impl Family {
             Family::Units => "units",
             Family::Apps => "apps",
             Family::Kpi => "kpi",
+            Family::Alerts => "alerts",
         }
     }
 
@@ -46,6 +50,7 @@ impl Family {
             Family::Units => "city/+/units/#",
             Family::Apps => "city/+/apps/+/events",
             Family::Kpi => "city/+/kpi/+",
+            Family::Alerts => "city/+/alerts/+",
         }
     }
 
@@ -66,6 +71,7 @@ pub enum Topic {
     Assignment { city: String, unit: String },
     AppEvents { city: String, service: String },
     Kpi { city: String, service: String },
+    Alert { city: String, alert_id: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -146,6 +152,10 @@ impl Topic {
                 city,
                 service: id(s)?,
             }),
+            ["alerts", a] => Ok(Topic::Alert {
+                city,
+                alert_id: id(a)?,
+            }),
             _ => Err(unknown()),
         }
     }
@@ -160,7 +170,8 @@ impl Topic {
             | Topic::Unit { city, .. }
             | Topic::Assignment { city, .. }
             | Topic::AppEvents { city, .. }
-            | Topic::Kpi { city, .. } => city,
+            | Topic::Kpi { city, .. }
+            | Topic::Alert { city, .. } => city,
         }
     }
 
@@ -174,6 +185,7 @@ impl Topic {
             Topic::Unit { .. } | Topic::Assignment { .. } => Family::Units,
             Topic::AppEvents { .. } => Family::Apps,
             Topic::Kpi { .. } => Family::Kpi,
+            Topic::Alert { .. } => Family::Alerts,
         }
     }
 
@@ -190,6 +202,7 @@ impl Topic {
             Topic::Assignment { .. } => K::UnitAssignment,
             Topic::AppEvents { .. } => K::AppEvent,
             Topic::Kpi { .. } => K::KpiSample,
+            Topic::Alert { .. } => K::Alert,
         }
     }
 
@@ -201,7 +214,8 @@ impl Topic {
         }
     }
 
-    /// Whether publishers set the retain flag on this topic.
+    /// Whether publishers set the retain flag on this topic (an alert's is
+    /// set while the alert is not back to normal: see `Alert::is_live`).
     pub fn retained(&self) -> bool {
         matches!(
             self,
@@ -230,6 +244,7 @@ impl fmt::Display for Topic {
             Topic::Assignment { city, unit } => write!(f, "city/{city}/units/{unit}/assignment"),
             Topic::AppEvents { city, service } => write!(f, "city/{city}/apps/{service}/events"),
             Topic::Kpi { city, service } => write!(f, "city/{city}/kpi/{service}"),
+            Topic::Alert { city, alert_id } => write!(f, "city/{city}/alerts/{alert_id}"),
         }
     }
 }
@@ -250,6 +265,7 @@ mod tests {
             "city/cilegon/units/amb-01/status",
             "city/cilegon/apps/perizinan/events",
             "city/cilegon/kpi/perizinan",
+            "city/cilegon/alerts/0d3c6f1e-8a8b-5c52-9b1e-2f4a6c8e0b17",
         ] {
             assert_eq!(Topic::parse(t).unwrap().to_string(), t);
         }

@@ -7,6 +7,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::alert::AlertState;
 use super::messages::*;
 use super::topic::{is_identifier, Topic, TopicError};
 
@@ -176,6 +177,7 @@ pub fn decode(
         MessageKind::UnitAssignment => Message::UnitAssignment(parse(text)?),
         MessageKind::AppEvent => Message::AppEvent(parse(text)?),
         MessageKind::KpiSample => Message::KpiSample(parse(text)?),
+        MessageKind::Alert => Message::Alert(parse(text)?),
     };
     check(&topic, &msg)?;
     if let Message::CallEvent(m) = &mut msg {
@@ -262,6 +264,8 @@ pub mod caps {
     pub const ATTRS: usize = 4096;
     /// A KPI's unit.
     pub const KPI_UNIT: usize = 32;
+    /// An alert's entity and group (`{kind}:{id}`).
+    pub const ALERT_ENTITY: usize = 200;
 }
 
 /// Cuts `text` to at most `cap` bytes at a character boundary, ending it
@@ -725,6 +729,44 @@ fn check(topic: &Topic, msg: &Message) -> Result<(), Rejection> {
             }
             if let Some(w) = m.window_s {
                 range("window_s", w, 0.0, 366.0 * 86400.0)?;
+            }
+        }
+        (Topic::Alert { alert_id, .. }, Message::Alert(m)) => {
+            matches_topic("alert_id", &m.alert_id.to_string(), alert_id)?;
+            text("entity", &m.entity, caps::ALERT_ENTITY)?;
+            text("group", &m.group, caps::ALERT_ENTITY)?;
+            text("by", &m.by, caps::ISSUED_BY)?;
+            if let Some(d) = &m.district {
+                text("district", d, caps::DISTRICT)?;
+            }
+            if let Some(r) = &m.reason {
+                text("reason", r, caps::COMMAND_REASON)?;
+            }
+            if let Some(a) = &m.acked_by {
+                text("acked_by", a, caps::ISSUED_BY)?;
+            }
+            if let Some(a) = &m.shelved_by {
+                text("shelved_by", a, caps::ISSUED_BY)?;
+            }
+            if let Some(u) = &m.unit {
+                text("unit", u, caps::KPI_UNIT)?;
+            }
+            if !(1..=4).contains(&m.priority) {
+                return Err(out_of_range(format!(
+                    "priority must be 1..=4, not {}",
+                    m.priority
+                )));
+            }
+            for (field, v) in [("value", m.value), ("threshold", m.threshold)] {
+                if let Some(v) = v {
+                    range(field, v, -1e15, 1e15)?;
+                }
+            }
+            if m.state.is_acknowledged() != m.acked_at.is_some() && m.state != AlertState::Normal {
+                return Err(out_of_range(format!(
+                    "state {} and acked_at disagree",
+                    m.state.as_str()
+                )));
             }
         }
         // decode() picks the payload type from the topic, so the pair always agrees.

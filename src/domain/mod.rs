@@ -1,5 +1,5 @@
 //! The city's entities and rules, with no I/O: a call and its lifecycle,
-//! the call-taking indicators, travel time on the city's roads, a junction's
+//! the call-taking indicators, the alerts' lifecycle, travel time on the city's roads, a junction's
 //! conditions and the rules acting on them, and the city's local time. State, store, web and the simulator all import
 //! them from here (the store used to import `Call` from the state, and the
 //! WIB offset was written three times), so no two stages import each other.
@@ -7,6 +7,7 @@
 //! It builds on the bus contract's types (`crate::contract`, also pure): a
 //! call's stages are the contract's call event types.
 
+pub mod alerts;
 pub mod call;
 pub mod indicators;
 pub mod route;

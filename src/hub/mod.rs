@@ -394,7 +394,7 @@ struct Lane {
 pub struct Hub {
     settings: Arc<HubSettings>,
     metrics: Arc<Metrics>,
-    input: mpsc::Receiver<Update>,
+    input: mpsc::Receiver<Arc<Update>>,
     cmd: mpsc::Receiver<HubCommand>,
     seq: u64,
     /// Identifies this run of the hub: sequence numbers restart with a new process,
@@ -422,7 +422,7 @@ impl Hub {
         settings: HubSettings,
         recent_kept: usize,
         metrics: Arc<Metrics>,
-        input: mpsc::Receiver<Update>,
+        input: mpsc::Receiver<Arc<Update>>,
     ) -> (Hub, HubHandle) {
         let (cmd_tx, cmd) = mpsc::channel(1024);
         let settings = Arc::new(settings);
@@ -515,10 +515,9 @@ impl Hub {
     }
 
     /// Takes one update from the state: sequence it, mirror it, ring it.
-    fn ingest(&mut self, u: Update) {
+    fn ingest(&mut self, u: Arc<Update>) {
         self.seq += 1;
         let seq = self.seq;
-        let u = Arc::new(u);
         if u.kind.is_event() {
             let r = self.recent.entry(u.kind).or_default();
             if r.len() == self.recent_kept {
@@ -1126,15 +1125,15 @@ mod tests {
     use super::*;
     use crate::state::Tags;
 
-    fn update(kind: UpdateKind, key: &str, v: u64) -> Update {
-        Update::new(
+    fn update(kind: UpdateKind, key: &str, v: u64) -> Arc<Update> {
+        Arc::new(Update::new(
             kind,
             "kota",
             key.to_owned(),
             Tags::default(),
             Utc::now(),
             Some(&v),
-        )
+        ))
     }
 
     /// A hub with one client that does not read, its queue four frames deep.

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 pub enum Role {
     /// A read-only display (the video wall).
     Wall,
-    /// The wall, plus acknowledging alerts.
+    /// The wall, plus acknowledging and shelving alerts (as every role above it).
     Operator,
     /// 112/119 calls and field units, with callers' personal data.
     Dispatcher,
@@ -84,7 +84,9 @@ impl Permission {
         match self {
             View => true,
             PersonalData | Dispatch => matches!(role, Dispatcher | Supervisor),
-            AcknowledgeAlerts => matches!(role, Operator | Supervisor),
+            AcknowledgeAlerts => {
+                matches!(role, Operator | Dispatcher | TrafficOfficer | Supervisor)
+            }
             Traffic => matches!(role, TrafficOfficer | Supervisor),
             Reports => role == Supervisor,
             Audit => matches!(role, Supervisor | Admin),

@@ -265,17 +265,21 @@ impl IngestLoop {
                     };
                     let rx = Utc::now();
                     let topic = std::str::from_utf8(&m.topic).unwrap_or("<non-UTF-8 topic>");
-                    let input = match decode(topic, &m.payload, &self.limits, rx) {
-                        Ok((topic, msg)) => Input::Accepted {
-                            topic,
-                            msg,
-                            rx,
-                            ack: m.ack,
-                        },
-                        Err(rejection) => Input::Rejected {
-                            dead: DeadLetter::new(&m.topic, &m.payload, &rejection, rx),
-                            ack: m.ack,
-                        },
+                    let input = if m.payload.is_empty() && is_alert_topic(topic) {
+                        Input::Cleared { ack: m.ack }
+                    } else {
+                        match decode(topic, &m.payload, &self.limits, rx) {
+                            Ok((topic, msg)) => Input::Accepted {
+                                topic,
+                                msg,
+                                rx,
+                                ack: m.ack,
+                            },
+                            Err(rejection) => Input::Rejected {
+                                dead: DeadLetter::new(&m.topic, &m.payload, &rejection, rx),
+                                ack: m.ack,
+                            },
+                        }
                     };
                     if out.send(input).await.is_err() {
                         break;
@@ -405,6 +409,11 @@ impl IngestLoop {
     }
 }
 
+/// An alert's topic: an empty message there clears its retained alert.
+fn is_alert_topic(topic: &str) -> bool {
+    crate::contract::Topic::parse(topic).is_ok_and(|t| t.family() == Family::Alerts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,7 +424,13 @@ mod tests {
         assert_eq!(
             connections(&s),
             [
-                vec![Family::Atcs, Family::Units, Family::Apps, Family::Kpi],
+                vec![
+                    Family::Atcs,
+                    Family::Units,
+                    Family::Apps,
+                    Family::Kpi,
+                    Family::Alerts
+                ],
                 vec![Family::Calls]
             ]
         );

@@ -254,6 +254,14 @@ pub struct Lease {
     pub reverted_by: Option<Uuid>,
 }
 
+/// An alert as the screens get it: the bus message, and its city.
+#[derive(Serialize)]
+struct LiveAlert<'a> {
+    city: &'a str,
+    #[serde(flatten)]
+    alert: &'a Alert,
+}
+
 /// Sizes, for `/metrics`.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct Sizes {
@@ -265,6 +273,7 @@ pub struct Sizes {
     pub feeds: usize,
     pub stale_feeds: usize,
     pub commands: usize,
+    pub alerts: usize,
 }
 
 /// A feed refreshes its freshness update at most this often (the screens
@@ -318,6 +327,9 @@ pub struct CityState {
     feeds: HashMap<String, Feed>,
     commands: HashMap<Uuid, CommandEntry>,
     command_order: VecDeque<Uuid>,
+    /// Alerts not back to normal, by `{city}/{alert_id}` (as many as rules
+    /// times entities at most: one alert per rule and entity).
+    alerts: HashMap<String, Alert>,
     seen_events: HashSet<Uuid>,
     seen_order: VecDeque<Uuid>,
     complaint_opd: HashMap<String, (String, String)>,
@@ -343,6 +355,7 @@ impl CityState {
             counters: HashMap::new(),
             feeds: HashMap::new(),
             commands: HashMap::new(),
+            alerts: HashMap::new(),
             command_order: VecDeque::new(),
             seen_events: HashSet::new(),
             seen_order: VecDeque::new(),
@@ -368,6 +381,7 @@ impl CityState {
             feeds: self.feeds.len(),
             stale_feeds: self.feeds.values().filter(|f| f.stale).count(),
             commands: self.commands.len(),
+            alerts: self.alerts.len(),
         }
     }
 
@@ -446,7 +460,9 @@ impl CityState {
                     Some(w) => w,
                     None => self.watches.entry(e.key.clone()).or_default(),
                 };
-                if let Some(c) = watch.observe(m, &self.traffic) {
+                let changed = watch.observe(m, &self.traffic);
+                let routine = changed.is_none();
+                if let Some(c) = changed {
                     e.conditions = c;
                 }
                 if e.conditions.iter().any(|c| c.kind == "congested") {
@@ -454,7 +470,9 @@ impl CityState {
                 } else if !e.suggestions.is_empty() {
                     e.suggestions = Arc::from([]);
                 }
-                out.push(intersection_update(e, rx));
+                let mut u = intersection_update(e, rx);
+                u.routine = routine;
+                out.push(u);
                 let district = e.district.clone();
                 let ts = Some(m.ts);
                 out.extend(self.touch_feed(city, Family::Atcs, intersection, district, ts, rx));
@@ -592,6 +610,45 @@ impl CityState {
                 ));
                 self.kpis.insert(key, k);
                 out.extend(self.touch_feed(city, Family::Kpi, service, None, Some(m.ts), rx));
+            }
+            (Topic::Alert { alert_id, .. }, Message::Alert(m)) => {
+                let key = format!("{city}/{alert_id}");
+                // The newest transition wins; a retained one seen again
+                // (every reconnect) changes nothing.
+                if self
+                    .alerts
+                    .get(&key)
+                    .is_some_and(|a| a.event_id == m.event_id || a.ts > m.ts)
+                {
+                    return Ok(out);
+                }
+                let t = Tags {
+                    family: None,
+                    intersection: m.entity.strip_prefix("intersection:").map(Arc::from),
+                    district: m.district.as_deref().map(Arc::from),
+                    line: None,
+                };
+                if m.is_live() {
+                    let value = LiveAlert { city, alert: m };
+                    out.push(Update::new(
+                        UpdateKind::Alert,
+                        city,
+                        key.clone(),
+                        t,
+                        rx,
+                        Some(&value),
+                    ));
+                    self.alerts.insert(key, (**m).clone());
+                } else if self.alerts.remove(&key).is_some() {
+                    out.push(Update::new::<Alert>(
+                        UpdateKind::Alert,
+                        city,
+                        key,
+                        t,
+                        rx,
+                        None,
+                    ));
+                }
             }
             _ => unreachable!("decode() chooses the message type from the topic"),
         }

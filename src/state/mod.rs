@@ -1,7 +1,8 @@
 //! The live city state and the one task that owns it. Ingest hands it
 //! validated messages over a bounded channel; it applies them (no shared
-//! locks on the hot path), passes the resulting [`Update`]s to the hub and
-//! every message, accepted or refused, to the store, in each connection's
+//! locks on the hot path), passes the resulting [`Update`]s to its fan-out
+//! (the hub, the alert engine) and every message, accepted or refused, to
+//! the store, in each connection's
 //! arrival order (the priority connection's first when both have messages),
 //! and the store acknowledges QoS 1 messages once they are safely kept.
 //!
@@ -10,6 +11,7 @@
 //! store's inputs close in turn.
 
 pub mod city;
+pub mod fanout;
 pub mod update;
 
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 pub use city::CityState;
+pub use fanout::{FanOut, Output};
 pub use update::{Tags, Update, UpdateKind};
 
 use crate::bus::AckToken;
@@ -40,6 +43,9 @@ pub enum Input {
         dead: DeadLetter,
         ack: Option<AckToken>,
     },
+    /// An empty message on an alert's topic: the retained alert was cleared
+    /// (it went back to normal). Nothing to apply; its ack keeps its place.
+    Cleared { ack: Option<AckToken> },
 }
 
 /// Capacity of the ingest -> state channel: a few milliseconds of a very busy
@@ -54,7 +60,8 @@ pub struct StateTask {
     /// The priority connection's messages (`mqtt.priority_families`), read
     /// before `input` whenever both have some.
     pub priority: Option<mpsc::Receiver<Input>>,
-    pub hub: mpsc::Sender<Update>,
+    /// The hub, the alert engine: whoever takes the state's updates.
+    pub out: FanOut,
     pub store: mpsc::Sender<StoreItem>,
     pub deadletters: DeadLetters,
     pub metrics: Arc<Metrics>,
@@ -62,7 +69,7 @@ pub struct StateTask {
 
 impl StateTask {
     /// Rebuilds the live state from stored messages (at start-up, before ingest
-    /// runs) and tells the hub; nothing goes back to the store.
+    /// runs) and tells its outputs; nothing goes back to the store.
     pub async fn replay(&mut self, messages: Vec<(Topic, Message, DateTime<Utc>)>) {
         let (mut applied, mut skipped) = (0usize, 0usize);
         for (topic, msg, rx) in messages {
@@ -70,7 +77,7 @@ impl StateTask {
                 Ok(updates) => {
                     applied += 1;
                     for u in updates {
-                        let _ = self.hub.send(u).await;
+                        self.out.send(u).await;
                     }
                 }
                 Err(_) => skipped += 1,
@@ -117,7 +124,7 @@ impl StateTask {
                 // feeds must still be shown stale then).
                 _ = tick.tick() => {
                     for u in self.city.tick(Utc::now()) {
-                        if self.hub.send(u).await.is_err() {
+                        if !self.out.send(u).await {
                             return;
                         }
                     }
@@ -131,6 +138,7 @@ impl StateTask {
                         ("feeds", s.feeds),
                         ("stale_feeds", s.stale_feeds),
                         ("commands", s.commands),
+                        ("alerts", s.alerts),
                     ] {
                         self.metrics.state_size.with_label_values(&[k]).set(v as i64);
                     }
@@ -178,7 +186,7 @@ impl StateTask {
                         self.metrics.ingest_lag.observe(lag.max(0.0));
                     }
                     for u in updates {
-                        if self.hub.send(u).await.is_err() {
+                        if !self.out.send(u).await {
                             return false;
                         }
                     }
@@ -212,6 +220,7 @@ impl StateTask {
                         .is_ok()
                 }
             },
+            Input::Cleared { ack } => self.store.send(StoreItem::AckOnly { ack }).await.is_ok(),
             Input::Rejected { dead, ack } => {
                 self.deadletters.push(dead.clone());
                 self.store
@@ -286,7 +295,7 @@ mod tests {
             city: CityState::new(Default::default()),
             input: main_rx,
             priority: Some(priority_rx),
-            hub: hub_tx,
+            out: FanOut::hub(hub_tx),
             store: store_tx,
             deadletters: DeadLetters::new(10, metrics.clone()),
             metrics,

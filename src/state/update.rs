@@ -33,10 +33,12 @@ pub enum UpdateKind {
     CallEvent,
     /// One service application event as published (never conflated).
     AppEvent,
+    /// An alert that is not back to normal (a removal when it is).
+    Alert,
 }
 
 impl UpdateKind {
-    pub const ALL: [UpdateKind; 9] = [
+    pub const ALL: [UpdateKind; 10] = [
         UpdateKind::Intersection,
         UpdateKind::Call,
         UpdateKind::Unit,
@@ -46,6 +48,7 @@ impl UpdateKind {
         UpdateKind::Command,
         UpdateKind::CallEvent,
         UpdateKind::AppEvent,
+        UpdateKind::Alert,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +62,7 @@ impl UpdateKind {
             UpdateKind::Command => "command",
             UpdateKind::CallEvent => "call_event",
             UpdateKind::AppEvent => "app_event",
+            UpdateKind::Alert => "alert",
         }
     }
 
@@ -120,6 +124,10 @@ pub struct Update {
     pub rx: DateTime<Utc>,
     /// The entity was removed (`value` is null).
     removal: bool,
+    /// A telemetry update that changed nothing rules look at (a junction's
+    /// figures, its conditions unchanged): consumers that act on changes
+    /// (the alert engine) are not sent it.
+    pub routine: bool,
     body: Body,
 }
 
@@ -193,6 +201,7 @@ impl Update {
             tags,
             rx,
             removal: value.is_none(),
+            routine: false,
             body: Body::Encoded {
                 value_at: value_at(&json),
                 json,
@@ -221,6 +230,7 @@ impl Update {
             tags,
             rx,
             removal: false,
+            routine: false,
             body: Body::Encoded {
                 value_at: value_at(&json),
                 json,
@@ -248,6 +258,7 @@ impl Update {
             tags,
             rx,
             removal: false,
+            routine: false,
             body: Body::Deferred {
                 value,
                 full: OnceLock::new(),

@@ -192,7 +192,13 @@ pub enum HistoryQuery {
         intersection: String,
         range: Range,
     },
+    /// Every alert transition in the range, oldest first (at most
+    /// [`ALERTS_MAX`]): the alerts' history and the shift report.
+    Alerts { city: String, range: Range },
 }
+
+/// The most alert transitions a history answer holds.
+pub const ALERTS_MAX: usize = 10_000;
 
 /// The most commands a junction's history returns.
 pub const COMMANDS_MAX: usize = 500;
@@ -225,7 +231,8 @@ impl HistoryQuery {
             | HistoryQuery::Units { city, .. }
             | HistoryQuery::Kpi { city, .. }
             | HistoryQuery::CallTimeline { city, .. }
-            | HistoryQuery::Commands { city, .. } => city,
+            | HistoryQuery::Commands { city, .. }
+            | HistoryQuery::Alerts { city, .. } => city,
         };
         if !is_city_slug(city) {
             return Err(QueryError(format!(
@@ -250,7 +257,7 @@ impl HistoryQuery {
                 ident("intersection", intersection)?;
                 approach.as_deref().map_or(Ok(()), |a| ident("approach", a))
             }
-            HistoryQuery::Calls { .. } => Ok(()),
+            HistoryQuery::Calls { .. } | HistoryQuery::Alerts { .. } => Ok(()),
             HistoryQuery::Commands { intersection, .. } => ident("intersection", intersection),
             HistoryQuery::CallTimeline { call_id, .. } => ident("call", call_id),
             HistoryQuery::Units { unit, .. } => {
@@ -281,6 +288,7 @@ pub enum HistoryAnswer {
     Units(Vec<UnitRecord>),
     CallEvents(Vec<crate::contract::CallEvent>),
     Commands(Vec<CommandRecord>),
+    Alerts(Vec<crate::contract::Alert>),
 }
 
 /// Accumulates points per bucket (for the memory backend and tests).

@@ -49,7 +49,7 @@ impl MemoryBackend {
                 continue;
             };
             // Idempotent by event id, as the database is.
-            if let Some(id) = msg.event_id() {
+            if let Some(id) = stored_id(msg) {
                 if !t.event_ids.insert(id) {
                     continue;
                 }
@@ -63,7 +63,7 @@ impl MemoryBackend {
                 };
                 t.event_bytes -= old_bytes;
                 if let EventRow::Message { msg, .. } = old {
-                    if let Some(id) = msg.event_id() {
+                    if let Some(id) = stored_id(&msg) {
                         t.event_ids.remove(&id);
                     }
                 }
@@ -71,6 +71,18 @@ impl MemoryBackend {
             t.event_bytes += bytes;
             t.events.push_back((e, bytes));
         }
+    }
+
+    pub fn shift_rows(
+        &self,
+        city: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> super::shift::ShiftRows {
+        let t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let events: Vec<&EventRow> = t.events.iter().map(|(e, _)| e).collect();
+        let telemetry: Vec<&TelemetryRow> = t.telemetry.iter().collect();
+        super::shift::memory(&events, &telemetry, city, from, to)
     }
 
     pub fn query(&self, q: &HistoryQuery) -> HistoryAnswer {
@@ -229,6 +241,25 @@ impl MemoryBackend {
                 out.truncate(super::history::COMMANDS_MAX);
                 HistoryAnswer::Commands(out)
             }
+            HistoryQuery::Alerts { city, range } => {
+                let mut out: Vec<crate::contract::Alert> = t
+                    .events
+                    .iter()
+                    .filter_map(|(e, _)| match e {
+                        EventRow::Message {
+                            topic,
+                            msg: Message::Alert(m),
+                            ..
+                        } if topic.city() == city && inside(m.ts.with_timezone(&Utc), range) => {
+                            Some((**m).clone())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                out.sort_by_key(|a| a.ts);
+                out.truncate(super::history::ALERTS_MAX);
+                HistoryAnswer::Alerts(out)
+            }
             HistoryQuery::CallTimeline { city, call_id } => {
                 let mut events: Vec<crate::contract::CallEvent> = t
                     .events
@@ -335,6 +366,14 @@ pub fn add_call(
         *answered_n += 1;
     }
     b.abandoned += abandoned as u64;
+}
+
+/// The id a stored message is idempotent by: an event's, or an alert transition's.
+fn stored_id(msg: &Message) -> Option<uuid::Uuid> {
+    match msg {
+        Message::Alert(a) => Some(a.event_id),
+        m => m.event_id(),
+    }
 }
 
 #[cfg(test)]

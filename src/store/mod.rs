@@ -24,6 +24,7 @@ pub mod history;
 pub mod memory;
 pub mod minutes;
 pub mod postgres;
+pub mod shift;
 pub mod timescale;
 
 use std::collections::VecDeque;
@@ -108,6 +109,8 @@ pub enum StoreItem {
         dead: DeadLetter,
         ack: Option<AckToken>,
     },
+    /// Nothing to keep (a retained alert's clearing); its ack, if any.
+    AckOnly { ack: Option<AckToken> },
 }
 
 /// One controller state message on its way to `atcs_state`: one table row,
@@ -197,6 +200,19 @@ impl StoreHandle {
                 let upto = *self.rollup_upto.lock().unwrap_or_else(|e| e.into_inner());
                 p.query(q, upto).await
             }
+        }
+    }
+
+    /// The rows a shift report of `city` over [from, to) is computed from.
+    pub async fn shift_rows(
+        &self,
+        city: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<shift::ShiftRows, StoreError> {
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.shift_rows(city, from, to)),
+            Backend::Postgres(p) => shift::postgres(p.pool(), city, from, to).await,
         }
     }
 
@@ -665,6 +681,8 @@ impl StoreTask {
                 ack,
             ),
             StoreItem::Rejected { dead, ack } => (EventRow::Dead(dead), ack),
+            StoreItem::AckOnly { ack: Some(token) } => (EventRow::AckOnly, Some(token)),
+            StoreItem::AckOnly { ack: None } => return,
         };
         if ack.is_none() {
             if *unacked >= UNACKED_EVENTS_KEPT {

@@ -322,6 +322,7 @@ impl PgBackend {
             "app_events",
             "call_events",
             "command_acks",
+            "alert_events",
         ] {
             n += client
                 .execute(&format!("DELETE FROM {table} WHERE ts < $1"), &[&o])
@@ -483,6 +484,28 @@ impl PgBackend {
                                 reason: r.get(3),
                                 ack_ts: r.get(4),
                             })
+                        })
+                        .collect(),
+                ))
+            }
+            HistoryQuery::Alerts { city, range } => {
+                let rows = client
+                    .query(
+                        "SELECT payload FROM alert_events WHERE city = $1 AND ts >= $2 AND ts < $3
+                         ORDER BY ts, rx LIMIT $4",
+                        &[
+                            city,
+                            &range.from,
+                            &range.to,
+                            &(super::history::ALERTS_MAX as i64),
+                        ],
+                    )
+                    .await
+                    .map_err(StoreError::from)?;
+                Ok(HistoryAnswer::Alerts(
+                    rows.iter()
+                        .filter_map(|r| {
+                            serde_json::from_value(r.get::<_, serde_json::Value>(0)).ok()
                         })
                         .collect(),
                 ))
@@ -773,6 +796,28 @@ impl PgBackend {
                 })),
                 r.get(6),
             ));
+        }
+        // Alerts not back to normal: the newest transition of each.
+        for r in client
+            .query(
+                "SELECT DISTINCT ON (alert_id) city, alert_id, payload, rx, state
+                 FROM alert_events ORDER BY alert_id, ts DESC, rx DESC",
+                &[],
+            )
+            .await
+            .map_err(StoreError::from)?
+        {
+            let city: String = r.get(0);
+            let id: uuid::Uuid = r.get(1);
+            if let Ok(m) = serde_json::from_value::<crate::contract::Alert>(r.get(2)) {
+                if m.is_live() {
+                    out.push((
+                        parse(&format!("city/{city}/alerts/{id}"))?,
+                        Message::Alert(Box::new(m)),
+                        r.get(3),
+                    ));
+                }
+            }
         }
         Ok(out)
     }
@@ -1220,6 +1265,32 @@ async fn write_events(
                     )
                     .await
                     .map_err(StoreError::from)?;
+                }
+                Message::Alert(m) => {
+                    let s = tx
+                        .prepare_cached(
+                            "INSERT INTO alert_events (event_id, ts, city, alert_id, rule, entity, priority, state,
+                                                       transition, by_whom, reason, payload, rx)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING",
+                        )
+                        .await
+                        .map_err(StoreError::from)?;
+                    let p: [&(dyn ToSql + Sync); 13] = [
+                        &m.event_id,
+                        &m.ts.with_timezone(&Utc),
+                        &topic.city(),
+                        &m.alert_id,
+                        &m.rule.as_str(),
+                        &m.entity,
+                        &(m.priority as i16),
+                        &m.state.as_str(),
+                        &m.transition.as_str(),
+                        &m.by,
+                        &m.reason,
+                        &json(m),
+                        rx,
+                    ];
+                    tx.execute(&s, &p).await.map_err(StoreError::from)?;
                 }
                 // Telemetry goes through COPY, never here.
                 Message::IntersectionState(_) => {}

@@ -116,10 +116,20 @@ impl Outbox {
     /// waiting at most [`PUBLISH_WAIT`] for room in the bus client's queue;
     /// the reason when it could not.
     pub async fn send(&self, topic: &Topic, bytes: Vec<u8>) -> Result<(), String> {
+        self.send_with(topic, bytes, topic.retained()).await
+    }
+
+    /// The same with the retain flag given (an alert's depends on its state).
+    pub async fn send_with(
+        &self,
+        topic: &Topic,
+        bytes: Vec<u8>,
+        retain: bool,
+    ) -> Result<(), String> {
         let sent = tokio::time::timeout(
             PUBLISH_WAIT,
             self.bus
-                .publish(topic.to_string(), Qos::AtLeastOnce, topic.retained(), bytes),
+                .publish(topic.to_string(), Qos::AtLeastOnce, retain, bytes),
         )
         .await;
         match sent {

@@ -7,6 +7,7 @@
 //! route's rule admits.
 
 pub mod admin;
+pub mod alerts;
 pub mod api;
 pub mod assets;
 pub mod auth;
@@ -38,6 +39,8 @@ pub const SESSION_COOKIE: &str = "kendali_session";
 
 /// What every handler can reach.
 pub struct WebContext {
+    /// The alert engine (acknowledge, shelve).
+    pub alerts: crate::alerts::AlertsHandle,
     pub settings: Settings,
     pub hub: HubHandle,
     pub deadletters: DeadLetters,

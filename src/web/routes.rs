@@ -74,6 +74,7 @@ pub fn all() -> Vec<Route> {
         super::auth::ROUTES,
         super::wall::ROUTES,
         super::api::ROUTES,
+        super::alerts::ROUTES,
         super::traffic::ROUTES,
         super::dispatch::ROUTES,
         super::admin::ROUTES,

@@ -33,6 +33,8 @@ const CALL_CENTRE: (&str, &str) = ("callcentre", "callcentre-rahasia");
 const CONTROLLER: (&str, &str) = ("simpang-pci", "simpang-rahasia");
 const APP: (&str, &str) = ("pengaduan", "pengaduan-rahasia");
 const UNIT: (&str, &str) = ("amb-03", "amb-rahasia");
+/// The contract example alert's topic, under `city/{city}/`.
+const ALERT: &str = "alerts/0f6a3c52-9d1e-5b7a-8c4f-2e9b1d7a6c30";
 
 /// A private Mosquitto with the production accounts: the shipped ACL as it
 /// is, and a password file of the four users made with mosquitto_passwd.
@@ -289,6 +291,8 @@ async fn acl_an_atcs_controller_speaks_and_hears_only_for_its_own_intersection()
             // A controller does not command, not even itself.
             t("atcs/simpang-pci/command"),
             t("atcs/simpang-lain/command"),
+            // Nor raise or acknowledge alerts: only Kendali publishes them.
+            t(ALERT),
             t("calls/112"),
         ],
     )
@@ -325,6 +329,8 @@ async fn acl_an_atcs_controller_speaks_and_hears_only_for_its_own_intersection()
             ],
         )
         .await;
+    // Its alerts' transitions, which other city systems may follow.
+    kendali.allowed("kendali", &[t(ALERT)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

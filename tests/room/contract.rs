@@ -91,7 +91,7 @@ async fn round_trip(app: &kendali::app::RunningApp) {
         let unit_done = seen
             .iter()
             .any(|u| u["kind"] == "unit" && !u["value"]["assignment"].is_null());
-        ["call_event", "app_event", "unit", "kpi"]
+        ["call_event", "app_event", "unit", "kpi", "alert"]
             .iter()
             .all(|k| kinds.contains(k))
             && cmd_done
@@ -137,6 +137,11 @@ async fn round_trip(app: &kendali::app::RunningApp) {
             }
             // The unit carries its latest order, whole for a supervisor.
             Message::UnitAssignment(_) => last("unit")["value"]["assignment"].clone(),
+            Message::Alert(_) => {
+                let mut v = last("alert")["value"].clone();
+                v.as_object_mut().unwrap().remove("city");
+                v
+            }
             Message::KpiSample(_) => {
                 let mut v = last("kpi")["value"].clone();
                 let o = v.as_object_mut().unwrap();

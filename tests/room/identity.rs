@@ -155,6 +155,22 @@ const WHO_MAY: &[(&str, &str, &str)] = &[
         "dispatcher supervisor",
     ),
     ("GET", "/api/dispatch/targets", "wall"),
+    ("GET", "/api/alerts", "wall"),
+    (
+        "POST",
+        "/api/alerts/{alert_id}/ack",
+        "operator dispatcher traffic_officer supervisor",
+    ),
+    (
+        "POST",
+        "/api/alerts/{alert_id}/shelve",
+        "operator dispatcher traffic_officer supervisor",
+    ),
+    (
+        "POST",
+        "/api/alerts/{alert_id}/unshelve",
+        "operator dispatcher traffic_officer supervisor",
+    ),
     (
         "GET",
         "/api/calls/{city}/{call_id}/recommend",

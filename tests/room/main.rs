@@ -6,6 +6,7 @@
 mod support;
 
 mod acl;
+mod alerts;
 mod bench;
 mod contract;
 mod dispatch;

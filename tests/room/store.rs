@@ -142,6 +142,7 @@ async fn migrations_apply_to_an_empty_database_and_rerun_as_no_ops() {
         "app_events",
         "commands",
         "command_acks",
+        "alert_events",
         "dead_letters",
         "audit",
     ] {
@@ -197,6 +198,7 @@ async fn every_message_kind_is_stored_and_read_back() {
         ("SELECT count(*) FROM unit_assignments WHERE city = $1", 1),
         ("SELECT count(*) FROM app_events WHERE city = $1", 1),
         ("SELECT count(*) FROM kpi_samples WHERE city = $1", 1),
+        ("SELECT count(*) FROM alert_events WHERE city = $1", 1),
         (
             "SELECT count(*) FROM dead_letters WHERE topic LIKE 'city/' || $1 || '/%'",
             1,
@@ -245,6 +247,10 @@ async fn every_message_kind_is_stored_and_read_back() {
             ),
             M::Command(_) => assert_eq!(
                 payload("SELECT payload FROM commands WHERE city = $1").await,
+                json
+            ),
+            M::Alert(_) => assert_eq!(
+                payload("SELECT payload FROM alert_events WHERE city = $1").await,
                 json
             ),
             M::CommandAck(a) => {

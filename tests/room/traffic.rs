@@ -62,7 +62,13 @@ async fn command_until(
     .await
 }
 
-async fn post(officer: &SignedIn, app: &RunningApp, path: &str, body: Value) -> (u16, Value) {
+/// POSTs `body` as `officer`: the status and the JSON answer (null when none).
+pub(crate) async fn post(
+    officer: &SignedIn,
+    app: &RunningApp,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
     let r = officer
         .client
         .post(support::http(app, path))

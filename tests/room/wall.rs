@@ -1,7 +1,9 @@
 //! The wall in a real browser: Debian's headless Chromium, driven through
 //! chromedriver, against the real server and Mosquitto. It loads with no
 //! console error and no request leaving the machine; a call published on
-//! the bus shows in the queue, on the map and in the ticker; a cut websocket shows "menyambung ulang" and
+//! the bus shows in the queue and on the map; a new P1 alert chimes once sound
+//! is on, shows in the banner, and changes there when a dispatcher
+//! acknowledges it from the console; a cut websocket shows "menyambung ulang" and
 //! the wall catches up without a reload; so does a socket that goes silent
 //! (given up after ~5 s without a frame); a stale KPI feed greys its panel.
 //!
@@ -213,6 +215,30 @@ impl Browser {
             reqwest::Method::POST,
             &self.at("/actions"),
             Some(json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": actions }] })),
+        )
+        .await;
+    }
+
+    /// Clicks the element `css` selects as a person would (WebDriver's
+    /// element click: a real pointer gesture, which unlocks audio).
+    async fn click(&self, css: &str) {
+        let found = self
+            .call(
+                reqwest::Method::POST,
+                &self.at("/element"),
+                Some(json!({ "using": "css selector", "value": css })),
+            )
+            .await;
+        let id = found
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}"))
+            .to_owned();
+        self.call(
+            reqwest::Method::POST,
+            &self.at(&format!("/element/{id}/click")),
+            Some(json!({})),
         )
         .await;
     }
@@ -573,7 +599,8 @@ async fn a_call_event_published_on_the_bus_appears_on_the_wall() {
         )
         .await;
 
-    // Classified as priority 1: a P1 chip, a halo on the map, a ticker note.
+    // Classified as priority 1: a P1 chip and a halo on the map (the ticker
+    // carries the alerts' transitions: `wall_alerts_*` below).
     let (topic, payload) = call_event(&city, "112-T-0001", "answered", "112", json!({}));
     p.send(&topic, 1, payload).await;
     let (topic, payload) = call_event(
@@ -593,8 +620,6 @@ async fn a_call_event_published_on_the_bus_appears_on_the_wall() {
             "return document.querySelectorAll('[data-panel=map] .halo').length >= 1",
         )
         .await;
-    browser.until(
-            10.0, "the P1 note in the ticker", "return document.querySelector('[data-panel=ticker]').innerText.includes('Panggilan P1 112')").await;
     let logs = browser.logs().await;
     let errors = severe_without_scenario(&logs);
     assert!(errors.is_empty(), "browser errors:\n{}", errors.join("\n"));
@@ -1692,5 +1717,139 @@ async fn an_officer_extends_a_green_from_the_board_on_the_keyboard_and_sees_pend
         severe(&logs).join("\n")
     );
     browser.close().await;
+    app.stop().await;
+}
+
+/// Alerts on the wall and the console: the wall shows plainly that sound is
+/// off until someone enables it with a click; a call ringing past
+/// `call_unanswered`'s limit is a P1 alert that chimes and takes the
+/// banner, unacknowledged; a dispatcher acknowledges it from the console,
+/// and the wall's banner changes to acknowledged, with their name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wall_alerts_chime_take_the_banner_and_change_when_a_dispatcher_acknowledges() {
+    let test = "wall_alerts_chime_take_the_banner_and_change_when_a_dispatcher_acknowledges";
+    let Some(wall) = Browser::launch(test, 1920, 1080).await else {
+        return;
+    };
+    let Some(console) = Browser::launch(test, 1920, 1080).await else {
+        return;
+    };
+    let mut settings = support::settings(None);
+    let mut rule = settings.alerts.rules[&kendali::contract::AlertRule::CallUnanswered].clone();
+    rule.threshold = Some(3.0);
+    settings
+        .alerts
+        .rules
+        .insert(kendali::contract::AlertRule::CallUnanswered, rule);
+    let url = format!("mqtt://{}", settings.mqtt.broker_addr);
+    let app = support::spawn(settings).await;
+    let city = support::city("alarm");
+    let p = Publisher::connect(&url).await;
+
+    wall.goto(&support::http(&app, &format!("/?layout=hd&city={city}")))
+        .await;
+    wall.wait_wall().await;
+    wall.until(
+        10.0,
+        "the wall saying sound is off",
+        "const s = document.querySelector('#sound-state'); return s && s.dataset.sound === 'off' && s.offsetParent !== null && s.innerText.trim().length > 0",
+    )
+    .await;
+    wall.until(
+        10.0,
+        "no alert in the banner",
+        "const b = document.getElementById('alert-banner'); return b && b.dataset.state === 'none'",
+    )
+    .await;
+    wall.click("#sound-toggle").await;
+    wall.until(
+        5.0,
+        "sound on after the click",
+        "return document.querySelector('#sound-state').dataset.sound === 'on'",
+    )
+    .await;
+
+    // A call rings past 3 s: a P1 alert, unacknowledged, with a chime.
+    let (topic, payload) = call_event(&city, "112-A-0001", "received", "112", json!({}));
+    p.send(&topic, 1, payload).await;
+    support::eventually(15, "the P1 alert (DEBUG)", || {
+        let (app, city) = (&app, &city);
+        async move {
+            let v = support::get_json(app, &format!("/api/alerts?city={city}")).await;
+            (!v["alerts"].as_array()?.is_empty()).then_some(())
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let dbg = wall.eval("const k = window.__kendali; return { stats: k.stats, view: k.alerts && JSON.stringify(k.alerts.view()).slice(0, 800), rep: k.replica ? [...(k.replica.get('alert') || new Map()).keys()] : 'no replica' }").await;
+    println!("DEBUG {dbg}");
+    let (id, _) = wall
+        .until(
+            15.0,
+            "the P1 alert in the banner",
+            "const b = document.getElementById('alert-banner'); return b && b.dataset.state === 'active_unack' && b.dataset.priority === '1' && b.dataset.alertId",
+        )
+        .await;
+    let id = id.as_str().expect("the banner's alert id").to_owned();
+    wall.until(
+        5.0,
+        "the chime",
+        "return window.__kendali.alerts.sound.played >= 1",
+    )
+    .await;
+    wall.until(
+        5.0,
+        "the alert in the panel and the ticker",
+        &format!("return !!document.querySelector('[data-panel=alerts] .al-row[data-alert-id=\"{id}\"]') && !!document.querySelector('[data-panel=ticker] .tick[data-transition=raised]')"),
+    )
+    .await;
+
+    // A dispatcher acknowledges it from the console.
+    console.sign_in(&app, "dewi", &["dispatcher"], &[]).await;
+    console
+        .goto(&support::http(&app, &format!("/dispatch?city={city}")))
+        .await;
+    let ack =
+        format!("#alert-strip .al-card[data-alert-id=\"{id}\"] button[data-alert-action=ack]");
+    console
+        .until(
+            20.0,
+            "the alert in the console's strip",
+            &format!("return !!document.querySelector('{ack}')"),
+        )
+        .await;
+    console.click(&ack).await;
+    console
+        .until(
+            10.0,
+            "the console showing it acknowledged",
+            &format!("const c = document.querySelector('#alert-strip .al-card[data-alert-id=\"{id}\"]'); return !c || c.dataset.state === 'active_ack'"),
+        )
+        .await;
+
+    // The wall's banner changes: acknowledged, by the dispatcher.
+    wall.until(
+        10.0,
+        "the banner acknowledged",
+        &format!("const b = document.getElementById('alert-banner'); return b.dataset.alertId === '{id}' && b.dataset.state === 'active_ack' && b.dataset.ackedBy === 'dewi'"),
+    )
+    .await;
+    let rows = support::get_json_as_supervisor(&app, "/api/admin/audit?action=alert_ack").await;
+    assert!(
+        rows["rows"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["actor"] == "dewi")),
+        "the acknowledgement is audited as dewi's: {rows}"
+    );
+    for (name, b) in [("wall", &wall), ("console", &console)] {
+        let errors = severe_without_scenario(&b.logs().await);
+        assert!(
+            errors.is_empty(),
+            "{name} browser errors:\n{}",
+            errors.join("\n")
+        );
+    }
+    wall.close().await;
+    console.close().await;
     app.stop().await;
 }

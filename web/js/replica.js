@@ -3,13 +3,13 @@
 // with the seq of their last update, tombstones of removed ones, recent events
 // per kind, the last seq and the server run (`epoch`) to resume from, and the
 // freshness of the feeds. It renders nothing: it reports what changed through
-// `onChange(kind, key)`, and derived views (KPI series, ticker notes) plug in
+// `onChange(kind, key)`, and derived views (KPI series, the alerts) plug in
 // as observers. Frames are applied as they arrive (no queue, so no backlog
 // can grow); every collection is bounded.
 
 import { Fifo } from './bounded.js';
 
-/** Recent events kept per event kind (the wall's surge rule looks back 75 minutes at most). */
+/** Recent events kept per event kind (a busy city's last minutes of calls). */
 const EVENTS_KEPT = 400;
 /** Removed entity keys remembered, so a late replay cannot bring one back. */
 const TOMBSTONES_KEPT = 4000;
@@ -25,7 +25,7 @@ const SEQ_LOG_KEPT = 128;
  */
 const RESUME_BEHIND_MS = 1500;
 
-export const ENTITY_KINDS = ['intersection', 'call', 'unit', 'kpi', 'counters', 'feed', 'command'];
+export const ENTITY_KINDS = ['intersection', 'call', 'unit', 'kpi', 'counters', 'feed', 'command', 'alert'];
 export const EVENT_KINDS = ['call_event', 'app_event'];
 
 /**

@@ -125,7 +125,7 @@ export function gradeOf(ds) {
   return { grade: 'F', sev: 'crit' };
 }
 
-/** Saturation above which an intersection is in incident (halo, ticker). */
+/** Saturation above which an intersection is in incident (the map's halo and count). */
 export const INCIDENT_DS = 1.0;
 
 /** Priority severity (1 = life-threatening). */
@@ -155,6 +155,3 @@ export function kpiSeverity(value, target, lower) {
   if (gap <= margin) return 'watch';
   return 'warn';
 }
-
-/** Call surge: at least this many calls in 5 minutes, and 3x the hour's pace. */
-export const SURGE = { windowMin: 5, minCalls: 6, factor: 3 };

@@ -7,7 +7,9 @@
 // the selected call's possible duplicates in the detail: ←/→ between them,
 // Enter selects that call (its queue takes the keys), Esc back. `p` picks
 // the selected call's position on the map (recommendations.js: ←↑↓→ move a
-// crosshair, Enter puts `L <lat> <lon>` on the command line, Esc back). Only a key or
+// crosshair, Enter puts `L <lat> <lon>` on the command line, Esc back). `!`
+// gives the alerts strip the keys (alerts/strip.js: ←/→ between its Akui and
+// Tunda buttons, Enter presses one, Esc back to the queue). Only a key or
 // a click moves focus or the selection: arriving calls never do (the queues
 // are listboxes whose rows move under a steady focus).
 
@@ -99,6 +101,7 @@ export function installKeys(con) {
       if (first) first.focus();
       else con.say(con.sel ? con.t('no_dups', { call: con.sel.call_id }) : con.t('err.no_call'), con.sel ? 'info' : 'crit');
     } else if ((key === 'p' || key === 'P') && con.picker) con.picker.start();
+    else if (key === '!' && con.alerts) con.alerts.focus();
     else if (key === 'Escape' && inDetail) focusQueue(con, con.focusQueue, true);
     else handled = false;
     if (handled) e.preventDefault();

@@ -3,9 +3,10 @@
 // rate cap so that a resume is exact; callers' personal data come with a
 // dispatcher's session), the server's targets (read before the panels are
 // built; the built-in ones when that fails or takes too long), its layout
-// (top bar, the day's KPIs, the four queues, the call detail, the units,
-// the command line; beside the units, the selected call's recommended
-// units and their map), the console state its panels share, the keys, and
+// (top bar, the alerts strip of the dispatcher's trade, the day's KPIs, the
+// four queues, the call detail, the units, the command line; beside the
+// units, the selected call's recommended units and their map), the console
+// state its panels share, the keys, and
 // `window.__kendali.dispatch` for tests: `selected`, `pending`,
 // `run(commandText)`, `select(callId)`, the `targets`, the selected call's
 // `recommendation` (the server's answer, `current` when made for the call as
@@ -27,13 +28,17 @@ import * as units from './units.js';
 import * as detail from './detail.js';
 import * as command from './command.js';
 import * as recommend from './recommendations.js';
+import * as alerts from '../alerts/strip.js';
+import { setupAlerts } from '../alerts/index.js';
+import { dispatchRelevant } from '../alerts/model.js';
 
 /**
  * Calls and units are the console's matter; feeds tell when a line has gone
  * quiet; the counters carry the day's KPIs (`counters` passes the family
- * filters but not this kind filter, so it must be named).
+ * filters but not this kind filter, so it must be named); the city's alerts
+ * (the strip shows the dispatcher's: alerts/model.js dispatchRelevant).
  */
-const KINDS = 'call,unit,feed,counters';
+const KINDS = 'call,unit,feed,counters,alert';
 /** How long the console waits for the server's targets before it starts with its own, ms. */
 const TARGETS_WAIT_MS = 3000;
 
@@ -41,11 +46,11 @@ let con = null;
 
 const shell = await mount({
   root: document.getElementById('dispatch'),
-  panels: { topbar, kpis, queues, units, detail, command, recommend },
+  panels: { topbar, alerts, kpis, queues, units, detail, command, recommend },
   staleFamilies: ['calls'],
   subscription: ({ city }) => ({ kinds: KINDS, cities: city }),
 
-  async setup({ root, replica, i18n, city, now, invalidate, me }) {
+  async setup({ root, replica, i18n, city, now, invalidate, me, scenario }) {
     const t = words(i18n.lang);
     document.title = `Kendali · ${t('title')}`;
     // The targets every panel reads (TARGETS, in place). A slow answer still
@@ -55,9 +60,14 @@ const shell = await mount({
     if (!first) loaded.then(() => invalidate('dispatch'));
     con = replica.observe(new Console({ replica, city, now, t, i18n, invalidate, mayDispatch: !!(me.may && me.may.dispatch) }));
     const unitClock = replica.observe(new UnitClock());
+    const alertsCtx = setupAlerts({ replica, city, me, i18n, scenario, now, invalidate, relevant: dispatchRelevant });
+    alertsCtx.say = (text, sev) => con.say(text, sev);
+    alertsCtx.onLeave = () => focusQueue(con, con.focusQueue, true);
+    con.alerts = alertsCtx;
     const area = (tag, cls) => h(tag, { class: cls });
     const els = {
       topbar: area('header', 'topbar'),
+      alerts: area('section', 'alerts-strip'),
       kpis: area('section', 'kpis'),
       queues: area('section', 'queues'),
       detail: area('section', 'panel detail'),
@@ -66,7 +76,7 @@ const shell = await mount({
       command: area('footer', 'cmd'),
     };
     const side = h('div', { class: 'side' }, els.recommend, els.units);
-    root.append(els.topbar, els.kpis, h('main', { class: 'work' }, els.queues, els.detail, side), els.command);
+    root.append(els.topbar, els.alerts, els.kpis, h('main', { class: 'work' }, els.queues, els.detail, side), els.command);
     installKeys(con);
     window.__kendali.dispatch = {
       get selected() {
@@ -90,7 +100,7 @@ const shell = await mount({
     };
     return {
       panels: Object.entries(els).map(([type, el]) => ({ type, el })),
-      ctx: { con, t, unitClock },
+      ctx: { con, t, unitClock, alerts: alertsCtx },
       stats: () => ({ selected: con.sel ? con.sel.call_id : null, pending: con.actions.items.size }),
     };
   },

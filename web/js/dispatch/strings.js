@@ -113,7 +113,7 @@ const WORDS = {
     // command line
     cmd_label: 'Perintah',
     cmd_placeholder: 'ketik perintah, mis. C med 1 · D amb-03 · Z transported',
-    help: 'A jawab · C <kategori> <1-4> [triase] [protokol] · L <lat> <lon> [alamat] · N <catatan> · D <unit…> · D atau ⇧Enter: unit rekomendasi 1 · D1-D3 rekomendasi ke-n · R <unit…> pindah ke sini · X <unit> batal · T <tujuan> · Z <disposisi> [catatan] · CB telepon balik · M <panggilan> gabung · K <panggilan> pisahkan (M/K tanpa panggilan: satu-satunya yang mungkin ganda) · g ke yang mungkin ganda · p tandai lokasi di peta (←↑↓→ 50 m, Enter ke baris perintah) · / fokus · Esc keluar · ↑↓ j/k pilih · Tab 1-4 antrean · Enter rincian',
+    help: 'A jawab · C <kategori> <1-4> [triase] [protokol] · L <lat> <lon> [alamat] · N <catatan> · D <unit…> · D atau ⇧Enter: unit rekomendasi 1 · D1-D3 rekomendasi ke-n · R <unit…> pindah ke sini · X <unit> batal · T <tujuan> · Z <disposisi> [catatan] · CB telepon balik · M <panggilan> gabung · K <panggilan> pisahkan (M/K tanpa panggilan: satu-satunya yang mungkin ganda) · g ke yang mungkin ganda · p tandai lokasi di peta (←↑↓→ 50 m, Enter ke baris perintah) · ! alarm · / fokus · Esc keluar · ↑↓ j/k pilih · Tab 1-4 antrean · Enter rincian',
     err: {
       empty: 'perintah kosong',
       unknown_verb: 'perintah "{verb}" tidak dikenal',
@@ -313,7 +313,7 @@ const WORDS = {
     },
     cmd_label: 'Command',
     cmd_placeholder: 'type a command, e.g. C med 1 · D amb-03 · Z transported',
-    help: 'A answer · C <category> <1-4> [triage] [protocol] · L <lat> <lon> [address] · N <note> · D <unit…> · D or ⇧Enter: recommended unit 1 · D1-D3 n-th recommendation · R <unit…> to this call · X <unit> cancel · T <to> · Z <disposition> [note] · CB call back · M <call> merge · K <call> keep apart (M/K without a call: the one possible duplicate) · g to possible duplicates · p mark the location on the map (←↑↓→ 50 m, Enter to the command line) · / focus · Esc leave · ↑↓ j/k select · Tab 1-4 queue · Enter detail',
+    help: 'A answer · C <category> <1-4> [triage] [protocol] · L <lat> <lon> [address] · N <note> · D <unit…> · D or ⇧Enter: recommended unit 1 · D1-D3 n-th recommendation · R <unit…> to this call · X <unit> cancel · T <to> · Z <disposition> [note] · CB call back · M <call> merge · K <call> keep apart (M/K without a call: the one possible duplicate) · g to possible duplicates · p mark the location on the map (←↑↓→ 50 m, Enter to the command line) · ! alerts · / focus · Esc leave · ↑↓ j/k select · Tab 1-4 queue · Enter detail',
     err: {
       empty: 'empty command',
       unknown_verb: 'unknown command "{verb}"',

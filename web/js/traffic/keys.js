@@ -7,6 +7,8 @@
 // automatic mode (forms.js: Enter sends, Esc cancels), `g` gives an
 // emergency unit a green corridor (not tied to a junction), `s` cycles the
 // board's order, `f` focuses the district filter (Esc or Enter back to the
+// board), `!` gives the alerts strip the keys (alerts/strip.js: ←/→
+// between its Akui and Tunda buttons, Enter presses one, Esc back to the
 // board), `?` shows the keys. A command key pressed on the board acts on the
 // highlighted junction (opening it first). Only a key or a click moves focus
 // or the selection: arriving data never do.
@@ -96,6 +98,7 @@ export function installKeys(con, forms) {
     else if (lower === 's') con.nextSort();
     else if (lower === 'f') con.el.filter?.focus();
     else if (lower === 'g') forms.corridor();
+    else if (key === '!' && con.alerts) con.alerts.focus();
     else if (ACTIONS[lower]) {
       // On the board, a command is for the highlighted junction: it opens first.
       if (!inDetail) openHighlighted(con);

@@ -3,9 +3,10 @@
 // for the city, without a rate cap so that a resume is exact; the
 // officer's districts are applied here, from /api/me), the desk
 // (templates, limits, automatic mode; read before the panels are built, or
-// later when slow), its layout (top bar; the junction board; the opened
-// junction's detail; the map, the emergency units and the commands in
-// force; the message line), the keys, and `window.__kendali.traffic` for
+// later when slow), its layout (top bar; the alerts strip of the officer's
+// trade and districts; the junction board; the opened junction's detail;
+// the map, the emergency units and the commands in force; the message
+// line), the keys, and `window.__kendali.traffic` for
 // tests: `selected` and `approach` (the opened junction's key and its
 // selected approach), `board()` (the junction keys in display order),
 // `commands()` (every command known, as `{command_id, status, lease_state,
@@ -26,13 +27,17 @@ import * as detail from './detail.js';
 import * as inforce from './inforce.js';
 import * as units from './units.js';
 import * as footer from './footer.js';
+import * as alerts from '../alerts/strip.js';
+import { setupAlerts } from '../alerts/index.js';
+import { trafficRelevant } from '../alerts/model.js';
 
 /**
  * Junctions, the commands sent to them, their feeds (to grey out a silent
- * junction), and the field units (family `units`: a green corridor is for
- * one on its way to a call).
+ * junction), the field units (family `units`: a green corridor is for
+ * one on its way to a call), and the city's alerts (the strip shows the
+ * officer's: alerts/model.js trafficRelevant, in the officer's districts).
  */
-const KINDS = 'intersection,command,feed,unit';
+const KINDS = 'intersection,command,feed,unit,alert';
 /** How long the console waits for the desk before it starts without it, ms. */
 const DESK_WAIT_MS = 3000;
 
@@ -40,19 +45,26 @@ let con = null;
 
 const shell = await mount({
   root: document.getElementById('traffic'),
-  panels: { topbar, board, map, detail, units, inforce, footer },
+  panels: { topbar, alerts, board, map, detail, units, inforce, footer },
   staleFamilies: ['atcs'],
   subscription: ({ city }) => ({ kinds: KINDS, cities: city }),
 
-  async setup({ root, replica, i18n, city, now, invalidate, me }) {
+  async setup({ root, replica, i18n, city, now, invalidate, me, scenario }) {
     const t = words(i18n.lang);
     document.title = `Kendali · ${t('title')}`;
     con = new TrafficConsole({ replica, city, me, now, t, invalidate });
+    // An alert without a district (an ATCS feed's) is every officer's.
+    const relevant = (a) => trafficRelevant(a) && (a.district == null || con.scope.has(a.district));
+    const alertsCtx = setupAlerts({ replica, city, me, i18n, scenario, now, invalidate, relevant });
+    alertsCtx.say = (text, sev) => con.say(text, sev);
+    alertsCtx.onLeave = () => focusBoard(con);
+    con.alerts = alertsCtx;
     // A slow desk still counts when it comes: the panels render again with it.
     await Promise.race([con.startDesk(), new Promise((ok) => setTimeout(ok, DESK_WAIT_MS))]);
     const area = (tag, cls) => h(tag, { class: cls });
     const els = {
       topbar: area('header', 'topbar'),
+      alerts: area('section', 'alerts-strip'),
       board: area('section', 'panel board'),
       detail: area('section', 'panel detail'),
       map: area('section', 'panel map'),
@@ -61,7 +73,7 @@ const shell = await mount({
       footer: area('footer', 'foot'),
     };
     const side = h('div', { class: 'side' }, els.map, els.units, els.inforce);
-    root.append(els.topbar, h('main', { class: 'work' }, els.board, els.detail, side), els.footer);
+    root.append(els.topbar, els.alerts, h('main', { class: 'work' }, els.board, els.detail, side), els.footer);
     const forms = new Forms({ con, root, t, i18n });
     installKeys(con, forms);
     con.openCorridor = (unit) => forms.corridor(unit);
@@ -82,7 +94,7 @@ const shell = await mount({
     };
     return {
       panels: Object.entries(els).map(([type, el]) => ({ type, el })),
-      ctx: { con, t },
+      ctx: { con, t, alerts: alertsCtx },
       stats: () => ({ selected: con.selected, posted: con.commands.posted.size }),
     };
   },

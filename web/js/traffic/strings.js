@@ -154,9 +154,10 @@ const WORDS = {
       ['n', 'pengumuman pengeras suara'],
       ['o', 'mode otomatis nyala/mati'],
       ['g', 'koridor hijau untuk unit darurat'],
+      ['!', 'ke alarm: ←/→ tombol, Enter akui atau tunda, Esc kembali'],
       ['?', 'bantuan ini'],
     ],
-    hint: 'j/k pindah · Enter buka · e hijau · a setujui usul · p rencana · m mode · n umumkan · o otomatis · g koridor · s urut · f kecamatan · ? bantuan',
+    hint: 'j/k pindah · Enter buka · e hijau · a setujui usul · p rencana · m mode · n umumkan · o otomatis · g koridor · s urut · f kecamatan · ! alarm · ? bantuan',
   },
   en: {
     title: 'Traffic Console',
@@ -300,9 +301,10 @@ const WORDS = {
       ['n', 'loudspeaker announcement'],
       ['o', 'automatic mode on/off'],
       ['g', 'green corridor for an emergency unit'],
+      ['!', 'to the alerts: ←/→ buttons, Enter acknowledges or shelves, Esc back'],
       ['?', 'this help'],
     ],
-    hint: 'j/k move · Enter open · e green · a approve · p plan · m mode · n announce · o auto · g corridor · s sort · f district · ? help',
+    hint: 'j/k move · Enter open · e green · a approve · p plan · m mode · n announce · o auto · g corridor · s sort · f district · ! alerts · ? help',
   },
 };
 
