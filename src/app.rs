@@ -322,6 +322,7 @@ impl Application {
                 .configure(crate::web::alerts::configure)
                 .configure(crate::web::traffic::configure)
                 .configure(crate::web::dispatch::configure)
+                .configure(crate::web::reports::configure)
                 .configure(crate::web::admin::configure)
                 .configure(crate::web::assets::configure)
         })

@@ -12,6 +12,7 @@
 //! - [`hub`]: websocket fan-out: snapshots, deltas, resume, slow clients.
 //! - [`alerts`]: the alert engine: rules per city, ISA-18.2 lifecycle, transitions on the bus.
 //! - [`traffic`]: the traffic desk: leases' reverts, automatic extensions, per-junction limits.
+//! - [`report`]: the shift handover report (figures from the store's rows, printable HTML).
 //! - [`identity`]: users, roles, sessions, display tokens, the hash-chained audit.
 //! - [`web`]: HTTP routes, the `/ws` upgrade, embedded screens.
 //! - [`sensors`]: the simulated city (from `sensors/`), driven by `scenarios/`.
@@ -30,6 +31,7 @@ pub mod hub;
 pub mod identity;
 pub mod ingest;
 pub mod metrics;
+pub mod report;
 #[path = "../sensors/mod.rs"]
 pub mod sensors;
 pub mod state;

@@ -58,6 +58,33 @@ enum Cmd {
     Audit(AuditCmd),
     /// Measure the room end to end under load (see BENCHMARKS.md).
     Bench(BenchArgs),
+    /// Write a city's shift handover report (printable HTML) from the database.
+    Report(ReportArgs),
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// The city's slug.
+    #[arg(long)]
+    city: String,
+    /// The shift's start (RFC 3339, e.g. 2026-12-05T07:00:00+07:00).
+    #[arg(long)]
+    from: chrono::DateTime<chrono::FixedOffset>,
+    /// The shift's end (RFC 3339).
+    #[arg(long)]
+    to: chrono::DateTime<chrono::FixedOffset>,
+    /// Write the page here instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// `id` (Bahasa Indonesia) or `en`.
+    #[arg(long, default_value = "id")]
+    lang: String,
+    /// The figures as JSON instead of the page.
+    #[arg(long)]
+    json: bool,
+    /// PostgreSQL URL (default: database.url of the settings).
+    #[arg(long, env = "KENDALI_DATABASE_URL")]
+    database_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -356,19 +383,26 @@ fn settings_for(config: Option<&std::path::Path>, a: ServeArgs) -> anyhow::Resul
     Ok(s)
 }
 
-fn init_logs() {
+/// Logs: on standard output for the server (its log is its output), on
+/// standard error for the tools, whose output is what they print (a
+/// report, a schema, JSON).
+fn init_logs(serving: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         "info,rumqttd=warn,rumqttd::server::broker=off,rumqttc=warn,actix_server=warn".into()
     });
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    if serving {
+        logs.init();
+    } else {
+        logs.with_writer(std::io::stderr).init();
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs();
+    init_logs(matches!(cli.command, None | Some(Cmd::Serve(_))));
     let config = cli.config;
     // Serving reads its settings before the runtime starts: they size it.
     let job = match cli.command {
@@ -436,6 +470,7 @@ async fn run(config: Option<&std::path::Path>, cmd: Cmd) -> anyhow::Result<ExitC
         Cmd::Users(c) => users(config, c).await,
         Cmd::Displays(c) => displays(config, c).await,
         Cmd::Audit(c) => audit(config, c).await,
+        Cmd::Report(a) => report(config, a).await,
         Cmd::BrokerConfig(a) => {
             use kendali::bus::broker;
             let settings = Settings::load(config)?;
@@ -613,6 +648,46 @@ async fn audit(config: Option<&std::path::Path>, c: AuditCmd) -> anyhow::Result<
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+async fn report(config: Option<&std::path::Path>, a: ReportArgs) -> anyhow::Result<ExitCode> {
+    use kendali::report::{self, html};
+    let mut settings = Settings::load(config)?;
+    if a.database_url.is_some() {
+        settings.database.url = a.database_url.clone();
+    }
+    let Some(url) = settings.database.url.clone() else {
+        anyhow::bail!(
+            "the report is made from the database: give --database-url (or KENDALI_DATABASE_URL, \
+             or database.url in the settings); a running node without one serves /reports/shift \
+             from its memory"
+        );
+    };
+    let lang = html::Lang::parse(&a.lang).context("--lang is id or en")?;
+    let store = kendali::store::open(&settings.database).await?;
+    let dir = kendali::identity::directory::Directory::connect(&url).await?;
+    let r = report::build(
+        &store,
+        &dir,
+        &report::ReportSettings::of(&settings),
+        &a.city,
+        a.from.with_timezone(&chrono::Utc),
+        a.to.with_timezone(&chrono::Utc),
+    )
+    .await?;
+    let text = if a.json {
+        serde_json::to_string_pretty(&r)? + "\n"
+    } else {
+        html::render(&r, lang, html::Styles::Inline)
+    };
+    match a.out {
+        Some(path) => {
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {

@@ -88,6 +88,9 @@ impl Ink {
     }
 }
 
+/// Series of at most this many points get a marker on each.
+const MARKED_POINTS: usize = 48;
+
 /// The font stack of the screens: no font file, whatever the browser has.
 const FONT: &str = "system-ui, 'Segoe UI', Roboto, 'Noto Sans', 'DejaVu Sans', sans-serif";
 
@@ -398,6 +401,13 @@ pub fn line_chart(spec: &ChartSpec, series: &[Series]) -> Result<String, ChartEr
             if spec.area {
                 chart
                     .draw_series(AreaSeries::new(points.iter().copied(), y0, color.mix(0.18)))
+                    .map_err(drawing)?;
+            }
+            // Few points (hours of a shift): each marked, so that one alone shows.
+            if points.len() <= MARKED_POINTS {
+                let r = px(4.0);
+                chart
+                    .draw_series(points.iter().map(|p| Circle::new(*p, r, color.filled())))
                     .map_err(drawing)?;
             }
             let drawn = chart

@@ -251,7 +251,8 @@ struct AuditParams {
     limit: Option<usize>,
 }
 
-fn time(name: &str, v: &Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
+/// An optional RFC 3339 time parameter (empty: none).
+pub(super) fn time(name: &str, v: &Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
     v.as_deref()
         .filter(|s| !s.is_empty())
         .map(|s| {

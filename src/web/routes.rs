@@ -77,6 +77,7 @@ pub fn all() -> Vec<Route> {
         super::alerts::ROUTES,
         super::traffic::ROUTES,
         super::dispatch::ROUTES,
+        super::reports::ROUTES,
         super::admin::ROUTES,
         super::assets::ROUTES,
     ]

@@ -15,6 +15,7 @@ mod durability;
 mod hub;
 mod identity;
 mod ingest;
+mod report;
 mod scenario;
 mod shutdown;
 mod store;

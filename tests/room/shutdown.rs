@@ -64,6 +64,10 @@ impl Node {
                 &http.to_string(),
             ])
             .env("KENDALI__MQTT__CLIENT_ID", client_id)
+            // Only call events are counted here: no alert of its own on the bus
+            // (a call ringing past 20 s would raise one, and its retained
+            // message would come back at the next start).
+            .env("KENDALI__ALERTS__ENABLED", "false")
             .env("RUST_LOG", "info,rumqttc=warn,actix_server=warn")
             .env("NO_COLOR", "1")
             // The log goes to stdout.
