@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::config::DispatchSettings;
 use crate::contract::validate::validate_outgoing;
 use crate::contract::{
-    Alert, AlertRule, CallEventType, CallLine, Family, Message, Topic, Ts, UnitState,
+    Alert, AlertRule, AlertState, CallEventType, CallLine, Family, Message, Topic, Ts, UnitState,
 };
 use crate::domain::alerts::{self as life, AlertSettings, Finding, LifecycleError};
 use crate::domain::wib;
@@ -43,10 +43,17 @@ pub const INPUT_CAPACITY: usize = 8192;
 /// long unless a live message has said its condition is over: the
 /// conditions behind them come back with the first live messages.
 const START_GRACE: chrono::Duration = chrono::Duration::seconds(30);
+/// Alerts kept live at most. Past it, the oldest that have cleared and wait
+/// only for an acknowledgement are closed (`rule:overflow`): a surge of
+/// calls ringing unanswered must not grow the state, the store's restore and
+/// the broker's retained messages without bound.
+const LIVE_MAX: usize = 5_000;
 /// Call ids remembered to count each call once (arrivals, answers).
 const CALLS_REMEMBERED: usize = 50_000;
 /// Transition ids this engine published, remembered to recognise their echo.
 const MINE_REMEMBERED: usize = 10_000;
+/// Acknowledged latching alerts whose condition still holds, remembered.
+const LATCHED_REMEMBERED: usize = 10_000;
 /// The surge rule's window, and how many weeks back its baseline looks.
 const SURGE_WINDOW: chrono::Duration = chrono::Duration::hours(1);
 const SURGE_WEEKS: i64 = 4;
@@ -152,6 +159,10 @@ pub struct AlertEngine {
     /// Conditions a live update has said are over, since the start (kept
     /// only through [`START_GRACE`]).
     settled: HashSet<Key>,
+    /// Latching alerts acknowledged while their condition still holds (a
+    /// command stays timed out): not raised again until the condition ends.
+    latched: HashSet<Key>,
+    latched_order: VecDeque<Key>,
     out: Outbox,
     store: StoreHandle,
 }
@@ -179,6 +190,8 @@ impl AlertEngine {
             districts: HashMap::new(),
             started: Utc::now(),
             settled: HashSet::new(),
+            latched: HashSet::new(),
+            latched_order: VecDeque::new(),
             out,
             store,
         }
@@ -260,6 +273,7 @@ impl AlertEngine {
     fn unwatch(&mut self, city: &str, rule: AlertRule, entity: &str) {
         let key = (city.to_owned(), rule, entity.to_owned());
         self.watched.remove(&key);
+        self.latched.remove(&key);
         if Utc::now() < self.started + START_GRACE {
             self.settled.insert(key);
         }
@@ -619,6 +633,12 @@ impl AlertEngine {
             if !settings.enabled || w.suppressed {
                 continue;
             }
+            if self
+                .latched
+                .contains(&(city.clone(), *rule, entity.clone()))
+            {
+                continue;
+            }
             if now < w.since + chrono::Duration::seconds(settings.for_s as i64) {
                 continue;
             }
@@ -640,7 +660,10 @@ impl AlertEngine {
             let key = (city.clone(), a.rule, a.entity.clone());
             let watched = self.watched.get(&key);
             let over = !grace || self.settled.contains(&key);
-            if a.state.is_active() && watched.is_none() && over {
+            // A condition that started again (a unit in a new stage) holds
+            // only from its new start: until then the alert clears.
+            let restarted = watched.is_some_and(|w| now < w.since);
+            if a.state.is_active() && ((watched.is_none() && over) || restarted) {
                 out.extend(life::clear(a, at).map(|n| (city.clone(), n)));
             } else if let Some(w) = watched {
                 if let Some(n) = life::suppress(a, at, w.suppressed) {
@@ -652,6 +675,21 @@ impl AlertEngine {
                     out.push((city.clone(), n));
                 }
             }
+        }
+        if self.alerts.len() > LIVE_MAX {
+            let mut waiting: Vec<&(String, Alert)> = self
+                .alerts
+                .values()
+                .filter(|(_, a)| a.state == AlertState::ClearedUnack)
+                .collect();
+            waiting.sort_by_key(|(_, a)| a.cleared_at);
+            let excess = self.alerts.len() - LIVE_MAX;
+            out.extend(
+                waiting
+                    .into_iter()
+                    .take(excess)
+                    .filter_map(|(city, a)| life::overflow(a, at).map(|n| (city.clone(), n))),
+            );
         }
         for (city, a) in out {
             let _ = self.publish(&city, a).await;
@@ -787,6 +825,17 @@ impl AlertEngine {
         self.publish(&city, next.clone())
             .await
             .map_err(ActError::Publish)?;
+        if a.rule == AlertRule::CommandTimedOut && next.state == AlertState::Normal {
+            let key = (city, a.rule, a.entity.clone());
+            if self.watched.contains_key(&key) && self.latched.insert(key.clone()) {
+                self.latched_order.push_back(key);
+                if self.latched_order.len() > LATCHED_REMEMBERED {
+                    if let Some(old) = self.latched_order.pop_front() {
+                        self.latched.remove(&old);
+                    }
+                }
+            }
+        }
         Ok(next)
     }
 

@@ -738,8 +738,10 @@ async fn step(
     while Instant::now() < deadline {
         let r = db
             .query_one(
-                "SELECT count(*), count(DISTINCT event_id) FROM call_events WHERE city = $1 AND type = 'received'",
-                &[&city],
+                // The bench's own events (each call rings and is answered);
+                // the dispatcher's actions add events of their own.
+                "SELECT count(*), count(DISTINCT event_id) FROM call_events WHERE city = $1 AND event_id = ANY($2)",
+                &[&city, &ids.as_slice()],
             )
             .await?;
         (stored, distinct) = (r.get(0), r.get(1));

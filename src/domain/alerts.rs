@@ -348,6 +348,19 @@ pub fn unshelve(a: &Alert, at: Ts, by: &str) -> Result<Alert, LifecycleError> {
     Ok(n)
 }
 
+/// Closes an alert that has cleared and waited too long for an
+/// acknowledgement among too many others (the live alerts are bounded):
+/// back to normal, by `rule:overflow`, saying why.
+pub fn overflow(a: &Alert, at: Ts) -> Option<Alert> {
+    if a.state != AlertState::ClearedUnack {
+        return None;
+    }
+    let mut n = next(a, at, AlertTransition::Normal, "rule:overflow");
+    n.state = AlertState::Normal;
+    n.reason = Some("closed unacknowledged: too many cleared alerts waiting".into());
+    Some(n)
+}
+
 /// Suppression by design begins or ends (e.g. a detector fault while its
 /// controller flashes). `None` when nothing changes.
 pub fn suppress(a: &Alert, at: Ts, on: bool) -> Option<Alert> {
@@ -462,6 +475,18 @@ mod tests {
         let a = raise("kota", None, &finding(), 3, t0, false).unwrap();
         let n = acknowledge(&a, t0, "budi", None, true).unwrap();
         assert_eq!(n.state, AlertState::Normal);
+        assert!(!n.is_live());
+    }
+
+    #[test]
+    fn overflow_closes_only_an_alert_waiting_for_its_acknowledgement() {
+        let t0 = at("2026-12-06T08:00:00+07:00");
+        let a = raise("kota", None, &finding(), 1, t0, false).unwrap();
+        assert!(overflow(&a, t0).is_none(), "an active alert stays");
+        let n = overflow(&clear(&a, t0).unwrap(), t0).unwrap();
+        assert_eq!(n.state, AlertState::Normal);
+        assert_eq!(n.by, "rule:overflow");
+        assert!(n.reason.is_some());
         assert!(!n.is_live());
     }
 

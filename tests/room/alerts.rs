@@ -260,17 +260,19 @@ async fn call_and_unit_rules_raise_and_clear_on_scripted_input_through_the_broke
     )
     .await;
     assert_eq!(a["group"], "call:c-ring", "grouped with its call: {a}");
-    p.send_retained(&unit, status("available")).await;
+    // En route (a 15-min target): a new stage counts again, and the alert clears.
+    p.send_retained(&unit, status("en_route")).await;
     alert_until(
         app,
         city,
         "unit_stage",
         "unit:amb-09",
         10,
-        "the unit's alert cleared",
+        "the unit's alert cleared by its next stage",
         |a| a["state"] == "cleared_unack",
     )
     .await;
+    p.send_retained(&unit, status("available")).await;
 
     // Every transition is on the bus, the live ones retained; and stored.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -468,6 +470,15 @@ async fn junction_rules_raise_clear_and_a_dark_controllers_detector_fault_is_sup
         "the acknowledged command alert",
     )
     .await;
+    // The command stays timed out; its acknowledged alert does not come back.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let all = support::get_json(app, &format!("/api/alerts?city={city}")).await;
+    let back = all["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["entity"] == entity.as_str());
+    assert!(!back, "an acknowledged latching alert came back: {all}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
