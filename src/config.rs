@@ -413,10 +413,14 @@ pub struct DatabaseSettings {
     /// How often the per-minute sums of committed telemetry are written to
     /// `atcs_minute`, seconds (history reads whole minutes from there).
     pub rollup_every_s: u64,
-    /// Raw telemetry kept, days (plain PostgreSQL; TimescaleDB uses its retention policy).
+    /// Raw telemetry kept, days (on TimescaleDB, `atcs_state`'s retention
+    /// policy is set to it at start).
     pub telemetry_retention_days: i64,
-    /// Everything else kept, days.
+    /// Everything else kept, days (on TimescaleDB, the other hypertables'
+    /// retention policies).
     pub retention_days: i64,
+    /// How often old rows are pruned and TimescaleDB's jobs checked, seconds.
+    pub maintenance_every_s: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -430,6 +434,7 @@ impl Default for DatabaseSettings {
             rollup_every_s: 30,
             telemetry_retention_days: 30,
             retention_days: 400,
+            maintenance_every_s: 3600,
         }
     }
 }
@@ -567,6 +572,12 @@ impl Settings {
             return bad(
                 "database.batch_rows must be positive and database.flush_ms 1..=200".into(),
             );
+        }
+        if self.database.telemetry_retention_days < 1
+            || self.database.retention_days < 1
+            || self.database.maintenance_every_s == 0
+        {
+            return bad("database.telemetry_retention_days, database.retention_days and database.maintenance_every_s must be positive".into());
         }
         for (name, v) in [
             ("http.head_timeout_s", self.http.head_timeout_s),

@@ -39,6 +39,7 @@ pub struct Metrics {
     pub store_buffered: IntGauge,
     pub store_degraded: IntGauge,
     pub store_lag_ms: IntGauge,
+    pub timescaledb_jobs_failed: IntGauge,
     /// Worker threads of the runtime Kendali runs on (`runtime.worker_threads`).
     pub runtime_workers: IntGauge,
 }
@@ -152,6 +153,10 @@ impl Metrics {
             store_lag_ms: gauge(
                 "store_lag_ms",
                 "Time from receiving the newest message to committing it, milliseconds",
+            ),
+            timescaledb_jobs_failed: gauge(
+                "timescaledb_jobs_failed",
+                "TimescaleDB background jobs whose last run failed (0 on plain PostgreSQL)",
             ),
             runtime_workers: gauge(
                 "runtime_workers",

@@ -164,6 +164,9 @@ pub struct StoreStatus {
     pub degraded: AtomicBool,
     /// Milliseconds from receiving the newest message of the last committed batch to its commit.
     pub lag_ms: AtomicI64,
+    /// TimescaleDB's background jobs whose last run failed, as last checked
+    /// (empty on plain PostgreSQL).
+    pub failed_jobs: std::sync::Mutex<Vec<timescale::FailedJob>>,
 }
 
 #[derive(Clone)]
@@ -257,7 +260,16 @@ pub async fn open(settings: &DatabaseSettings) -> Result<StoreHandle, StoreError
         }
         Some(url) => {
             status.persistent.store(true, Ordering::Relaxed);
-            Backend::Postgres(PgBackend::connect(url, settings.pool_size).await?)
+            let pg = PgBackend::connect(url, settings.pool_size).await?;
+            if pg.flavour == postgres::Flavour::Timescale {
+                timescale::retention_policies(
+                    pg.pool(),
+                    settings.telemetry_retention_days,
+                    settings.retention_days,
+                )
+                .await?;
+            }
+            Backend::Postgres(pg)
         }
     };
     Ok(StoreHandle {
@@ -366,7 +378,12 @@ impl StoreTask {
             tokio::time::interval(Duration::from_secs(self.settings.rollup_every_s.max(1)));
         rollup_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         if let Some(pg) = &pg {
-            tokio::spawn(maintenance(pg.clone(), self.settings.clone()));
+            tokio::spawn(maintenance(
+                pg.clone(),
+                self.settings.clone(),
+                self.handle.status.clone(),
+                self.metrics.clone(),
+            ));
         }
         let mut telemetry = Backlog::default();
         let mut events: VecDeque<(EventRow, Option<AckToken>)> = VecDeque::new();
@@ -698,9 +715,16 @@ impl StoreTask {
     }
 }
 
-/// Retention, hourly (on TimescaleDB, policies keep the hypertables).
-async fn maintenance(pg: PgBackend, settings: DatabaseSettings) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+/// Retention, every `database.maintenance_every_s` (on TimescaleDB, policies
+/// keep the hypertables), and TimescaleDB's failed background jobs.
+async fn maintenance(
+    pg: PgBackend,
+    settings: DatabaseSettings,
+    status: Arc<StoreStatus>,
+    metrics: Arc<Metrics>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(settings.maintenance_every_s.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         match pg
@@ -710,6 +734,20 @@ async fn maintenance(pg: PgBackend, settings: DatabaseSettings) {
             Ok(n) if n > 0 => tracing::info!(rows = n, "retention removed old rows"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "retention failed; will retry"),
+        }
+        if pg.flavour != postgres::Flavour::Timescale {
+            continue;
+        }
+        match timescale::failed_jobs(pg.pool()).await {
+            Ok(failed) => {
+                for j in &failed {
+                    tracing::warn!(job = j.job_id, proc = %j.proc_name, table = ?j.hypertable,
+                        failures = j.failures, error = ?j.error, "a TimescaleDB background job failed");
+                }
+                metrics.timescaledb_jobs_failed.set(failed.len() as i64);
+                *status.failed_jobs.lock().unwrap_or_else(|e| e.into_inner()) = failed;
+            }
+            Err(e) => tracing::warn!(error = %e, "TimescaleDB's job statistics could not be read"),
         }
     }
 }

@@ -296,14 +296,23 @@ impl PgBackend {
         Ok(row.map(|r| r.get(0)))
     }
 
-    /// Deletes what is older than the retention (on TimescaleDB, policies
-    /// keep the hypertables and only the rollup is Kendali's).
+    /// Deletes what is older than the retention. On TimescaleDB, policies
+    /// keep the hypertables; the other tables (the rollup, alerts, dead
+    /// letters) are Kendali's on both flavours.
     pub async fn retention(&self, telemetry_days: i64, other_days: i64) -> Result<u64, StoreError> {
         let client = self.pool.get().await.map_err(StoreError::from)?;
         let t = Utc::now() - chrono::Duration::days(telemetry_days);
         let o = Utc::now() - chrono::Duration::days(other_days);
         let mut n = client
             .execute("DELETE FROM atcs_minute WHERE bucket < $1", &[&o])
+            .await
+            .map_err(StoreError::from)?;
+        n += client
+            .execute("DELETE FROM alert_events WHERE ts < $1", &[&o])
+            .await
+            .map_err(StoreError::from)?;
+        n += client
+            .execute("DELETE FROM dead_letters WHERE rx < $1", &[&o])
             .await
             .map_err(StoreError::from)?;
         if self.flavour == Flavour::Timescale {
@@ -322,17 +331,12 @@ impl PgBackend {
             "app_events",
             "call_events",
             "command_acks",
-            "alert_events",
         ] {
             n += client
                 .execute(&format!("DELETE FROM {table} WHERE ts < $1"), &[&o])
                 .await
                 .map_err(StoreError::from)?;
         }
-        n += client
-            .execute("DELETE FROM dead_letters WHERE rx < $1", &[&o])
-            .await
-            .map_err(StoreError::from)?;
         Ok(n)
     }
 

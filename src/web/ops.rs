@@ -26,6 +26,9 @@ async fn readyz(ctx: web::Data<WebContext>) -> impl Responder {
         "store": ctx.store.describe(),
         "store_degraded": ctx.store.status.degraded.load(Ordering::Relaxed),
         "store_lag_ms": ctx.store.status.lag_ms.load(Ordering::Relaxed),
+        // TimescaleDB's background jobs whose last run failed: the database
+        // still takes writes, so readiness stands, but someone must look.
+        "timescaledb_failed_jobs": ctx.store.status.failed_jobs.lock().unwrap_or_else(|e| e.into_inner()).clone(),
     });
     if ready {
         HttpResponse::Ok().json(body)

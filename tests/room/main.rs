@@ -19,5 +19,6 @@ mod report;
 mod scenario;
 mod shutdown;
 mod store;
+mod timescale;
 mod traffic;
 mod wall;

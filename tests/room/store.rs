@@ -581,21 +581,7 @@ async fn a_payload_of_nul_bytes_is_dead_lettered_stored_and_acknowledged() {
     let (id, call) = support::call_event("after-nul", "received", "112");
     p.send(&topic, call).await;
     let client = support::pg(&db).await;
-    support::eventually(10, "the call after the NULs stored", || {
-        let (client, id) = (&client, id.clone());
-        async move {
-            let n: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM call_events WHERE event_id = $1::text::uuid",
-                    &[&id],
-                )
-                .await
-                .ok()?
-                .get(0);
-            (n == 1).then_some(())
-        }
-    })
-    .await;
+    support::call_stored(&client, &id, "the call after the NULs stored").await;
     let row = client
         .query_one(
             "SELECT reason, payload, payload_bytes FROM dead_letters WHERE topic = $1",

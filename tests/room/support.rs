@@ -495,6 +495,22 @@ pub async fn pg(url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// Waits until the call event `id` is in `call_events`.
+pub async fn call_stored(client: &tokio_postgres::Client, id: &str, what: &str) {
+    eventually(10, what, || async move {
+        let n: i64 = client
+            .query_one(
+                "SELECT count(*) FROM call_events WHERE event_id = $1::text::uuid",
+                &[&id],
+            )
+            .await
+            .ok()?
+            .get(0);
+        (n == 1).then_some(())
+    })
+    .await;
+}
+
 /// A private Mosquitto with the production configuration Kendali ships
 /// (`kendali broker-config`), on a free port, persisting into its own folder.
 pub struct PrivateMosquitto {
@@ -685,6 +701,16 @@ impl ThrowawayPostgres {
     }
 
     pub fn start(test: &str) -> Option<ThrowawayPostgres> {
+        Self::start_with(test, false)
+    }
+
+    /// A throwaway cluster that preloads TimescaleDB (installed from source
+    /// by `../shared/timescaledb/install.sh`, which `.ci/run` runs).
+    pub fn start_timescale(test: &str) -> Option<ThrowawayPostgres> {
+        Self::start_with(test, true)
+    }
+
+    fn start_with(test: &str, timescale: bool) -> Option<ThrowawayPostgres> {
         let bin = std::fs::read_dir("/usr/lib/postgresql").ok().and_then(|d| {
             d.flatten()
                 .map(|e| e.path().join("bin"))
@@ -698,6 +724,18 @@ impl ThrowawayPostgres {
             eprintln!("\n*** SKIPPED {test}: {msg}\n");
             return None;
         };
+        if timescale && !bin.join("../lib/timescaledb.so").exists() {
+            let msg = format!(
+                "test `{test}` needs TimescaleDB installed into PostgreSQL ({}): \
+                 run ../shared/timescaledb/install.sh (`.ci/run` does)",
+                bin.join("../lib").display()
+            );
+            if under_ci() {
+                panic!("{msg} (CI=true)");
+            }
+            eprintln!("\n*** SKIPPED {test}: {msg}\n");
+            return None;
+        }
         let dir = tempfile::Builder::new()
             .prefix("kendali-pg")
             .tempdir_in("/tmp")
@@ -737,6 +775,21 @@ impl ThrowawayPostgres {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if timescale {
+            // More workers than TimescaleDB's policy jobs (the default 8 is too few).
+            use std::io::Write;
+            let mut conf = std::fs::OpenOptions::new()
+                .append(true)
+                .open(pg.data.join("postgresql.conf"))
+                .expect("postgresql.conf");
+            writeln!(
+                conf,
+                "shared_preload_libraries = 'timescaledb'\n\
+                 timescaledb.telemetry_level = off\n\
+                 max_worker_processes = 32"
+            )
+            .expect("postgresql.conf written");
+        }
         pg.pg_start();
         Some(pg)
     }

@@ -1,0 +1,206 @@
+//! The TimescaleDB path against the real extension, in a throwaway cluster
+//! that preloads it: the time-series tables become hypertables and take the
+//! bus's writes; retention policies follow `database.*retention_days` and are
+//! replaced when the settings change; the tables Kendali keeps itself (alerts,
+//! dead letters) are pruned on TimescaleDB too; a background job that fails
+//! shows in `/readyz` and `/metrics`.
+
+use crate::support::{self, Publisher, ThrowawayPostgres};
+
+/// Each hypertable's retention, in days, as TimescaleDB's jobs hold it.
+async fn retention_days(db: &tokio_postgres::Client) -> Vec<(String, i32, i64)> {
+    db.query(
+        "SELECT hypertable_name::text, extract(day FROM (config->>'drop_after')::interval)::int, \
+                count(*) OVER (PARTITION BY hypertable_name) \
+           FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention' \
+          ORDER BY hypertable_name",
+        &[],
+    )
+    .await
+    .expect("retention jobs")
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect()
+}
+
+fn expected(telemetry: i32, other: i32) -> Vec<(String, i32, i64)> {
+    let mut v: Vec<(String, i32, i64)> = [
+        "app_events",
+        "atcs_state",
+        "call_events",
+        "command_acks",
+        "kpi_samples",
+        "unit_status",
+    ]
+    .iter()
+    .map(|t| {
+        let days = if *t == "atcs_state" { telemetry } else { other };
+        (t.to_string(), days, 1)
+    })
+    .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_timescaledb_retention_follows_the_settings_old_rows_are_pruned_and_a_failed_job_is_reported(
+) {
+    let test = "on_timescaledb_retention_follows_the_settings_old_rows_are_pruned_and_a_failed_job_is_reported";
+    let Some(pg) = ThrowawayPostgres::start_timescale(test) else {
+        return;
+    };
+    let mut settings = support::settings(None);
+    settings.database.url = Some(pg.url.clone());
+    settings.database.telemetry_retention_days = 7;
+    settings.database.retention_days = 90;
+    settings.database.maintenance_every_s = 1;
+    let app = support::spawn(settings.clone()).await;
+    let ready = support::get_json(&app, "/readyz").await;
+    assert_eq!(ready["store"], "timescaledb", "{ready}");
+    let db = support::pg(&pg.url).await;
+    let hypertables: i64 = db
+        .query_one(
+            "SELECT count(*) FROM timescaledb_information.hypertables",
+            &[],
+        )
+        .await
+        .expect("hypertables")
+        .get(0);
+    assert_eq!(hypertables, 6);
+    assert_eq!(retention_days(&db).await, expected(7, 90));
+
+    // The bus's writes land in the hypertables.
+    let city = support::city("ts");
+    let p = Publisher::connect(&app.mqtt_url).await;
+    let (id, payload) = support::call_event("t1", "received", "112");
+    p.send(&format!("city/{city}/calls/112"), 1, payload).await;
+    support::call_stored(&db, &id, "the call event in its hypertable").await;
+
+    // Alerts and dead letters are plain tables: Kendali prunes them itself.
+    for days in [200, 10] {
+        db.execute(
+            "INSERT INTO dead_letters (rx, topic, reason, detail, payload, payload_bytes) \
+             VALUES (now() - make_interval(days => $1), 'city/x/calls/112', 'invalid_json', 'test', '{', 1)",
+            &[&days],
+        )
+        .await
+        .expect("dead letter");
+        db.execute(
+            "INSERT INTO alert_events (event_id, ts, city, alert_id, rule, entity, priority, state, \
+                                       transition, by_whom, payload, rx) \
+             VALUES (gen_random_uuid(), now() - make_interval(days => $1), 'x', gen_random_uuid(), \
+                     'feed_stale', 'feed:x', 3, 'normal', 'cleared', 'rule:feed_stale', '{}', now())",
+            &[&days],
+        )
+        .await
+        .expect("alert event");
+    }
+    support::eventually(10, "the rows older than 90 days pruned", || {
+        let db = &db;
+        async move {
+            let r = db
+                .query_one(
+                    "SELECT (SELECT count(*) FROM dead_letters WHERE topic = 'city/x/calls/112' AND rx < now() - interval '90 days'), \
+                            (SELECT count(*) FROM dead_letters WHERE topic = 'city/x/calls/112' AND rx > now() - interval '90 days'), \
+                            (SELECT count(*) FROM alert_events WHERE city = 'x' AND ts < now() - interval '90 days'), \
+                            (SELECT count(*) FROM alert_events WHERE city = 'x' AND ts > now() - interval '90 days')",
+                    &[],
+                )
+                .await
+                .ok()?;
+            let (old_dl, new_dl, old_al, new_al): (i64, i64, i64, i64) =
+                (r.get(0), r.get(1), r.get(2), r.get(3));
+            assert_eq!((new_dl, new_al), (1, 1), "the recent rows are kept");
+            (old_dl == 0 && old_al == 0).then_some(())
+        }
+    })
+    .await;
+
+    // The retention policy drops the old chunks. TimescaleDB's background
+    // workers fail every job on this PostgreSQL (see its README), so the job
+    // is run from a session, as an operator would after seeing it failed.
+    for days in [200, 1] {
+        db.execute(
+            "INSERT INTO app_events (event_id, ts, city, service, type, payload, rx) \
+             VALUES (gen_random_uuid(), now() - make_interval(days => $1), 'x', 'perizinan', \
+                     'submitted', '{}', now())",
+            &[&days],
+        )
+        .await
+        .expect("app event");
+    }
+    let retention_job: i32 = db
+        .query_one(
+            "SELECT job_id FROM timescaledb_information.jobs \
+              WHERE proc_name = 'policy_retention' AND hypertable_name = 'app_events'",
+            &[],
+        )
+        .await
+        .expect("retention job")
+        .get(0);
+    db.execute("CALL run_job($1)", &[&retention_job])
+        .await
+        .expect("run the retention job");
+    let (old, recent): (i64, i64) = {
+        let r = db
+            .query_one(
+                "SELECT count(*) FILTER (WHERE ts < now() - interval '90 days'), \
+                        count(*) FILTER (WHERE ts > now() - interval '90 days' AND city = 'x') \
+                   FROM app_events",
+                &[],
+            )
+            .await
+            .expect("app events");
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(
+        (old, recent),
+        (0, 1),
+        "the 90-day policy drops only the old chunk"
+    );
+
+    // A background job that fails is reported, with its error.
+    db.batch_execute(
+        "CREATE PROCEDURE kendali_test_fails(job_id int, config jsonb) LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'kendali test: this job fails'; END $$",
+    )
+    .await
+    .expect("procedure");
+    let job: i32 = db
+        .query_one(
+            "SELECT add_job('kendali_test_fails', '1 hour', initial_start => now())",
+            &[],
+        )
+        .await
+        .expect("add_job")
+        .get(0);
+    let failed = support::eventually(30, "the failed job in /readyz", || {
+        let app = &app;
+        async move {
+            let ready = support::get_json(app, "/readyz").await;
+            ready["timescaledb_failed_jobs"]
+                .as_array()?
+                .iter()
+                .find(|j| j["job_id"] == job)
+                .cloned()
+        }
+    })
+    .await;
+    assert_eq!(failed["proc_name"], "kendali_test_fails", "{failed}");
+    let metrics = support::metrics(&app).await;
+    assert!(
+        support::metric(&metrics, "kendali_timescaledb_jobs_failed") >= 1.0,
+        "{metrics}"
+    );
+    drop(p);
+    app.stop().await;
+
+    // Other settings at the next start: the policies are replaced, one per table.
+    settings.database.telemetry_retention_days = 10;
+    settings.database.retention_days = 120;
+    // The embedded broker's port is not free again at once.
+    settings.mqtt.broker_addr = support::free_addr();
+    let app = support::spawn(settings).await;
+    assert_eq!(retention_days(&db).await, expected(10, 120));
+    app.stop().await;
+}
