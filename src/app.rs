@@ -319,6 +319,7 @@ impl Application {
                 .configure(crate::web::auth::configure)
                 .configure(crate::web::wall::configure)
                 .configure(crate::web::api::configure)
+                .configure(crate::web::ingest::configure)
                 .configure(crate::web::alerts::configure)
                 .configure(crate::web::traffic::configure)
                 .configure(crate::web::dispatch::configure)

@@ -53,6 +53,9 @@ enum Cmd {
     /// Manage the wall displays' tokens.
     #[command(subcommand)]
     Displays(DisplaysCmd),
+    /// Manage the tokens of service applications that publish over HTTP.
+    #[command(subcommand)]
+    Apps(AppsCmd),
     /// Check the audit's hash chain.
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -228,6 +231,41 @@ enum DisplaysCmd {
     /// Revoke a display's token and end its sessions.
     Revoke {
         name: String,
+        #[command(flatten)]
+        dir: DirArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum AppsCmd {
+    /// Make a token for a service application of a city and print it (shown
+    /// once). It publishes only that service's events and KPIs, over
+    /// `POST /api/ingest/{city}/apps/{service}/events` and `/api/ingest/{city}/kpi/{service}`.
+    Add {
+        /// The service's id, as in its topics (e.g. `perizinan`).
+        service: String,
+        /// The city's slug.
+        #[arg(long)]
+        city: String,
+        #[command(flatten)]
+        dir: DirArgs,
+    },
+    /// List the tokens (never the tokens themselves: their ids).
+    List {
+        /// Only this city's.
+        #[arg(long)]
+        city: Option<String>,
+        #[command(flatten)]
+        dir: DirArgs,
+    },
+    /// Revoke a service application's tokens (or only the one named by --id).
+    Revoke {
+        service: String,
+        #[arg(long)]
+        city: String,
+        /// Only this token (its id, from `kendali apps list`).
+        #[arg(long)]
+        id: Option<String>,
         #[command(flatten)]
         dir: DirArgs,
     },
@@ -469,6 +507,7 @@ async fn run(config: Option<&std::path::Path>, cmd: Cmd) -> anyhow::Result<ExitC
         Cmd::Bench(a) => bench(a).await,
         Cmd::Users(c) => users(config, c).await,
         Cmd::Displays(c) => displays(config, c).await,
+        Cmd::Apps(c) => apps(config, c).await,
         Cmd::Audit(c) => audit(config, c).await,
         Cmd::Report(a) => report(config, a).await,
         Cmd::BrokerConfig(a) => {
@@ -630,6 +669,64 @@ async fn displays(config: Option<&std::path::Path>, c: DisplaysCmd) -> anyhow::R
             d.audit(cli_entry("display_revoked", format!("display:{name}")))
                 .await?;
             println!("revoked {name}; its sessions have ended");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn apps(config: Option<&std::path::Path>, c: AppsCmd) -> anyhow::Result<ExitCode> {
+    match c {
+        AppsCmd::Add { service, city, dir } => {
+            let d = directory(config, &dir).await?;
+            let (app, token) = d.add_app_token(&city, &service).await?;
+            d.audit(
+                cli_entry("app_token_added", format!("app:{city}/{service}"))
+                    .detail(serde_json::json!({ "token_id": app.id })),
+            )
+            .await?;
+            println!(
+                "token {} for service {service} of city {city} (it is not shown again; keep it in the application's secret store):",
+                app.id
+            );
+            println!("  {token}");
+            println!("send it as `Authorization: Bearer {token}` to");
+            println!("  POST /api/ingest/{city}/apps/{service}/events");
+            println!("  POST /api/ingest/{city}/kpi/{service}");
+        }
+        AppsCmd::List { city, dir } => {
+            let d = directory(config, &dir).await?;
+            println!(
+                "{:<10} {:<20} {:<24} {:<26} state",
+                "id", "city", "service", "created"
+            );
+            for a in d.app_tokens(city.as_deref()).await? {
+                println!(
+                    "{:<10} {:<20} {:<24} {:<26} {}",
+                    a.id,
+                    a.city,
+                    a.service,
+                    a.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    if a.revoked { "revoked" } else { "active" }
+                );
+            }
+        }
+        AppsCmd::Revoke {
+            service,
+            city,
+            id,
+            dir,
+        } => {
+            let d = directory(config, &dir).await?;
+            let ids = d.revoke_app_tokens(&city, &service, id.as_deref()).await?;
+            d.audit(
+                cli_entry("app_token_revoked", format!("app:{city}/{service}"))
+                    .detail(serde_json::json!({ "token_ids": ids })),
+            )
+            .await?;
+            println!(
+                "revoked {} of service {service} of city {city}",
+                ids.join(", ")
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

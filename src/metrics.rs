@@ -40,6 +40,8 @@ pub struct Metrics {
     pub store_degraded: IntGauge,
     pub store_lag_ms: IntGauge,
     pub timescaledb_jobs_failed: IntGauge,
+    /// Messages service applications sent over HTTP and Kendali published, by family.
+    pub http_ingest: IntCounterVec,
     /// Worker threads of the runtime Kendali runs on (`runtime.worker_threads`).
     pub runtime_workers: IntGauge,
 }
@@ -157,6 +159,11 @@ impl Metrics {
             timescaledb_jobs_failed: gauge(
                 "timescaledb_jobs_failed",
                 "TimescaleDB background jobs whose last run failed (0 on plain PostgreSQL)",
+            ),
+            http_ingest: counter_vec(
+                "http_ingest_total",
+                "Messages service applications sent over HTTP, published onto the bus, by family",
+                "family",
             ),
             runtime_workers: gauge(
                 "runtime_workers",

@@ -364,13 +364,16 @@ mod tests {
         }
         // Kendali publishes what its people do: commands to controllers, call
         // events from the dispatcher console, orders to units, and its alerts'
-        // transitions. The call centre publishes call events only.
+        // transitions; and relays what applications send it over HTTP. The
+        // call centre publishes call events only.
         assert_eq!(
             kinds("topic", "write", Some("kendali")),
             vec![
                 MessageKind::Command,
                 MessageKind::CallEvent,
                 MessageKind::UnitAssignment,
+                MessageKind::AppEvent,
+                MessageKind::KpiSample,
                 MessageKind::Alert
             ]
         );

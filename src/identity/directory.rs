@@ -1,4 +1,5 @@
-//! The directory: users, wall displays, sessions and the audit, in the
+//! The directory: users, wall displays, service applications' tokens,
+//! sessions and the audit, in the
 //! database beside the city's history, or in memory when no database is
 //! configured (they last as long as the process then).
 
@@ -61,6 +62,24 @@ pub struct Display {
     pub created: DateTime<Utc>,
     pub revoked: bool,
 }
+
+/// A service application's token (`kendali apps add`): it publishes one
+/// service's events and KPIs of one city over HTTP. The token is shown once,
+/// at creation, and kept hashed.
+#[derive(Clone, Debug, Serialize)]
+pub struct AppToken {
+    /// The token's public name (the first 8 hex digits of its hash).
+    pub id: String,
+    pub city: String,
+    pub service: String,
+    #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde")]
+    pub created: DateTime<Utc>,
+    pub revoked: bool,
+}
+
+/// An application token's prefix: recognisable in a leaked file or log (and
+/// by secret scanners), never a user's or a display's.
+pub const APP_TOKEN_PREFIX: &str = "kdl_app_";
 
 /// Whose a session is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,6 +145,8 @@ const AUDIT_LOCK: i64 = 0x6b656e64_616c6931; // "kendali1"
 pub struct Memory {
     users: BTreeMap<String, User>,
     displays: BTreeMap<String, (Display, String)>,
+    /// Application tokens by id, with their keys.
+    apps: BTreeMap<String, (AppToken, String)>,
     sessions: HashMap<String, SessionRow>,
     audit: Vec<Row>,
     next_audit_id: i64,
@@ -492,6 +513,156 @@ impl Directory {
                     )
                     .await?;
                 Ok(row.map(|r| (r.get(0), r.get(1))))
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ applications
+
+    /// Adds a token for `service` of `city`; returns it (shown once) and its id.
+    pub async fn add_app_token(
+        &self,
+        city: &str,
+        service: &str,
+    ) -> Result<(AppToken, String), DirError> {
+        if !crate::contract::topic::is_city_slug(city) {
+            return Err(DirError::Invalid(format!(
+                "city {city:?} is not a slug (1-64 of a-z, 0-9, '-')"
+            )));
+        }
+        if !crate::contract::topic::is_identifier(service) {
+            return Err(DirError::Invalid(format!(
+                "service {service:?}: use 1 to 64 of a-z A-Z 0-9 _ - (as in its topic)"
+            )));
+        }
+        let (secret, _) = super::new_token();
+        let token = format!("{APP_TOKEN_PREFIX}{secret}");
+        let key = super::token_key(&token);
+        let app = AppToken {
+            id: key[..8].to_owned(),
+            city: city.to_owned(),
+            service: service.to_owned(),
+            created: audit::stored_time(Utc::now()),
+            revoked: false,
+        };
+        match self {
+            Directory::Memory(m) => {
+                Self::mem(m).apps.insert(app.id.clone(), (app.clone(), key));
+            }
+            Directory::Postgres(pool) => {
+                let c = pool.get().await?;
+                c.execute(
+                    "INSERT INTO app_tokens (id, city, service, token_key, created) VALUES ($1, $2, $3, $4, $5)",
+                    &[&app.id, &app.city, &app.service, &key, &app.created],
+                )
+                .await?;
+            }
+        }
+        Ok((app, token))
+    }
+
+    /// The application tokens (of one city, if given), revoked ones included.
+    pub async fn app_tokens(&self, city: Option<&str>) -> Result<Vec<AppToken>, DirError> {
+        let mut all = match self {
+            Directory::Memory(m) => Self::mem(m).apps.values().map(|(a, _)| a.clone()).collect(),
+            Directory::Postgres(pool) => {
+                let c = pool.get().await?;
+                c.query(
+                    "SELECT id, city, service, created, revoked IS NOT NULL FROM app_tokens",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|r| AppToken {
+                    id: r.get(0),
+                    city: r.get(1),
+                    service: r.get(2),
+                    created: r.get(3),
+                    revoked: r.get(4),
+                })
+                .collect::<Vec<_>>()
+            }
+        };
+        all.retain(|a| city.is_none_or(|c| a.city == c));
+        all.sort_by(|a, b| (&a.city, &a.service, a.created).cmp(&(&b.city, &b.service, b.created)));
+        Ok(all)
+    }
+
+    /// Revokes the tokens of `service` of `city` that are still valid, or
+    /// only the one named `id`; returns the ids revoked (none is an error).
+    pub async fn revoke_app_tokens(
+        &self,
+        city: &str,
+        service: &str,
+        id: Option<&str>,
+    ) -> Result<Vec<String>, DirError> {
+        let revoked = match self {
+            Directory::Memory(m) => {
+                let mut m = Self::mem(m);
+                let mut ids = Vec::new();
+                for (a, _) in m.apps.values_mut() {
+                    if a.city == city
+                        && a.service == service
+                        && !a.revoked
+                        && id.is_none_or(|i| i == a.id)
+                    {
+                        a.revoked = true;
+                        ids.push(a.id.clone());
+                    }
+                }
+                ids
+            }
+            Directory::Postgres(pool) => {
+                let c = pool.get().await?;
+                c.query(
+                    "UPDATE app_tokens SET revoked = now() \
+                      WHERE city = $1 AND service = $2 AND revoked IS NULL \
+                        AND ($3::text IS NULL OR id = $3) RETURNING id",
+                    &[&city, &service, &id],
+                )
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect()
+            }
+        };
+        if revoked.is_empty() {
+            return Err(DirError::NotFound(match id {
+                Some(i) => format!("no valid token {i:?} of service {service:?} in city {city:?}"),
+                None => format!("no valid token of service {service:?} in city {city:?}"),
+            }));
+        }
+        Ok(revoked)
+    }
+
+    /// The application a token belongs to, if it is known and not revoked.
+    pub async fn app_by_token(&self, token: &str) -> Result<Option<AppToken>, DirError> {
+        if !token.starts_with(APP_TOKEN_PREFIX) {
+            return Ok(None);
+        }
+        let key = super::token_key(token);
+        match self {
+            Directory::Memory(m) => Ok(Self::mem(m)
+                .apps
+                .values()
+                .find(|(a, k)| *k == key && !a.revoked)
+                .map(|(a, _)| a.clone())),
+            Directory::Postgres(pool) => {
+                let c = pool.get().await?;
+                let row = c
+                    .query_opt(
+                        "SELECT id, city, service, created FROM app_tokens \
+                          WHERE token_key = $1 AND revoked IS NULL",
+                        &[&key],
+                    )
+                    .await?;
+                Ok(row.map(|r| AppToken {
+                    id: r.get(0),
+                    city: r.get(1),
+                    service: r.get(2),
+                    created: r.get(3),
+                    revoked: false,
+                }))
             }
         }
     }
@@ -875,5 +1046,52 @@ fn revoke_holder(m: &mut Memory, holder: &Holder) {
         if &s.holder == holder {
             s.revoked = true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_application_token_opens_only_its_app_until_revoked() {
+        let d = Directory::memory();
+        let (a, token) = d.add_app_token("cilegon", "perizinan").await.unwrap();
+        let (b, other) = d.add_app_token("cilegon", "perizinan").await.unwrap();
+        assert!(token.starts_with(APP_TOKEN_PREFIX) && token.len() == 8 + 64);
+        assert_ne!(a.id, b.id);
+        let found = d.app_by_token(&token).await.unwrap().unwrap();
+        assert_eq!(
+            (found.city.as_str(), found.service.as_str()),
+            ("cilegon", "perizinan")
+        );
+        // A session's or a display's token never opens an application.
+        let (plain, _) = super::super::new_token();
+        assert!(d.app_by_token(&plain).await.unwrap().is_none());
+        // Revoking one leaves the other (a rotation).
+        let ids = d
+            .revoke_app_tokens("cilegon", "perizinan", Some(&a.id))
+            .await
+            .unwrap();
+        assert_eq!(ids, vec![a.id.clone()]);
+        assert!(d.app_by_token(&token).await.unwrap().is_none());
+        assert!(d.app_by_token(&other).await.unwrap().is_some());
+        assert!(matches!(
+            d.revoke_app_tokens("cilegon", "perizinan", Some(&a.id))
+                .await,
+            Err(DirError::NotFound(_))
+        ));
+        assert!(matches!(
+            d.add_app_token("Cilegon!", "perizinan").await,
+            Err(DirError::Invalid(_))
+        ));
+        assert!(matches!(
+            d.add_app_token("cilegon", "izin/baru").await,
+            Err(DirError::Invalid(_))
+        ));
+        let listed = d.app_tokens(Some("cilegon")).await.unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed.iter().filter(|t| t.revoked).count(), 1);
+        assert!(d.app_tokens(Some("badung")).await.unwrap().is_empty());
     }
 }

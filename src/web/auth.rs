@@ -16,26 +16,6 @@ use crate::identity::{password, Permission, Person, Via};
 /// Largest login body accepted.
 const MAX_LOGIN_BODY: usize = 16 * 1024;
 
-/// Reads a body of at most [`MAX_LOGIN_BODY`] bytes (one byte more tells it was longer).
-async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, ApiError> {
-    use futures_util::StreamExt as _;
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            if super::deadline::timed_out(&e) {
-                ApiError::timeout(e.to_string())
-            } else {
-                ApiError::bad_request(format!("reading the body: {e}"))
-            }
-        })?;
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_LOGIN_BODY {
-            break;
-        }
-    }
-    Ok(body.freeze())
-}
-
 #[get("/login")]
 async fn login_page() -> HttpResponse {
     assets::serve("login.html")
@@ -54,7 +34,7 @@ async fn login(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(payload).await?;
+    let body = super::read_body(payload, MAX_LOGIN_BODY).await?;
     if body.len() > MAX_LOGIN_BODY {
         return Err(ApiError::new(
             actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,

@@ -3,8 +3,8 @@
 //! through an operator's browser), a state-changing request's `Origin` must
 //! be the server's own or an allowed one, the route must be in the route
 //! table, and the person behind the request must satisfy the route's rule.
-//! It also opens a wall display's session from its token, and puts the
-//! security headers on every answer.
+//! It also opens a wall display's session from its token, admits a service
+//! application by its token, and puts the security headers on every answer.
 
 use std::net::IpAddr;
 
@@ -20,7 +20,7 @@ use super::routes::{Found, Rule};
 use super::{ApiError, WebContext, SESSION_COOKIE};
 use crate::config::HttpSettings;
 use crate::identity::audit::Entry;
-use crate::identity::directory::Holder;
+use crate::identity::directory::{AppToken, Holder};
 use crate::identity::{Person, Via};
 
 /// The screens' Content-Security-Policy: nothing inline, nothing from elsewhere.
@@ -299,6 +299,45 @@ async fn open_display(
     secure(req.into_response(res), tls)
 }
 
+/// A service application's request: admitted with its token
+/// (`Authorization: Bearer`), which the handler then holds ([`AppToken`]).
+async fn admit_app(
+    ctx: &WebContext,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let tls = ctx.access.tls;
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned());
+    let Some(token) = bearer else {
+        let e = ApiError::unauthorized(
+            "send the application's token as `Authorization: Bearer kdl_app_...` \
+             (the city's IT staff make one with `kendali apps add SERVICE --city CITY`)",
+        );
+        return Ok(refuse(req, e, tls));
+    };
+    match ctx.directory.app_by_token(&token).await {
+        Ok(Some(app)) => {
+            req.extensions_mut().insert(app);
+            Ok(secure(next.call(req).await?.map_into_boxed_body(), tls))
+        }
+        Ok(None) => {
+            let e = ApiError::unauthorized(
+                "this application token is unknown or revoked: ask the city's IT staff for a new one",
+            );
+            Ok(refuse(req, e, tls))
+        }
+        Err(e) => {
+            let e = ApiError::unavailable(format!("application tokens could not be read: {e}"));
+            Ok(refuse(req, e, tls))
+        }
+    }
+}
+
 /// The middleware.
 pub async fn gate(
     req: ServiceRequest,
@@ -365,6 +404,9 @@ pub async fn gate(
             "metrics are served to loopback clients, or with `Authorization: Bearer` and http.metrics_token",
         );
         return Ok(refuse(req, e, tls));
+    }
+    if route.rule == Rule::App {
+        return admit_app(&ctx, req, next).await;
     }
     // A wall display opening its session.
     if req.path() == "/" {
@@ -447,6 +489,21 @@ impl FromRequest for Person {
                 .get::<Person>()
                 .cloned()
                 .ok_or_else(|| ApiError::unauthorized("sign in first (POST /api/login)")),
+        )
+    }
+}
+
+/// The application the gate admitted on an [`Rule::App`] route.
+impl FromRequest for AppToken {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<AppToken, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(
+            req.extensions()
+                .get::<AppToken>()
+                .cloned()
+                .ok_or_else(|| ApiError::unauthorized("an application token is required")),
         )
     }
 }

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod deadline;
 pub mod dispatch;
 pub mod gate;
+pub mod ingest;
 pub mod ops;
 pub mod reports;
 pub mod routes;
@@ -164,6 +165,30 @@ impl ResponseError for ApiError {
             status: self.status.as_u16(),
         })
     }
+}
+
+/// Reads a body of at most `max` bytes; one chunk more tells it was longer
+/// (the caller refuses it). A body that does not arrive in time is a 408.
+pub(crate) async fn read_body(
+    mut payload: actix_web::web::Payload,
+    max: usize,
+) -> Result<actix_web::web::Bytes, ApiError> {
+    use futures_util::StreamExt as _;
+    let mut body = actix_web::web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            if deadline::timed_out(&e) {
+                ApiError::timeout(e.to_string())
+            } else {
+                ApiError::bad_request(format!("reading the body: {e}"))
+            }
+        })?;
+        body.extend_from_slice(&chunk);
+        if body.len() > max {
+            break;
+        }
+    }
+    Ok(body.freeze())
 }
 
 /// Turns actix's own extractor errors (bad query, bad JSON body) into JSON 400s.

@@ -23,6 +23,9 @@ pub enum Rule {
     Session,
     /// A user holding this permission.
     May(Permission),
+    /// A service application's token (`Authorization: Bearer kdl_app_...`,
+    /// from `kendali apps add`); the handler checks its city and service.
+    App,
 }
 
 /// One route.
@@ -74,6 +77,7 @@ pub fn all() -> Vec<Route> {
         super::auth::ROUTES,
         super::wall::ROUTES,
         super::api::ROUTES,
+        super::ingest::ROUTES,
         super::alerts::ROUTES,
         super::traffic::ROUTES,
         super::dispatch::ROUTES,

@@ -316,18 +316,21 @@ async fn acl_an_atcs_controller_speaks_and_hears_only_for_its_own_intersection()
         .await;
     ctl.receives_exactly(&[t("atcs/simpang-pci/command")]).await;
     // Kendali publishes what its people do (commands, call events from its
-    // console, orders to units): it cannot speak for a controller, an
-    // application or a unit.
+    // console, orders to units): it cannot speak for a controller or a unit.
     kendali
         .refused(
             "kendali",
             &[
                 t("atcs/simpang-pci/state"),
-                t("apps/pengaduan/events"),
                 t("units/amb-03/status"),
                 t("atcs/kendali/state"),
             ],
         )
+        .await;
+    // It relays what applications without an MQTT client send it over
+    // HTTP, each with its own token (`kendali apps add`).
+    kendali
+        .allowed("kendali", &[t("apps/pengaduan/events"), t("kpi/pengaduan")])
         .await;
     // Its alerts' transitions, which other city systems may follow.
     kendali.allowed("kendali", &[t(ALERT)]).await;

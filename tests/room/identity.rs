@@ -11,7 +11,7 @@ use kendali::identity::directory::Holder;
 use kendali::web::routes::{self, Rule};
 use serde_json::{json, Value};
 
-use crate::support::{self, Publisher, Screen};
+use crate::support::{self, kendali, Publisher, Screen};
 
 /// Publishes the example junction `simpang-pci` (district `Cibeber`) into
 /// `city`; the publisher is kept until the message is known to have arrived.
@@ -95,7 +95,8 @@ fn request_for(pattern: &str, city: &str, persona: &str) -> (String, Option<Valu
 /// (`src/web/routes.rs`): the test fails when the two disagree, when a route
 /// has no line here, and when the server does otherwise. `wall`: anyone
 /// signed in (or the anonymous wall on its networks); `session`: anyone
-/// signed in; otherwise the roles admitted.
+/// signed in; `app`: a service application's token (`kendali apps add`),
+/// which no session gives; otherwise the roles admitted.
 const WHO_MAY: &[(&str, &str, &str)] = &[
     ("GET", "/healthz", "public"),
     ("GET", "/readyz", "public"),
@@ -121,6 +122,8 @@ const WHO_MAY: &[(&str, &str, &str)] = &[
     ("GET", "/api/charts/calls/{city}.svg", "wall"),
     ("GET", "/api/contract/schemas/{kind}", "wall"),
     ("GET", "/api/deadletter", "supervisor admin"),
+    ("POST", "/api/ingest/{city}/apps/{service}/events", "app"),
+    ("POST", "/api/ingest/{city}/kpi/{service}", "app"),
     (
         "POST",
         "/api/atcs/{city}/{intersection}/command",
@@ -196,6 +199,8 @@ const WHO_MAY: &[(&str, &str, &str)] = &[
 fn expected(who: &str, role: Option<&str>, scoped_elsewhere: bool, path: &str) -> Option<u16> {
     match (who, role) {
         ("public" | "loopback", _) => None,
+        // A service application's token, which no person holds.
+        ("app", _) => Some(401),
         ("wall" | "session", Some(_)) => None,
         (_, None) => Some(401),
         (roles, Some(role)) => {
@@ -219,6 +224,7 @@ fn rule_words(rule: Rule) -> String {
         Rule::Metrics => "loopback".into(),
         Rule::Wall => "wall".into(),
         Rule::Session => "session".into(),
+        Rule::App => "app".into(),
         Rule::May(p) => Role::ALL
             .into_iter()
             .filter(|r| {
@@ -875,35 +881,6 @@ async fn commands_carry_the_officer_from_the_session_and_stop_at_the_district_an
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
     app.stop().await;
-}
-
-async fn kendali(args: &[&str], stdin: Option<&str>) -> (i32, String) {
-    use tokio::io::AsyncWriteExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kendali"))
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("kendali runs");
-    let mut input = child.stdin.take().unwrap();
-    if let Some(s) = stdin {
-        input.write_all(s.as_bytes()).await.unwrap();
-    }
-    drop(input);
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("kendali finishes")
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 /// Users made with `kendali users add` sign in; the audit chain verifies;

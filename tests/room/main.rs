@@ -7,6 +7,7 @@ mod support;
 
 mod acl;
 mod alerts;
+mod apps;
 mod bench;
 mod contract;
 mod dispatch;

@@ -495,6 +495,37 @@ pub async fn pg(url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// Runs the kendali binary with `args` (and `stdin`): its exit code and its
+/// output (standard output, then standard error).
+pub async fn kendali(args: &[&str], stdin: Option<&str>) -> (i32, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kendali"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kendali runs");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).await.unwrap();
+    }
+    drop(input);
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("kendali finishes")
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 /// Waits until the call event `id` is in `call_events`.
 pub async fn call_stored(client: &tokio_postgres::Client, id: &str, what: &str) {
     eventually(10, what, || async move {
