@@ -172,7 +172,9 @@ impl Application {
             tokio::spawn(engine.run(rx, alert_requests, shutdown_rx.clone()));
         }
         let mut state_task = StateTask {
-            city: CityState::new(settings.state.clone()).with_traffic(settings.traffic.clone()),
+            city: CityState::new(settings.state.clone())
+                .with_traffic(settings.traffic.clone())
+                .with_zones(settings.cities.zones()),
             input: state_rx,
             priority: (buses.len() > 1).then_some(priority_rx),
             out,
@@ -180,7 +182,10 @@ impl Application {
             deadletters: deadletters.clone(),
             metrics: metrics.clone(),
         };
-        state_task.replay(store_handle.restore().await?).await;
+        let day_start = settings.cities.zones().earliest_day_start(Utc::now());
+        state_task
+            .replay(store_handle.restore(day_start).await?)
+            .await;
         let state_task = tokio::spawn(state_task.run());
         let (drain, drain_rx) = watch::channel(Drain::Running);
         let mut ingest_tasks = Vec::new();

@@ -43,6 +43,23 @@ pub struct Settings {
     pub dispatch: DispatchSettings,
     pub traffic: crate::domain::traffic::TrafficSettings,
     pub alerts: crate::domain::alerts::AlertSettings,
+    pub cities: CitiesSettings,
+}
+
+/// What differs between the cities a room serves: their local time.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CitiesSettings {
+    /// The local time of a city not in `time_zones`.
+    pub default_time_zone: crate::domain::Zone,
+    /// Per city slug, its zone where it is not the default (`badung = "WITA"`).
+    pub time_zones: std::collections::BTreeMap<String, crate::domain::Zone>,
+}
+
+impl CitiesSettings {
+    pub fn zones(&self) -> crate::domain::Zones {
+        crate::domain::Zones::new(self.default_time_zone, &self.time_zones)
+    }
 }
 
 /// Which answer-time standard the call-taking targets follow.
@@ -545,6 +562,16 @@ impl Settings {
         if self.mqtt.max_packet_bytes < room || self.mqtt.max_packet_bytes > MQTT_MAX_PACKET {
             return bad(format!(
                 "mqtt.max_packet_bytes must be {room}..={MQTT_MAX_PACKET} (at least ingest.max_payload_bytes + {PACKET_OVERHEAD})"
+            ));
+        }
+        if let Some(c) = self
+            .cities
+            .time_zones
+            .keys()
+            .find(|c| !crate::contract::topic::is_city_slug(c))
+        {
+            return bad(format!(
+                "cities.time_zones: {c:?} is not a city slug (a-z, 0-9, '-')"
             ));
         }
         if self.hub.tick_ms == 0 || self.hub.tick_ms > 1000 {

@@ -16,4 +16,4 @@ pub mod traffic;
 
 pub use call::{agency_for, rank, Call, CallUnit};
 pub use indicators::AnswerTimes;
-pub use time::{wib, wib_date, wib_day_start};
+pub use time::{wib, wib_date, wib_day_start, Zone, Zones};

@@ -1,7 +1,7 @@
 //! The shift report as one printable HTML page (A4, print CSS, no script,
 //! nothing from outside): the figures of [`super::ShiftReport`] in tables,
 //! and charts drawn by plotters on the server as inline SVG in paper ink.
-//! Bahasa Indonesia, or English; times in WIB.
+//! Bahasa Indonesia, or English; times in the city's zone (WIB, WITA or WIT), labelled.
 
 use std::fmt::Write as _;
 
@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::{ShiftReport, ANSWER_BANDS};
 use crate::charts::{bar_chart, line_chart, ChartSpec, Series, Target};
-use crate::domain::wib;
+use crate::domain::Zone;
 
 /// The report's language.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,8 +42,11 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn wib_time(t: DateTime<Utc>) -> String {
-    t.with_timezone(&wib()).format("%d-%m-%Y %H:%M").to_string()
+/// `t` in the city's local time.
+fn local(zone: Zone, t: DateTime<Utc>) -> String {
+    t.with_timezone(&zone.offset())
+        .format("%d-%m-%Y %H:%M")
+        .to_string()
 }
 
 fn pct(v: Option<f64>) -> String {
@@ -87,13 +90,14 @@ pub fn render(r: &ShiftReport, lang: Lang, styles: Styles) -> String {
     );
     let _ = write!(
         h,
-        "<h1>{title}: {}</h1><p class=\"meta\">{} {} – {} WIB · {} {} WIB</p>",
+        "<h1>{title}: {}</h1><p class=\"meta\">{} {} – {} {zone} · {} {} {zone}</p>",
         esc(&r.city),
         lang.t("Shift", "Shift"),
-        wib_time(r.from),
-        wib_time(r.to),
+        local(r.zone, r.from),
+        local(r.zone, r.to),
         lang.t("dibuat", "generated"),
-        wib_time(r.generated_at)
+        local(r.zone, r.generated_at),
+        zone = r.zone.label()
     );
     calls(&mut h, r, lang);
     answers(&mut h, r, lang);
@@ -144,7 +148,11 @@ fn calls(h: &mut String, r: &ShiftReport, lang: Lang) {
     }
     let labels: Vec<String> = hours
         .iter()
-        .map(|t| t.with_timezone(&wib()).format("%H:00").to_string())
+        .map(|t| {
+            t.with_timezone(&r.zone.offset())
+                .format("%H:00")
+                .to_string()
+        })
         .collect();
     let series: Vec<(String, Vec<f64>)> = c
         .by_line
@@ -168,7 +176,7 @@ fn calls(h: &mut String, r: &ShiftReport, lang: Lang) {
         lang.t("Panggilan per jam", "Calls per hour"),
         lang.t("panggilan", "calls"),
     );
-    spec.x_label = lang.t("Jam (WIB)", "Hour (WIB)").into();
+    spec.x_label = format!("{} ({})", lang.t("Jam", "Hour"), r.zone.label());
     chart(h, bar_chart(&spec, &labels, &series));
     let _ = write!(
         h,
@@ -402,7 +410,8 @@ fn commands(h: &mut String, r: &ShiftReport, lang: Lang) {
     }
     let _ = write!(
         h,
-        "</table><table><tr><th>WIB</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+        "</table><table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+        r.zone.label(),
         lang.t("Simpang", "Junction"),
         lang.t("Perintah", "Command"),
         lang.t("Oleh", "By"),
@@ -412,7 +421,7 @@ fn commands(h: &mut String, r: &ShiftReport, lang: Lang) {
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            wib_time(row.ts),
+            local(r.zone, row.ts),
             esc(&row.intersection),
             esc(&row.action),
             esc(&row.issued_by),
@@ -474,8 +483,8 @@ fn alerts(h: &mut String, r: &ShiftReport, lang: Lang) {
             let _ = write!(
                 h,
                 "<tr data-flood><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
-                wib_time(f.start),
-                wib_time(f.end),
+                local(r.zone, f.start),
+                local(r.zone, f.end),
                 f.raised
             );
         }
@@ -498,10 +507,11 @@ fn handover(h: &mut String, r: &ShiftReport, lang: Lang) {
     if !o.open_calls.is_empty() {
         let _ = write!(
             h,
-            "<table><tr><th>{}</th><th>{}</th><th>{}</th><th>WIB</th></tr>",
+            "<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
             lang.t("Panggilan", "Call"),
             lang.t("Saluran", "Line"),
-            lang.t("Tahap", "Stage")
+            lang.t("Tahap", "Stage"),
+            r.zone.label()
         );
         for c in &o.open_calls {
             let _ = write!(
@@ -510,7 +520,7 @@ fn handover(h: &mut String, r: &ShiftReport, lang: Lang) {
                 esc(&c.call_id),
                 esc(&c.line),
                 esc(&c.stage),
-                wib_time(c.received_at)
+                local(r.zone, c.received_at)
             );
         }
         h.push_str("</table>");
@@ -518,11 +528,12 @@ fn handover(h: &mut String, r: &ShiftReport, lang: Lang) {
     if !o.live_alerts.is_empty() {
         let _ = write!(
             h,
-            "<table><tr><th>P</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+            "<table><tr><th>P</th><th>{}</th><th>{}</th><th>{}</th><th>{} ({})</th></tr>",
             lang.t("Aturan", "Rule"),
             lang.t("Tentang", "About"),
             lang.t("Keadaan", "State"),
-            lang.t("Sejak (WIB)", "Since (WIB)")
+            lang.t("Sejak", "Since"),
+            r.zone.label()
         );
         for a in &o.live_alerts {
             let _ = write!(
@@ -532,7 +543,7 @@ fn handover(h: &mut String, r: &ShiftReport, lang: Lang) {
                 a.rule.as_str(),
                 esc(&a.entity),
                 a.state.as_str(),
-                wib_time(a.raised_at.with_timezone(&Utc))
+                local(r.zone, a.raised_at.with_timezone(&Utc))
             );
         }
         h.push_str("</table>");
@@ -541,13 +552,14 @@ fn handover(h: &mut String, r: &ShiftReport, lang: Lang) {
         Some(m) => {
             let _ = write!(
                 h,
-                "<p>{} #{} ({} WIB): <span class=\"hash\" data-figure=\"audit_hash\">{}</span></p>",
+                "<p>{} #{} ({} {}): <span class=\"hash\" data-figure=\"audit_hash\">{}</span></p>",
                 lang.t(
                     "Rantai audit, baris terakhir shift",
                     "Audit chain, the shift's last row"
                 ),
                 m.id,
-                wib_time(m.at),
+                local(r.zone, m.at),
+                r.zone.label(),
                 esc(&m.hash)
             );
         }

@@ -146,6 +146,8 @@ pub struct AuditMark {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ShiftReport {
     pub city: String,
+    /// The city's local time, which the report's times are shown in.
+    pub zone: crate::domain::Zone,
     #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde")]
     pub from: DateTime<Utc>,
     #[serde(serialize_with = "crate::contract::rfc3339::chrono_serde")]
@@ -182,6 +184,7 @@ pub const MAX_SHIFT: chrono::Duration = chrono::Duration::days(7);
 pub struct ReportSettings {
     pub answer_targets: Vec<(u32, f64)>,
     pub flood_per_10_min: u32,
+    pub zones: crate::domain::Zones,
 }
 
 impl ReportSettings {
@@ -189,6 +192,7 @@ impl ReportSettings {
         ReportSettings {
             answer_targets: s.dispatch.answer_standard.targets().to_vec(),
             flood_per_10_min: s.alerts.flood_per_10_min,
+            zones: s.cities.zones(),
         }
     }
 }
@@ -250,6 +254,7 @@ impl ShiftReport {
     ) -> ShiftReport {
         ShiftReport {
             city: city.to_owned(),
+            zone: settings.zones.of(city),
             from,
             to,
             generated_at,
@@ -491,5 +496,37 @@ mod tests {
         assert!(alerts(&rows, t0, t0 + chrono::Duration::hours(1), 4)
             .floods
             .is_empty());
+    }
+
+    #[test]
+    fn a_wita_citys_report_reads_its_own_hours() {
+        let from: DateTime<Utc> = "2026-12-06T00:00:00Z".parse().unwrap();
+        let settings = ReportSettings {
+            answer_targets: vec![(15, 0.9)],
+            flood_per_10_min: 10,
+            zones: crate::domain::Zones::new(
+                crate::domain::Zone::Wib,
+                &[("badung".to_owned(), crate::domain::Zone::Wita)]
+                    .into_iter()
+                    .collect(),
+            ),
+        };
+        let rows = ShiftRows::default();
+        let to = from + chrono::Duration::hours(8);
+        let page = |city: &str| {
+            let r = ShiftReport::compute(city, from, to, to, &rows, &settings, None);
+            super::html::render(&r, super::html::Lang::Id, super::html::Styles::Inline)
+        };
+        // 00:00 UTC is 08:00 WITA, 07:00 WIB.
+        let badung = page("badung");
+        assert!(
+            badung.contains("06-12-2026 08:00 – 06-12-2026 16:00 WITA"),
+            "{badung:.600}"
+        );
+        let cilegon = page("cilegon");
+        assert!(
+            cilegon.contains("06-12-2026 07:00 – 06-12-2026 15:00 WIB"),
+            "{cilegon:.600}"
+        );
     }
 }

@@ -14,7 +14,7 @@ use super::update::{encode, Deferred, Tags, Update, UpdateKind};
 use crate::config::StateSettings;
 use crate::contract::*;
 use crate::domain::traffic::{suggestions, Condition, Suggestion, TrafficSettings, Watch};
-use crate::domain::{rank, wib_date, AnswerTimes, Call, CallUnit};
+use crate::domain::{rank, AnswerTimes, Call, CallUnit, Zone, Zones};
 
 /// An intersection: its metadata and latest controller state. Cloning it
 /// (the snapshot an update keeps until a screen needs it) copies no data.
@@ -164,12 +164,14 @@ pub struct LineCounters {
     pub closed: u64,
 }
 
-/// A city's counters for the current WIB day.
+/// A city's counters for its current local day.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Counters {
     pub city: String,
-    /// The WIB date these counters are for.
+    /// The city's local date these counters are for, and its zone (the
+    /// screens label its times with it).
     pub date: Option<NaiveDate>,
+    pub zone: Zone,
     pub lines: BTreeMap<String, LineCounters>,
     pub categories: BTreeMap<CallCategory, u64>,
     /// Calls not yet over, and those of them not yet answered.
@@ -310,6 +312,8 @@ enum EntityMap {
 pub struct CityState {
     settings: StateSettings,
     traffic: TrafficSettings,
+    /// Each city's local time: when its day rolls over.
+    zones: Zones,
     intersections: HashMap<String, Intersection>,
     /// Per intersection, what its conditions are judged on.
     watches: HashMap<Arc<str>, Watch>,
@@ -343,6 +347,7 @@ impl CityState {
         CityState {
             settings,
             traffic: TrafficSettings::default(),
+            zones: Zones::default(),
             intersections: HashMap::new(),
             watches: HashMap::new(),
             calls: HashMap::new(),
@@ -368,6 +373,12 @@ impl CityState {
     /// The rules that flag junctions' conditions and time commands out.
     pub fn with_traffic(mut self, traffic: TrafficSettings) -> CityState {
         self.traffic = traffic;
+        self
+    }
+
+    /// Each city's zone (WIB for all by default).
+    pub fn with_zones(mut self, zones: Zones) -> CityState {
+        self.zones = zones;
         self
     }
 
@@ -755,10 +766,9 @@ impl CityState {
         for id in changed {
             out.push(self.command_update(id));
         }
-        let today = wib_date(now);
         let cities: Vec<String> = self.counters.keys().cloned().collect();
         for city in cities {
-            if self.roll_day(&city, today) {
+            if self.roll_day(&city, now) {
                 out.push(self.counters_update(&city, now));
             }
         }
@@ -938,14 +948,17 @@ impl CityState {
     }
 
     fn counters_mut(&mut self, city: &str, rx: DateTime<Utc>) -> &mut Counters {
-        self.roll_day(city, wib_date(rx));
+        self.roll_day(city, rx);
         self.counters
             .get_mut(city)
             .expect("roll_day creates the city's counters")
     }
 
-    /// Starts a new day's counters when the WIB date changed; returns whether it did.
-    fn roll_day(&mut self, city: &str, today: NaiveDate) -> bool {
+    /// Starts a new day's counters when the city's local date changed at
+    /// `now`; returns whether it did.
+    fn roll_day(&mut self, city: &str, now: DateTime<Utc>) -> bool {
+        let zone = self.zones.of(city);
+        let today = zone.date(now);
         let c = self
             .counters
             .entry(city.to_owned())
@@ -960,6 +973,7 @@ impl CityState {
         *c = Counters {
             city: city.to_owned(),
             date: Some(today),
+            zone,
             open_calls: c.open_calls,
             waiting_calls: c.waiting_calls,
             complaints_open: std::mem::take(&mut c.complaints_open),
@@ -1895,5 +1909,83 @@ mod tests {
         assert_eq!(c["s"]["_other"], 2);
         assert_eq!(c["_other"]["_other"], 3);
         assert!(!c.contains_key("t"));
+    }
+
+    #[test]
+    fn a_wita_city_rolls_its_counters_over_at_its_own_midnight() {
+        let zones = Zones::new(
+            Zone::Wib,
+            &[("badung".to_owned(), Zone::Wita)].into_iter().collect(),
+        );
+        let mut state = CityState::new(Default::default()).with_zones(zones);
+        let call = |state: &mut CityState, city: &str, id: &str, at: DateTime<Utc>| {
+            let ts = at.with_timezone(&Zone::Wita.offset()).to_rfc3339();
+            let payload = format!(
+                r#"{{"event_id":"{}","call_id":"{id}","ts":"{ts}","line":"112","type":"received"}}"#,
+                Uuid::new_v4()
+            );
+            let (topic, msg) = decode(
+                &format!("city/{city}/calls/112"),
+                payload.as_bytes(),
+                &Limits::default(),
+                at,
+            )
+            .unwrap();
+            state.apply(&topic, &msg, at).expect("applies");
+        };
+        let received = |state: &CityState, city: &str| {
+            let c = &state.counters[city];
+            (c.date.unwrap().to_string(), c.zone, c.lines["112"].received)
+        };
+        // 23:50 WITA on 6 December is 22:50 WIB.
+        let before: DateTime<Utc> = "2026-12-06T15:50:00Z".parse().unwrap();
+        call(&mut state, "badung", "b1", before);
+        call(&mut state, "cilegon", "c1", before);
+        assert_eq!(
+            received(&state, "badung"),
+            ("2026-12-06".into(), Zone::Wita, 1)
+        );
+        // Midnight WITA: Badung's day turns over on the tick, Cilegon's does not.
+        let midnight: DateTime<Utc> = "2026-12-06T16:00:00Z".parse().unwrap();
+        let out = state.tick(midnight);
+        assert!(out
+            .iter()
+            .any(|u| u.kind == UpdateKind::Counters && &*u.key == "badung"));
+        assert_eq!(
+            state.counters["badung"].date.unwrap().to_string(),
+            "2026-12-07"
+        );
+        assert!(state.counters["badung"].lines.is_empty(), "today restarts");
+        assert_eq!(
+            state.counters["badung"].open_calls, 1,
+            "the open call carries over"
+        );
+        call(
+            &mut state,
+            "badung",
+            "b2",
+            midnight + chrono::Duration::minutes(5),
+        );
+        call(
+            &mut state,
+            "cilegon",
+            "c2",
+            midnight + chrono::Duration::minutes(5),
+        );
+        assert_eq!(
+            received(&state, "badung"),
+            ("2026-12-07".into(), Zone::Wita, 1)
+        );
+        assert_eq!(
+            received(&state, "cilegon"),
+            ("2026-12-06".into(), Zone::Wib, 2)
+        );
+        // Midnight WIB, an hour later: now Cilegon's.
+        state.tick("2026-12-06T17:00:00Z".parse().unwrap());
+        assert_eq!(
+            state.counters["cilegon"].date.unwrap().to_string(),
+            "2026-12-07"
+        );
+        assert_eq!(received(&state, "badung").2, 1, "Badung's day goes on");
     }
 }

@@ -219,14 +219,15 @@ impl StoreHandle {
         }
     }
 
-    /// Messages to rebuild the live state from (empty for the memory store).
-    pub async fn restore(&self) -> Result<Vec<(Topic, Message, DateTime<Utc>)>, StoreError> {
+    /// Messages to rebuild the live state from, today's since `day_start`
+    /// (the earliest midnight of the cities' zones; empty for the memory store).
+    pub async fn restore(
+        &self,
+        day_start: DateTime<Utc>,
+    ) -> Result<Vec<(Topic, Message, DateTime<Utc>)>, StoreError> {
         match &self.backend {
             Backend::Memory(_) => Ok(Vec::new()),
-            Backend::Postgres(p) => {
-                let day_start = crate::domain::wib_day_start(Utc::now());
-                p.restore(day_start).await
-            }
+            Backend::Postgres(p) => p.restore(day_start).await,
         }
     }
 

@@ -158,8 +158,9 @@ async fn logout(
 }
 
 #[get("/api/me")]
-async fn me(person: Person) -> HttpResponse {
+async fn me(ctx: web::Data<WebContext>, person: Person) -> HttpResponse {
     let may = |p| person.may(p);
+    let cities = &ctx.settings.cities;
     HttpResponse::Ok().json(serde_json::json!({
         "username": person.username,
         "roles": person.roles,
@@ -176,6 +177,11 @@ async fn me(person: Person) -> HttpResponse {
             "reports": may(Permission::Reports),
             "audit": may(Permission::Audit),
             "administer": may(Permission::Administer),
+        },
+        // Each city's local time (`[cities]`): the screens show its clock.
+        "time_zones": {
+            "default": cities.default_time_zone,
+            "cities": cities.time_zones,
         },
     }))
 }

@@ -1853,3 +1853,71 @@ async fn wall_alerts_chime_take_the_banner_and_change_when_a_dispatcher_acknowle
     console.close().await;
     app.stop().await;
 }
+
+/// A WITA city (`[cities] time_zones`): its wall's clock reads WITA, an hour
+/// ahead of WIB, labelled so; its counters are of its own day and say so;
+/// `/api/me` gives the screens every city's zone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wita_citys_wall_shows_its_own_time_labelled_wita() {
+    let test = "a_wita_citys_wall_shows_its_own_time_labelled_wita";
+    let Some(browser) = Browser::launch(test, 1920, 1080).await else {
+        return;
+    };
+    let city = support::city("badung");
+    let mut settings = support::settings(None);
+    settings
+        .cities
+        .time_zones
+        .insert(city.clone(), kendali::domain::Zone::Wita);
+    let app = support::spawn(settings).await;
+    let me = support::get_json(&app, "/api/me").await;
+    assert_eq!(me["time_zones"]["default"], "WIB", "{me}");
+    assert_eq!(me["time_zones"]["cities"][&city], "WITA", "{me}");
+
+    // A call: the city's counters are of its own (WITA) day.
+    let p = Publisher::connect(&app.mqtt_url).await;
+    let (topic, payload) = call_event(&city, "112-W-0001", "received", "112", json!({}));
+    p.send(&topic, 1, payload).await;
+    let counters = support::eventually(10, "the city's counters", || {
+        let (app, city) = (&app, city.clone());
+        async move {
+            let s = support::get_json(app, "/api/state").await;
+            let c = s["entities"]["counters"][&city].clone();
+            (!c.is_null()).then_some(c)
+        }
+    })
+    .await;
+    let wita = kendali::domain::Zone::Wita;
+    assert_eq!(counters["zone"], "WITA", "{counters}");
+    assert_eq!(
+        counters["date"],
+        wita.date(chrono::Utc::now()).to_string(),
+        "{counters}"
+    );
+
+    browser
+        .goto(&support::http(&app, &format!("/?layout=hd&city={city}")))
+        .await;
+    browser.wait_wall().await;
+    let shown = browser
+        .eval("const z = document.querySelector('.zone'); const c = document.querySelector('.clock'); return {zone: z && z.textContent, clock: c && c.textContent}")
+        .await;
+    assert_eq!(shown["zone"], "WITA", "{shown}");
+    // The clock is WITA's (UTC+8): this minute's, or the next's.
+    let clock = shown["clock"].as_str().unwrap_or_default().to_owned();
+    let now = chrono::Utc::now().with_timezone(&wita.offset());
+    let minutes: Vec<String> = [now - chrono::Duration::minutes(1), now]
+        .iter()
+        .map(|t| t.format("%H:%M").to_string())
+        .collect();
+    assert!(
+        minutes.iter().any(|m| clock.starts_with(m.as_str())),
+        "the wall's clock {clock:?} is WITA's ({minutes:?})"
+    );
+    let logs = browser.logs().await;
+    let errors = severe_without_scenario(&logs);
+    assert!(errors.is_empty(), "browser errors:\n{}", errors.join("\n"));
+    browser.close().await;
+    drop(p);
+    app.stop().await;
+}

@@ -1,8 +1,17 @@
 // i18n: the screens' words in Bahasa Indonesia (default) and English
-// (`?lang=en`), and every number, time and duration format. All clock times
-// are WIB (Asia/Jakarta, UTC+7, no daylight saving) whatever the PC's zone.
+// (`?lang=en`), and every number, time and duration format. Clock times are
+// the city's local time whatever the PC's zone: WIB (Asia/Jakarta, UTC+7) by
+// default, WITA (UTC+8) or WIT (UTC+9) once `setZone` is told the city's
+// (the server's `[cities]` settings, from /api/me); none has daylight saving.
 
-const TZ = 'Asia/Jakarta';
+/** Indonesia's zones: the label the screens show, and the IANA zone. */
+const ZONES = { WIB: 'Asia/Jakarta', WITA: 'Asia/Makassar', WIT: 'Asia/Jayapura' };
+
+/** The zone of `city` in /api/me's `time_zones` (`{default, cities}`); WIB when unknown. */
+export function zoneOf(timeZones, city) {
+  const z = (timeZones && ((city && timeZones.cities && timeZones.cities[city]) || timeZones.default)) || 'WIB';
+  return ZONES[z] ? z : 'WIB';
+}
 
 const WORDS = {
   id: {
@@ -193,10 +202,18 @@ export class I18n {
     this.words = WORDS[this.lang];
     const locale = this.lang === 'en' ? 'en-GB' : 'id-ID';
     this.locale = locale;
-    this._time = new Intl.DateTimeFormat(locale, { timeZone: TZ, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
-    this._clock = new Intl.DateTimeFormat(locale, { timeZone: TZ, hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
-    this._date = new Intl.DateTimeFormat(locale, { timeZone: TZ, weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' });
     this._nums = new Map();
+    this.setZone('WIB');
+  }
+
+  /** Shows times in `zone` (`WIB`, `WITA` or `WIT`), labelled with it. */
+  setZone(zone) {
+    this.zone = ZONES[zone] ? zone : 'WIB';
+    const timeZone = ZONES[this.zone];
+    this.words = { ...WORDS[this.lang], wib: this.zone };
+    this._time = new Intl.DateTimeFormat(this.locale, { timeZone, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+    this._clock = new Intl.DateTimeFormat(this.locale, { timeZone, hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+    this._date = new Intl.DateTimeFormat(this.locale, { timeZone, weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' });
   }
 
   /** A word by dotted key, with `{name}` placeholders filled from `vars`. */
@@ -232,19 +249,19 @@ export class I18n {
     return f.format(v);
   }
 
-  /** `HH:MM` in WIB; `withZone` appends " WIB". */
+  /** `HH:MM` in the city's zone; `withZone` appends it (" WIB"). */
   time(ms, withZone = false) {
     if (!Number.isFinite(ms)) return '–';
     const s = this._time.format(ms).replace('.', ':');
-    return withZone ? `${s} WIB` : s;
+    return withZone ? `${s} ${this.zone}` : s;
   }
 
-  /** `HH:MM:SS` in WIB (the status clock). */
+  /** `HH:MM:SS` in the city's zone (the status clock). */
   clock(ms) {
     return this._clock.format(ms).replace(/\./g, ':');
   }
 
-  /** The long date in WIB, e.g. "Minggu, 22 November 2026". */
+  /** The long date in the city's zone, e.g. "Minggu, 22 November 2026". */
   date(ms) {
     return this._date.format(ms);
   }

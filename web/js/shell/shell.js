@@ -10,7 +10,7 @@
 // `subscription` gives the `/ws` query (null values left out); `setup` places
 // the panels and returns `{panels: [{type, el, options}], ctx?, stats?(), sizes?()}`.
 
-import { I18n } from '../i18n.js';
+import { I18n, zoneOf } from '../i18n.js';
 import { get } from '../api.js';
 import { Replica } from '../replica.js';
 import { Banners } from './banners.js';
@@ -57,6 +57,8 @@ async function start(page) {
   document.documentElement.lang = i18n.lang;
   const [me, scenario] = await Promise.all([whoAmI(), fetchScenario()]);
   const city = query.get('city') || (scenario && scenario.city) || null;
+  // The city's clock: its zone before any panel formats a time.
+  i18n.setZone(zoneOf(me.time_zones, city));
   const clock = new ServerClock();
   const replica = new Replica({ city, now: () => clock.now() });
   const shell = { query, i18n, me, scenario, city, clock, replica, root: page.root };
