@@ -722,7 +722,7 @@ async fn a_call_acted_on_comes_back_whole_after_a_restart_from_postgresql() {
 async fn a_simulated_call_under_human_dispatch_goes_from_ring_to_close_with_a_unit_that_obeys() {
     let mut settings = support::settings(None);
     settings.sim.enabled = true;
-    settings.sim.scenario = "cilegon-weekday".into();
+    settings.sim.scenario = support::daytime_scenario();
     settings.sim.accel = Some(30.0);
     settings.sim.human_dispatch = true;
     let app = support::spawn(settings).await;

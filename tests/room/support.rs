@@ -526,6 +526,29 @@ pub async fn kendali(args: &[&str], stdin: Option<&str>) -> (i32, String) {
     )
 }
 
+/// The `cilegon-weekday` scenario starting at 09:00 WIB, written to a file
+/// (its path): a test that waits for simulated calls must not depend on the
+/// hour it runs at (at 02:00 WIB the city makes a call every twenty minutes).
+pub fn daytime_scenario() -> String {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/cilegon-weekday.toml"
+    ))
+    .expect("the built-in scenario");
+    let marker = "# start_time unset: the simulation starts at the current WIB time of day.";
+    assert!(
+        text.contains(marker),
+        "the scenario's start_time line moved"
+    );
+    let path = std::env::temp_dir().join(format!(
+        "kendali-cilegon-0900-{}.toml",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(&path, text.replace(marker, "start_time = \"09:00\""))
+        .expect("write the scenario");
+    path.to_string_lossy().into_owned()
+}
+
 /// Waits until the call event `id` is in `call_events`.
 pub async fn call_stored(client: &tokio_postgres::Client, id: &str, what: &str) {
     eventually(10, what, || async move {
@@ -548,7 +571,8 @@ pub struct PrivateMosquitto {
     pub url: String,
     child: std::process::Child,
     bin: &'static str,
-    conf: std::path::PathBuf,
+    /// Its configuration file.
+    pub conf: std::path::PathBuf,
     addr: SocketAddr,
     _dir: tempfile::TempDir,
 }

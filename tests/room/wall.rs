@@ -1275,7 +1275,7 @@ async fn a_simulated_call_is_handled_on_the_keyboard_and_the_wall_beside_shows_e
     let mut settings = support::settings(None);
     settings.database.url = Some(db.clone());
     settings.sim.enabled = true;
-    settings.sim.scenario = "cilegon-weekday".into();
+    settings.sim.scenario = support::daytime_scenario();
     settings.sim.accel = Some(20.0);
     settings.sim.human_dispatch = true;
     let app = support::spawn(settings).await;
