@@ -18,6 +18,7 @@
 //! - [`sensors`]: the simulated city (from `sensors/`), driven by `scenarios/`.
 //! - [`app`]: wires the stages together; [`config`]: typed settings.
 //! - [`bench`]: `kendali bench`, the end-to-end benchmark.
+//! - [`doctor`]: `kendali doctor`, the installation's checks, each problem with its fix.
 
 pub mod alerts;
 pub mod app;
@@ -26,6 +27,7 @@ pub mod bus;
 pub mod charts;
 pub mod config;
 pub mod contract;
+pub mod doctor;
 pub mod domain;
 pub mod hub;
 pub mod identity;

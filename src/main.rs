@@ -63,6 +63,24 @@ enum Cmd {
     Bench(BenchArgs),
     /// Write a city's shift handover report (printable HTML) from the database.
     Report(ReportArgs),
+    /// Check the installation (ports, broker, database, clocks), each problem with its fix.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Args)]
+struct DoctorArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// The local Mosquitto's configuration, for its queue settings (default:
+    /// /etc/mosquitto/mosquitto.conf when it exists).
+    #[arg(long)]
+    mosquitto_conf: Option<PathBuf>,
+    /// Seconds to listen to the bus, for the publishers' clocks.
+    #[arg(long, default_value_t = 5)]
+    listen_s: u64,
+    /// Print the findings as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -508,6 +526,7 @@ async fn run(config: Option<&std::path::Path>, cmd: Cmd) -> anyhow::Result<ExitC
         Cmd::Users(c) => users(config, c).await,
         Cmd::Displays(c) => displays(config, c).await,
         Cmd::Apps(c) => apps(config, c).await,
+        Cmd::Doctor(a) => doctor(config, a).await,
         Cmd::Audit(c) => audit(config, c).await,
         Cmd::Report(a) => report(config, a).await,
         Cmd::BrokerConfig(a) => {
@@ -730,6 +749,28 @@ async fn apps(config: Option<&std::path::Path>, c: AppsCmd) -> anyhow::Result<Ex
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn doctor(config: Option<&std::path::Path>, a: DoctorArgs) -> anyhow::Result<ExitCode> {
+    let settings = settings_for(config, a.serve)?;
+    let report = kendali::doctor::run(
+        &settings,
+        &kendali::doctor::DoctorOptions {
+            mosquitto_conf: a.mosquitto_conf,
+            listen: Duration::from_secs(a.listen_s),
+        },
+    )
+    .await;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(if report.failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn audit(config: Option<&std::path::Path>, c: AuditCmd) -> anyhow::Result<ExitCode> {

@@ -69,6 +69,37 @@ pub async fn migrate_upto(url: &str, version: Option<i32>) -> Result<Vec<String>
         .collect())
 }
 
+/// The newest schema version this binary carries (its last migration).
+pub fn latest_migration() -> i64 {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0)
+}
+
+/// A pool of connections to `url` that verifies a connection before reuse;
+/// nothing is migrated (`kendali doctor` looks without changing).
+pub fn open_pool(url: &str, size: usize) -> Result<Pool, StoreError> {
+    let config = tokio_postgres::Config::from_str(url).map_err(StoreError::from)?;
+    let mgr = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Verified,
+        },
+    );
+    Pool::builder(mgr)
+        .max_size(size.max(2))
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .map_err(setup)
+}
+
 impl PgBackend {
     /// Connects, migrates and picks the flavour (logged).
     pub async fn connect(url: &str, pool_size: usize) -> Result<PgBackend, StoreError> {
@@ -76,22 +107,7 @@ impl PgBackend {
         if !applied.is_empty() {
             tracing::info!(?applied, "database migrations applied");
         }
-        let config = tokio_postgres::Config::from_str(url).map_err(StoreError::from)?;
-        let mgr = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Verified,
-            },
-        );
-        let pool = Pool::builder(mgr)
-            .max_size(pool_size.max(2))
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(Duration::from_secs(5)))
-            .create_timeout(Some(Duration::from_secs(5)))
-            .recycle_timeout(Some(Duration::from_secs(5)))
-            .build()
-            .map_err(setup)?;
+        let pool = open_pool(url, pool_size)?;
         let flavour = super::timescale::setup(&pool).await?;
         match flavour {
             Flavour::Timescale => {

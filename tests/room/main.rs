@@ -12,6 +12,7 @@ mod bench;
 mod contract;
 mod dispatch;
 mod docs;
+mod doctor;
 mod durability;
 mod hub;
 mod identity;

@@ -192,6 +192,31 @@ async fn on_timescaledb_retention_follows_the_settings_old_rows_are_pruned_and_a
         support::metric(&metrics, "kendali_timescaledb_jobs_failed") >= 1.0,
         "{metrics}"
     );
+    // And `kendali doctor` names it, with how to run it again.
+    let (code, out) = support::kendali(
+        &[
+            "doctor",
+            "--database-url",
+            &pg.url,
+            "--http",
+            &support::free_addr().to_string(),
+            "--broker-addr",
+            &support::free_addr().to_string(),
+            "--listen-s",
+            "0",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, 0, "warnings, no failure: {out}");
+    assert!(out.contains("ok   database  TimescaleDB 2."), "{out}");
+    assert!(
+        out.contains(&format!(
+            "WARN database  TimescaleDB job {job} (kendali_test_fails)"
+        )),
+        "{out}"
+    );
+    assert!(out.contains(&format!("CALL run_job({job})")), "{out}");
     drop(p);
     app.stop().await;
 
