@@ -325,6 +325,7 @@ impl Application {
                 .configure(crate::web::wall::configure)
                 .configure(crate::web::api::configure)
                 .configure(crate::web::ingest::configure)
+                .configure(crate::web::openapi::configure)
                 .configure(crate::web::alerts::configure)
                 .configure(crate::web::traffic::configure)
                 .configure(crate::web::dispatch::configure)

@@ -78,6 +78,14 @@ pub enum Permission {
 }
 
 impl Permission {
+    /// The roles that hold this permission.
+    pub fn roles(self) -> Vec<Role> {
+        Role::ALL
+            .into_iter()
+            .filter(|r| self.granted_to(*r))
+            .collect()
+    }
+
     fn granted_to(self, role: Role) -> bool {
         use Permission::*;
         use Role::*;

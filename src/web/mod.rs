@@ -15,6 +15,7 @@ pub mod deadline;
 pub mod dispatch;
 pub mod gate;
 pub mod ingest;
+pub mod openapi;
 pub mod ops;
 pub mod reports;
 pub mod routes;

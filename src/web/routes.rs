@@ -78,6 +78,7 @@ pub fn all() -> Vec<Route> {
         super::wall::ROUTES,
         super::api::ROUTES,
         super::ingest::ROUTES,
+        super::openapi::ROUTES,
         super::alerts::ROUTES,
         super::traffic::ROUTES,
         super::dispatch::ROUTES,

@@ -2,7 +2,8 @@
 //! apps add`, events and KPI samples over HTTP that reach the wall (its
 //! websocket and `/api/state`) and the database through the bus, retries
 //! that count once, another application's token refused, bad bodies
-//! refused with their dead-letter reason, and revocation.
+//! refused with their dead-letter reason, and revocation; and the OpenAPI
+//! document integrators read first.
 
 use serde_json::{json, Value};
 
@@ -296,5 +297,57 @@ async fn an_application_publishes_over_http_with_its_token_and_no_other() {
     let (code, out) = revoke(&db, &city, "perizinan").await;
     assert_ne!(code, 0, "nothing left to revoke: {out}");
     assert!(out.contains("no valid token"), "{out}");
+    app.stop().await;
+}
+
+/// `/api/openapi.json`, what integrators read first: every route the web
+/// modules declare is in it with its method (the static assets aside), and
+/// the service applications' routes name their token and the contract's
+/// schema of their body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_names_every_route() {
+    let app = support::spawn(support::settings(None)).await;
+    let r = reqwest::get(support::http(&app, "/api/openapi.json"))
+        .await
+        .expect("the server answers");
+    assert_eq!(r.status(), 200);
+    let doc: Value = r.json().await.expect("JSON");
+    assert!(
+        doc["openapi"].as_str().unwrap_or("").starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let mut missing = Vec::new();
+    for (method, path) in support::declared_routes() {
+        if path.starts_with("/{path") {
+            continue;
+        }
+        let op = &doc["paths"][&path][method.to_ascii_lowercase()];
+        if !op.is_object() || op["summary"].as_str().unwrap_or("").is_empty() {
+            missing.push(format!("{method} {path}"));
+        }
+    }
+    assert!(missing.is_empty(), "not in the document: {missing:?}");
+    let ingest = &doc["paths"]["/api/ingest/{city}/apps/{service}/events"]["post"];
+    assert_eq!(ingest["security"][0]["app_token"], json!([]), "{ingest}");
+    assert_eq!(
+        ingest["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "/api/contract/schemas/app_event"
+    );
+    let params: Vec<&str> = ingest["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(params, ["city", "service"]);
+    assert_eq!(
+        doc["components"]["securitySchemes"]["session"]["name"],
+        "kendali_session"
+    );
+    // A route for the people is secured by the session; a public one by nothing.
+    let command = &doc["paths"]["/api/atcs/{city}/{intersection}/command"]["post"];
+    assert_eq!(command["security"][0]["session"], json!([]), "{command}");
+    assert!(doc["paths"]["/healthz"]["get"]["security"].is_null());
     app.stop().await;
 }
