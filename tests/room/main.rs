@@ -17,6 +17,7 @@ mod durability;
 mod hub;
 mod identity;
 mod ingest;
+mod package;
 mod report;
 mod scenario;
 mod shutdown;
