@@ -250,6 +250,21 @@ impl Application {
             ));
         }
 
+        // A real city's map (`kendali city import`), when no simulated city
+        // brings one: the wall's map, the consoles and the unit router.
+        if scenario_json.is_none() {
+            if let Some(pool) = store_handle.pool() {
+                match crate::store::maps::latest(&pool).await {
+                    Ok(Some(map)) => {
+                        tracing::info!(city = %map["city"].as_str().unwrap_or(""), "the city's imported map");
+                        scenario_json = Some(map);
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "the imported city map could not be read"),
+                }
+            }
+        }
+
         // The web server.
         let listener =
             std::net::TcpListener::bind(settings.http.addr).map_err(|source| StartError::Http {

@@ -65,6 +65,33 @@ enum Cmd {
     Report(ReportArgs),
     /// Check the installation (ports, broker, database, clocks), each problem with its fix.
     Doctor(DoctorArgs),
+    /// A real city's map: import its districts and roads (GeoJSON).
+    #[command(subcommand)]
+    City(CityCmd),
+}
+
+#[derive(Subcommand)]
+enum CityCmd {
+    /// Check, simplify and store a city's districts (polygons) and roads
+    /// (lines) from GeoJSON, as its GIS office or an OpenStreetMap export
+    /// gives them; the wall's map, the consoles and the unit router use them
+    /// when no simulated city runs (at Kendali's next start).
+    Import {
+        /// The city's slug.
+        #[arg(long)]
+        city: String,
+        /// Its name on the screens (default: the slug).
+        #[arg(long)]
+        name: Option<String>,
+        /// Districts: a FeatureCollection of Polygons or MultiPolygons, each with a `name`.
+        #[arg(long)]
+        districts: PathBuf,
+        /// Roads: a FeatureCollection of LineStrings or MultiLineStrings.
+        #[arg(long)]
+        roads: PathBuf,
+        #[command(flatten)]
+        dir: DirArgs,
+    },
 }
 
 #[derive(Args)]
@@ -527,6 +554,7 @@ async fn run(config: Option<&std::path::Path>, cmd: Cmd) -> anyhow::Result<ExitC
         Cmd::Displays(c) => displays(config, c).await,
         Cmd::Apps(c) => apps(config, c).await,
         Cmd::Doctor(a) => doctor(config, a).await,
+        Cmd::City(c) => city(config, c).await,
         Cmd::Audit(c) => audit(config, c).await,
         Cmd::Report(a) => report(config, a).await,
         Cmd::BrokerConfig(a) => {
@@ -748,6 +776,50 @@ async fn apps(config: Option<&std::path::Path>, c: AppsCmd) -> anyhow::Result<Ex
             );
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn city(config: Option<&std::path::Path>, c: CityCmd) -> anyhow::Result<ExitCode> {
+    let CityCmd::Import {
+        city,
+        name,
+        districts,
+        roads,
+        dir,
+    } = c;
+    if !kendali::contract::topic::is_city_slug(&city) {
+        bail!("--city {city:?} is not a city slug (a-z, 0-9, '-'), as in its topics");
+    }
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+    };
+    let (dtext, rtext) = (read(&districts)?, read(&roads)?);
+    let name = name.unwrap_or_else(|| city.clone());
+    let (map, summary) = kendali::domain::geometry::import(
+        &city,
+        &name,
+        (&districts.display().to_string(), &dtext),
+        (&roads.display().to_string(), &rtext),
+    )?;
+    let d = directory(config, &dir).await?;
+    let url = match &dir.database_url {
+        Some(u) => u.clone(),
+        None => Settings::load(config)?
+            .database
+            .url
+            .context("a city's map is kept in the database: give --database-url")?,
+    };
+    kendali::store::postgres::migrate(&url).await?;
+    let pool = kendali::store::postgres::open_pool(&url, 2)?;
+    let entry = cli_entry("city_map_imported", format!("city:{city}"))
+        .detail(serde_json::to_value(&summary)?);
+    kendali::store::maps::save(&pool, &map, &entry.actor).await?;
+    d.audit(entry).await?;
+    println!(
+        "imported the map of {name} ({city}): {} districts, {} roads, {} points kept of {} read",
+        summary.districts, summary.roads, summary.points_kept, summary.points_read
+    );
+    println!("the wall, the consoles and the unit router use it from Kendali's next start without a simulated city (--no-sim)");
     Ok(ExitCode::SUCCESS)
 }
 

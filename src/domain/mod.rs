@@ -9,6 +9,7 @@
 
 pub mod alerts;
 pub mod call;
+pub mod geometry;
 pub mod indicators;
 pub mod route;
 pub mod time;

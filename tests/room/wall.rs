@@ -1921,3 +1921,127 @@ async fn a_wita_citys_wall_shows_its_own_time_labelled_wita() {
     drop(p);
     app.stop().await;
 }
+
+/// A real city without the simulator: its map imported with `kendali city
+/// import` from GeoJSON (a bad file is refused naming its feature), its
+/// districts and roads on the wall's map, and its junctions placed from
+/// their `info` messages on the bus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_citys_map_shows_its_districts_roads_and_the_junctions_from_the_bus() {
+    let test = "an_imported_citys_map_shows_its_districts_roads_and_the_junctions_from_the_bus";
+    let Some(db) = support::postgres(test).await else {
+        return;
+    };
+    let Some(browser) = Browser::launch(test, 1920, 1080).await else {
+        return;
+    };
+    let city = support::city("badung");
+    let dir = tempfile::tempdir().unwrap();
+    let ring = |w: f64, s: f64, e: f64, n: f64| json!([[[w, s], [e, s], [e, n], [w, n], [w, s]]]);
+    let district = |name: &str, coords: Value| json!({ "type": "Feature", "properties": { "name": name }, "geometry": { "type": "Polygon", "coordinates": coords } });
+    let districts = json!({ "type": "FeatureCollection", "features": [
+        district("Kuta", ring(115.15, -8.74, 115.18, -8.70)),
+        district("Legian", ring(115.15, -8.70, 115.18, -8.67)),
+    ]});
+    let roads = json!({ "type": "FeatureCollection", "features": [
+        { "type": "Feature", "properties": { "name": "Jl. Sunset Road", "highway": "primary" },
+          "geometry": { "type": "LineString", "coordinates": [[115.15, -8.70], [115.165, -8.705], [115.18, -8.71]] } },
+        { "type": "Feature", "properties": { "name": "Jl. Legian", "highway": "secondary" },
+          "geometry": { "type": "MultiLineString", "coordinates": [[[115.165, -8.74], [115.166, -8.67]]] } },
+    ]});
+    let write = |name: &str, v: &Value| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, v.to_string()).unwrap();
+        p.display().to_string()
+    };
+    let (d, r) = (
+        write("kecamatan.geojson", &districts),
+        write("jalan.geojson", &roads),
+    );
+    let import = |d: String| {
+        let (city, db, r) = (city.clone(), db.clone(), r.clone());
+        async move {
+            support::kendali(
+                &[
+                    "city",
+                    "import",
+                    "--city",
+                    &city,
+                    "--name",
+                    "Kabupaten Badung",
+                    "--districts",
+                    &d,
+                    "--roads",
+                    &r,
+                    "--database-url",
+                    &db,
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    // A district drawn in [lat, lon] (not GeoJSON's order) is refused, by name.
+    let mut swapped = districts.clone();
+    swapped["features"][1]["geometry"]["coordinates"] = json!([[
+        [-8.70, 115.15],
+        [-8.70, 115.18],
+        [-8.67, 115.18],
+        [-8.70, 115.15]
+    ]]);
+    let (code, out) = import(write("salah.geojson", &swapped)).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("feature 1 (Legian): point [-8.7, 115.15] is outside Indonesia"),
+        "{out}"
+    );
+    let (code, out) = import(d).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("2 districts, 2 roads"), "{out}");
+
+    let mut settings = support::settings(None);
+    settings.database.url = Some(db.clone());
+    assert!(!settings.sim.enabled);
+    let app = support::spawn(settings).await;
+    let map = support::get_json(&app, "/api/scenario").await;
+    assert_eq!(map["city"], city.as_str(), "{map}");
+    assert_eq!(map["city_name"], "Kabupaten Badung");
+    // A junction of the city, from its controller's info on the bus.
+    let p = Publisher::connect(&app.mqtt_url).await;
+    let info = json!({
+        "intersection": "simpang-dewa-ruci", "name": "Simpang Dewa Ruci", "lat": -8.7125, "lon": 115.1680,
+        "district": "Kuta", "approaches": [{ "id": "utara", "name": "Jl. Legian (utara)" }, { "id": "selatan", "name": "Jl. Legian (selatan)" }],
+    });
+    p.send_retained(
+        &format!("city/{city}/atcs/simpang-dewa-ruci/info"),
+        info.to_string(),
+    )
+    .await;
+
+    browser
+        .goto(&support::http(&app, &format!("/?layout=hd&city={city}")))
+        .await;
+    browser.wait_wall().await;
+    let (shown, _) = browser
+        .until(
+            15.0,
+            "the imported districts, roads and the junction on the map",
+            "const m = document.querySelector('[data-panel=map]'); if (!m) return null; \
+             const d = m.querySelectorAll('.view-main .district').length, r = m.querySelectorAll('.view-main .road').length; \
+             const j = [...m.querySelectorAll('.jn')].some((g) => (g.dataset.id || '').includes('simpang-dewa-ruci')); \
+             const labels = [...m.querySelectorAll('.district-label')].map((t) => t.textContent); \
+             return d === 2 && r === 2 && j ? {d, r, labels} : null",
+        )
+        .await;
+    let labels = shown["labels"].to_string();
+    assert!(
+        labels.contains("KUTA") && labels.contains("LEGIAN"),
+        "{shown}"
+    );
+    let logs = browser.logs().await;
+    let errors = severe(&logs);
+    assert!(errors.is_empty(), "browser errors:\n{}", errors.join("\n"));
+    browser.close().await;
+    drop(p);
+    app.stop().await;
+}

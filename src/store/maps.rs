@@ -1,0 +1,32 @@
+//! Cities' maps (`kendali city import`), kept as the screens read them.
+
+use deadpool_postgres::Pool;
+
+use super::StoreError;
+use crate::domain::geometry::CityMap;
+
+/// Keeps `map` for its city, replacing an earlier import.
+pub async fn save(pool: &Pool, map: &CityMap, by: &str) -> Result<(), StoreError> {
+    let client = pool.get().await?;
+    let value = serde_json::to_value(map).map_err(|e| StoreError::Setup(e.to_string()))?;
+    client
+        .execute(
+            "INSERT INTO city_maps (city, map, imported, imported_by) VALUES ($1, $2, now(), $3) \
+             ON CONFLICT (city) DO UPDATE SET map = EXCLUDED.map, imported = now(), imported_by = EXCLUDED.imported_by",
+            &[&map.city, &value, &by],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The most recently imported city's map, as the screens read a scenario's.
+pub async fn latest(pool: &Pool) -> Result<Option<serde_json::Value>, StoreError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT map FROM city_maps ORDER BY imported DESC, city LIMIT 1",
+            &[],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
