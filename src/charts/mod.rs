@@ -5,9 +5,9 @@
 //! (`/api/charts/...svg`) feed them from the store's history queries.
 //!
 //! Choices, and why:
-//! - **Time axis in WIB** (Asia/Jakarta): every room in Indonesia reads its
-//!   wall clock in WIB, whatever the server's zone. Ticks fall on whole WIB
-//!   minutes, hours or days ([`WibAxis`]), never on "nice" epoch numbers.
+//! - **Time axis in the city's zone** (WIB, WITA or WIT: [`ChartSpec::zone`]),
+//!   whatever the server's zone. Ticks fall on whole local minutes, hours or
+//!   days ([`LocalAxis`]), never on "nice" epoch numbers.
 //! - **Text stays text**: plotters is built without a font crate (no font
 //!   file to ship, nothing to rasterise). Its SVG backend writes labels as
 //!   `<text>` elements that the browser lays out with the system font stack
@@ -19,7 +19,6 @@ use std::fmt::Write as _;
 use std::ops::Range;
 
 use chrono::{DateTime, TimeZone, Utc};
-use chrono_tz::Asia::Jakarta;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::prelude::*;
 
@@ -113,9 +112,18 @@ pub struct ChartSpec {
     pub area: bool,
     /// Dark ink on white, for paper (the shift report); the wall's palette otherwise.
     pub paper: bool,
+    /// The city's zone the time axis reads in.
+    pub zone: crate::domain::Zone,
 }
 
 impl ChartSpec {
+    /// The time axis in `zone`, labelled so.
+    pub fn in_zone(mut self, zone: crate::domain::Zone) -> ChartSpec {
+        self.zone = zone;
+        self.x_label = format!("Waktu ({})", zone.label());
+        self
+    }
+
     /// A chart of the given size with the wall's defaults (WIB axis label, no target).
     pub fn new(
         title: impl Into<String>,
@@ -133,6 +141,7 @@ impl ChartSpec {
             y_range: None,
             area: false,
             paper: false,
+            zone: crate::domain::Zone::Wib,
         }
     }
 }
@@ -172,11 +181,14 @@ fn drawing<E: std::fmt::Debug>(e: E) -> ChartError {
 }
 
 /// A time axis in seconds since the epoch whose ticks fall on whole WIB
-/// minutes, hours or days, and whose labels read in WIB.
+/// minutes, hours or days, and whose labels read in the city's zone.
 #[derive(Clone, Debug)]
-pub struct WibAxis {
+pub struct LocalAxis {
     start: i64,
     end: i64,
+    /// The zone's offset from UTC, seconds (no zone of Indonesia has
+    /// daylight saving: aligning to local boundaries is a fixed shift).
+    offset_s: i64,
 }
 
 /// Candidate tick steps, seconds: the first giving at most the hinted count wins.
@@ -194,14 +206,12 @@ const TICK_STEPS: [i64; 12] = [
     86_400,
     7 * 86_400,
 ];
-/// WIB is UTC+7 all year (no daylight saving): aligning to WIB boundaries is a fixed shift.
-const WIB_OFFSET_S: i64 = 7 * 3600;
-
-impl WibAxis {
-    pub fn new(start: i64, end: i64) -> WibAxis {
-        WibAxis {
+impl LocalAxis {
+    pub fn new(start: i64, end: i64, zone: crate::domain::Zone) -> LocalAxis {
+        LocalAxis {
             start,
             end: end.max(start + 1),
+            offset_s: i64::from(zone.hours()) * 3600,
         }
     }
 
@@ -220,7 +230,9 @@ impl WibAxis {
         let Some(utc) = Utc.timestamp_opt(t, 0).single() else {
             return String::new();
         };
-        let wib = utc.with_timezone(&Jakarta);
+        let offset =
+            chrono::FixedOffset::east_opt(self.offset_s as i32).unwrap_or(crate::domain::wib());
+        let wib = utc.with_timezone(&offset);
         if self.end - self.start <= 86_400 {
             wib.format("%H:%M").to_string()
         } else if self.step(8) >= 86_400 {
@@ -231,7 +243,7 @@ impl WibAxis {
     }
 }
 
-impl Ranged for WibAxis {
+impl Ranged for LocalAxis {
     type FormatOption = DefaultFormatting;
     type ValueType = i64;
 
@@ -246,11 +258,11 @@ impl Ranged for WibAxis {
             return Vec::new();
         }
         let step = self.step(max);
-        // First whole WIB step at or after the start.
-        let local = self.start + WIB_OFFSET_S;
+        // First whole local step at or after the start.
+        let local = self.start + self.offset_s;
         let first = local.div_euclid(step) * step
             + if local.rem_euclid(step) == 0 { 0 } else { step }
-            - WIB_OFFSET_S;
+            - self.offset_s;
         (0..)
             .map(|i| first + i * step)
             .take_while(|t| *t <= self.end)
@@ -325,7 +337,7 @@ pub fn line_chart(spec: &ChartSpec, series: &[Series]) -> Result<String, ChartEr
         })
         .ok_or(ChartError::Empty)?;
     let (y0, y1) = y_range(spec, &series)?;
-    let axis = WibAxis::new(t0.timestamp(), t1.timestamp());
+    let axis = LocalAxis::new(t0.timestamp(), t1.timestamp(), spec.zone);
 
     // Sizes scale with the chart so that a 4K tile reads like an HD one.
     let u = (spec.height.min(spec.width * 9 / 16) as f64 / 360.0).max(0.6);
@@ -590,7 +602,7 @@ mod tests {
 
     /// 08:00..12:00 WIB on 22 Nov 2026, one point every 10 minutes.
     fn morning() -> Series {
-        let start = Jakarta
+        let start = crate::domain::wib()
             .with_ymd_and_hms(2026, 11, 22, 8, 0, 0)
             .unwrap()
             .with_timezone(&Utc);
@@ -706,12 +718,22 @@ mod tests {
         let mut one = morning();
         one.points.truncate(1);
         assert!(line_chart(&spec, &[one]).unwrap().contains("<svg"));
-        let axis = WibAxis::new(0, 3 * 86_400);
+        let axis = LocalAxis::new(0, 3 * 86_400, crate::domain::Zone::Wib);
         let ticks = axis.key_points(8usize);
         assert!(
-            ticks.iter().all(|t| (t + WIB_OFFSET_S) % 43_200 == 0),
+            ticks.iter().all(|t| (t + 7 * 3600) % 43_200 == 0),
             "ticks on WIB half-days: {ticks:?}"
         );
         assert!(axis.label(ticks[0]).contains('/'));
+    }
+
+    #[test]
+    fn a_wita_axis_reads_wita_hours() {
+        // 00:00 UTC is 08:00 WITA; ticks every hour fall on whole WITA hours.
+        let axis = LocalAxis::new(0, 4 * 3600, crate::domain::Zone::Wita);
+        let ticks = axis.key_points(5usize);
+        assert_eq!(axis.label(ticks[0]), "08:00");
+        let spec = ChartSpec::new("x", "n", 600, 300).in_zone(crate::domain::Zone::Wita);
+        assert_eq!(spec.x_label, "Waktu (WITA)");
     }
 }

@@ -364,7 +364,9 @@ fn junctions(h: &mut String, r: &ShiftReport, lang: Lang) {
             "Worst DS per hour over the shift",
         ),
         "DS",
-    );
+    )
+    .in_zone(r.zone);
+    spec.x_label = format!("{} ({})", lang.t("Waktu", "Time"), r.zone.label());
     spec.target = Some(Target {
         value: 0.95,
         label: lang.t("jenuh", "saturated").into(),

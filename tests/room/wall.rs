@@ -1914,6 +1914,26 @@ async fn a_wita_citys_wall_shows_its_own_time_labelled_wita() {
         minutes.iter().any(|m| clock.starts_with(m.as_str())),
         "the wall's clock {clock:?} is WITA's ({minutes:?})"
     );
+    // The supervisor's reports page enters the shift in the city's hours.
+    browser
+        .sign_in(&app, "ketut-supervisor", &["supervisor"], &[])
+        .await;
+    browser
+        .goto(&support::http(&app, &format!("/reports?city={city}")))
+        .await;
+    let (page, _) = browser
+        .until(
+            10.0,
+            "the reports page in WITA",
+            "const f = document.getElementById('shift'); const a = document.getElementById('open'); \
+             return f && f.dataset.zone === 'WITA' && a.href.includes('%2B08%3A00') \
+               ? {label: f.elements.from.previousElementSibling.textContent, href: a.href} : null",
+        )
+        .await;
+    assert!(
+        page["label"].as_str().unwrap_or("").contains("(WITA)"),
+        "{page}"
+    );
     let logs = browser.logs().await;
     let errors = severe_without_scenario(&logs);
     assert!(errors.is_empty(), "browser errors:\n{}", errors.join("\n"));

@@ -1,8 +1,9 @@
 // The supervisors' reports page: the shift to report on (times entered in
-// WIB), a link to its printable report, and the incoming supervisor's
+// the city's zone: WIB, WITA or WIT), a link to its printable report, and the incoming supervisor's
 // acceptance of the handover (the server audits it under the session's user
 // with a digest of the report's figures); the acceptances so far, from the audit.
 import { api } from './adminapi.js';
+import { zoneOf } from './i18n.js';
 
 /** The shift a supervisor hands over most often: the last 8 hours. */
 const SHIFT_HOURS = 8;
@@ -19,22 +20,42 @@ function show(text, ok = false) {
   message.hidden = false;
 }
 
-/** A `datetime-local` value (YYYY-MM-DDTHH:MM) for an instant, in WIB. */
-function wibLocal(ms) {
-  return new Date(ms + 7 * 3600_000).toISOString().slice(0, 16);
+/** Hours ahead of UTC of Indonesia's zones (none has daylight saving). */
+const OFFSET_H = { WIB: 7, WITA: 8, WIT: 9 };
+/** /api/me's `time_zones`: each city's zone. */
+let timeZones = null;
+
+/** The zone of the city in the form. */
+function zone() {
+  return zoneOf(timeZones, form.elements.city.value.trim());
 }
 
-/** The RFC 3339 time of a `datetime-local` value read as WIB. */
-function fromWib(v) {
-  return v ? `${v}:00+07:00` : '';
+/** A `datetime-local` value (YYYY-MM-DDTHH:MM) for an instant, in `z` (WIB by default). */
+function localValue(ms, z = 'WIB') {
+  return new Date(ms + OFFSET_H[z] * 3600_000).toISOString().slice(0, 16);
+}
+
+/** The RFC 3339 time of a `datetime-local` value read in `z`. */
+function fromLocal(v, z) {
+  return v ? `${v}:00+0${OFFSET_H[z]}:00` : '';
 }
 
 function shift() {
   const f = new FormData(form);
-  return { city: String(f.get('city') || ''), from: fromWib(String(f.get('from') || '')), to: fromWib(String(f.get('to') || '')), lang: String(f.get('lang') || 'id') };
+  const z = zone();
+  return { city: String(f.get('city') || ''), from: fromLocal(String(f.get('from') || ''), z), to: fromLocal(String(f.get('to') || ''), z), lang: String(f.get('lang') || 'id') };
+}
+
+/** The form's labels name the city's zone. */
+function labelZone() {
+  const z = zone();
+  form.elements.from.previousElementSibling.textContent = `Dari (${z}) · From`;
+  form.elements.to.previousElementSibling.textContent = `Sampai (${z}) · To`;
+  form.dataset.zone = z;
 }
 
 function updateLink() {
+  labelZone();
   const s = shift();
   open.href = '/reports/shift?' + new URLSearchParams(s).toString();
 }
@@ -54,7 +75,7 @@ async function loadHandovers() {
     try { d = JSON.parse(r.detail); } catch { /* an old row */ }
     const tr = document.createElement('tr');
     tr.dataset.digest = d.digest || '';
-    cell(tr, wibLocal(Date.parse(r.at)).replace('T', ' '));
+    cell(tr, localValue(Date.parse(r.at)).replace('T', ' '));
     cell(tr, r.actor);
     cell(tr, r.entity.replace(/^shift:/, ''));
     cell(tr, d.open_calls ?? '–');
@@ -67,15 +88,31 @@ async function loadHandovers() {
 async function start() {
   const params = new URLSearchParams(location.search);
   const now = Date.now();
+  const get = (url) => fetch(url, { credentials: 'same-origin' }).then((r) => (r.ok ? r.json() : null)).catch(() => null);
+  const me = await get('/api/me');
+  timeZones = me && me.time_zones;
   form.elements.city.value = params.get('city') || '';
-  form.elements.from.value = wibLocal(now - SHIFT_HOURS * 3600_000);
-  form.elements.to.value = wibLocal(now);
   if (!form.elements.city.value) {
-    const scenario = await fetch('/api/scenario', { credentials: 'same-origin' }).then((r) => (r.ok ? r.json() : null)).catch(() => null);
+    const scenario = await get('/api/scenario');
     if (scenario && scenario.city) form.elements.city.value = scenario.city;
   }
+  // The last shift, in the city's own hours.
+  form.elements.from.value = localValue(now - SHIFT_HOURS * 3600_000, zone());
+  form.elements.to.value = localValue(now, zone());
+  let shownZone = zone();
   updateLink();
-  form.addEventListener('input', updateLink);
+  form.addEventListener('input', () => {
+    // Another city in another zone: the same instants, in its hours.
+    const z = zone();
+    if (z !== shownZone) {
+      for (const el of [form.elements.from, form.elements.to]) {
+        const at = Date.parse(fromLocal(el.value, shownZone));
+        if (Number.isFinite(at)) el.value = localValue(at, z);
+      }
+      shownZone = z;
+    }
+    updateLink();
+  });
   document.getElementById('accept').addEventListener('submit', async (e) => {
     e.preventDefault();
     const s = shift();

@@ -91,7 +91,9 @@ async fn kpi(
 ) -> Result<HttpResponse, ApiError> {
     let (city, service, metric) = path.into_inner();
     let range = p.range()?;
-    let spec = p.spec(format!("{service} · {metric}"), &metric)?;
+    let spec = p
+        .spec(format!("{service} · {metric}"), &metric)?
+        .in_zone(ctx.settings.cities.zones().of(&city));
     let HistoryAnswer::Series(points) = series(
         &ctx,
         HistoryQuery::Kpi {
@@ -124,10 +126,12 @@ async fn atcs(
     let (city, intersection) = path.into_inner();
     let range = p.range()?;
     let metric = p.metric.unwrap_or(AtcsMetric::Saturation);
-    let spec = p.spec(
-        format!("{intersection} · {}", metric.column()),
-        metric.column(),
-    )?;
+    let spec = p
+        .spec(
+            format!("{intersection} · {}", metric.column()),
+            metric.column(),
+        )?
+        .in_zone(ctx.settings.cities.zones().of(&city));
     let week = match p.compare.as_deref() {
         None => None,
         Some("week") => Some(chrono::Duration::days(7)),
@@ -193,13 +197,15 @@ async fn calls(
                 .ok_or_else(|| ApiError::bad_request(format!("line {l:?} must be 112 or 119")))?,
         ),
     };
-    let spec = p.spec(
-        format!(
-            "Panggilan {} · calls",
-            line.map(|l| l.as_str()).unwrap_or("112 + 119")
-        ),
-        "panggilan / calls",
-    )?;
+    let spec = p
+        .spec(
+            format!(
+                "Panggilan {} · calls",
+                line.map(|l| l.as_str()).unwrap_or("112 + 119")
+            ),
+            "panggilan / calls",
+        )?
+        .in_zone(ctx.settings.cities.zones().of(&city));
     let HistoryAnswer::Calls(buckets) = series(
         &ctx,
         HistoryQuery::Calls {
