@@ -114,6 +114,68 @@ fn ago(secs: i64) -> String {
         .to_rfc3339()
 }
 
+/// The surge rule clears too: the calls that made the surge leave its
+/// one-hour window (they rang 59 min 50 s ago), and the alert waits,
+/// cleared, for its acknowledgement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_surge_clears_when_its_calls_leave_the_hour() {
+    let test = "a_call_surge_clears_when_its_calls_leave_the_hour";
+    let Some(r) = room(test, |s| {
+        let mut surge = s.alerts.rules[&AlertRule::CallSurge].clone();
+        surge.min_count = 4;
+        s.alerts.rules.insert(AlertRule::CallSurge, surge);
+    })
+    .await
+    else {
+        return;
+    };
+    let (app, city, p) = (&r.app, &r.city, &r.p);
+    let calls = format!("city/{city}/calls/119");
+    // The baseline: one call at this hour a week ago.
+    p.send(
+        &calls,
+        1,
+        call("w-lastweek", "received", "119", &ago(7 * 86400 + 120)),
+    )
+    .await;
+    p.send(
+        &calls,
+        1,
+        call("w-lastweek", "answered", "119", &ago(7 * 86400 + 115)),
+    )
+    .await;
+    // Four calls within the hour, at its very start: four times the baseline.
+    for i in 0..4 {
+        let id = format!("w-surge{i}");
+        p.send(&calls, 1, call(&id, "received", "119", &ago(3590)))
+            .await;
+        p.send(&calls, 1, call(&id, "answered", "119", &ago(3589)))
+            .await;
+    }
+    let a = alert_until(
+        app,
+        city,
+        "call_surge",
+        "line:119",
+        10,
+        "the surge alert",
+        |a| a["state"] == "active_unack",
+    )
+    .await;
+    assert!(a["value"].as_f64().unwrap() >= 2.0, "{a}");
+    // Ten seconds on they are more than an hour old: the surge is over.
+    alert_until(
+        app,
+        city,
+        "call_surge",
+        "line:119",
+        20,
+        "the surge alert cleared",
+        |a| a["state"] == "cleared_unack",
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_and_unit_rules_raise_and_clear_on_scripted_input_through_the_broker() {
     let test = "call_and_unit_rules_raise_and_clear_on_scripted_input_through_the_broker";
