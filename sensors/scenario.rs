@@ -392,6 +392,10 @@ pub struct ServiceDef {
     /// Service id, used in topics (e.g. `perizinan`).
     pub id: String,
     pub title: String,
+    /// The group the screens show it in (`e-government`, `kesehatan`,
+    /// `pendidikan`, `sosial`, `ekonomi`, `infrastruktur`...).
+    #[serde(default)]
+    pub category: Option<String>,
     /// Owning OPD, stamped on its events (e.g. `dpmptsp`).
     #[serde(default)]
     pub opd: Option<String>,

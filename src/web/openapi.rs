@@ -32,6 +32,7 @@ pub const DOCS: &[(&str, &str, &str, &[&str])] = &[
     ("POST", "/api/logout", "End the session.", &[]),
     ("GET", "/api/me", "Who the screen serves: name, roles, scope, what they may do, every city's time zone.", &[]),
     ("GET", "/", "The wall.", &["layout", "screen", "city", "lang", "display"]),
+    ("GET", "/services", "The services overview: every service application grouped by category, its headline KPI against its target, today's events by type, and the live feed of their events.", &["city", "lang"]),
     ("GET", "/api/state", "The whole live state as JSON.", &[]),
     ("GET", "/ws", "The live feed over a websocket: snapshot, deltas, resume (PROTOCOL.md).", &["cities", "families", "kinds", "districts", "view", "max_rate", "since", "epoch"]),
     ("GET", "/api/scenario", "The simulated city's geometry for the map (null without a scenario).", &[]),

@@ -106,6 +106,7 @@ const WHO_MAY: &[(&str, &str, &str)] = &[
     ("POST", "/api/logout", "session"),
     ("GET", "/api/me", "wall"),
     ("GET", "/", "wall"),
+    ("GET", "/services", "wall"),
     ("GET", "/api/state", "wall"),
     ("GET", "/ws", "wall"),
     ("GET", "/api/scenario", "wall"),

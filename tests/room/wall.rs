@@ -2065,3 +2065,61 @@ async fn an_imported_citys_map_shows_its_districts_roads_and_the_junctions_from_
     drop(p);
     app.stop().await;
 }
+
+/// The services overview (`/services`): the simulated city's nine services
+/// grouped by their categories, KPIs against targets, today's events by type
+/// and the live feed of service events; the filter narrows the rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_services_overview_groups_the_services_and_feeds_their_events() {
+    let test = "the_services_overview_groups_the_services_and_feeds_their_events";
+    let Some(browser) = Browser::launch(test, 1920, 1080).await else {
+        return;
+    };
+    let mut settings = support::settings(None);
+    settings.sim.enabled = true;
+    settings.sim.scenario = support::daytime_scenario();
+    settings.sim.accel = Some(120.0);
+    let app = support::spawn(settings).await;
+    browser
+        .goto(&support::http(&app, "/services?city=cilegon"))
+        .await;
+    let (seen, _) = browser
+        .until(
+            30.0,
+            "nine services in their groups, a KPI against its target, events in the feed",
+            "const s = window.__kendali && window.__kendali.services; if (!s) return null; \
+             const groups = [...document.querySelectorAll('.svc-group')].map((g) => g.dataset.category); \
+             const judged = document.querySelectorAll('.svc-row[data-sev=ok], .svc-row[data-sev=watch], .svc-row[data-sev=warn]').length; \
+             const counted = [...document.querySelectorAll('.svc-events')].some((e) => Number(e.dataset.total) > 0); \
+             return s.rows().length === 9 && judged > 0 && counted && s.feed().length > 0 \
+               ? {rows: s.rows(), groups, feed: s.feed().length, count: document.querySelector('[data-role=count]').textContent} : null",
+        )
+        .await;
+    let groups = seen["groups"].to_string();
+    for g in [
+        "e-government",
+        "kesehatan",
+        "pendidikan",
+        "sosial",
+        "ekonomi",
+        "infrastruktur",
+    ] {
+        assert!(groups.contains(g), "group {g}: {seen}");
+    }
+    assert_eq!(seen["count"], "9 layanan", "{seen}");
+    // The filter: the health office's service only.
+    let (rows, _) = browser
+        .until(
+            5.0,
+            "the filtered rows",
+            "const f = document.querySelector('.svc-filter'); if (f.value !== 'dinkes') { f.value = 'dinkes'; f.dispatchEvent(new Event('input')); } \
+             const r = window.__kendali.services.rows(); return r.length === 1 ? r : null",
+        )
+        .await;
+    assert_eq!(rows, json!(["epuskesmas"]));
+    let logs = browser.logs().await;
+    let errors = severe(&logs);
+    assert!(errors.is_empty(), "browser errors:\n{}", errors.join("\n"));
+    browser.close().await;
+    app.stop().await;
+}

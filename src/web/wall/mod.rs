@@ -78,9 +78,17 @@ async fn scenario(ctx: web::Data<WebContext>) -> Result<HttpResponse, ApiError> 
     Ok(HttpResponse::Ok().json(&ctx.scenario))
 }
 
+/// The services overview: every service application, grouped, with the
+/// live feed of their events.
+#[get("/services")]
+async fn services_page() -> HttpResponse {
+    crate::web::assets::serve("services.html")
+}
+
 /// Everyone who may see the room (personal data are filtered by role inside).
 pub const ROUTES: &[Route] = &[
     page("/", Rule::Wall),
+    page("/services", Rule::Wall),
     get("/api/state", Rule::Wall),
     get("/ws", Rule::Wall),
     get("/api/scenario", Rule::Wall),
@@ -97,6 +105,7 @@ pub const ROUTES: &[Route] = &[
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(state)
         .service(scenario)
+        .service(services_page)
         .configure(history::configure)
         .configure(charts::configure)
         .configure(ws::configure);
