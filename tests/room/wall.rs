@@ -2123,3 +2123,64 @@ async fn the_services_overview_groups_the_services_and_feeds_their_events() {
     browser.close().await;
     app.stop().await;
 }
+
+/// A city with more services than the wall's services panel shows readably
+/// (40 here; Tangerang runs 150): the panel pages through them, saying which
+/// page it shows, and turns the page by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_walls_services_panel_pages_through_more_services_than_fit() {
+    let test = "the_walls_services_panel_pages_through_more_services_than_fit";
+    let Some(browser) = Browser::launch(test, 1920, 1080).await else {
+        return;
+    };
+    let app = support::spawn(support::settings(None)).await;
+    let city = support::city("layanan");
+    let p = Publisher::connect(&app.mqtt_url).await;
+    for i in 0..40 {
+        p.send(
+            &format!("city/{city}/kpi/layanan-{i:02}"),
+            1,
+            kpi("on_time_pct", 90.0 + f64::from(i % 7), 92.0),
+        )
+        .await;
+    }
+    browser
+        .goto(&support::http(&app, &format!("/?layout=hd&city={city}")))
+        .await;
+    browser.wait_wall().await;
+    let shown = "const p = document.querySelector('[data-panel=services]'); if (!p || !p.dataset.page) return null; \
+                 const ids = [...p.querySelectorAll('.tile[data-service]')].filter((t) => !t.hidden && t.dataset.service !== 'complaints').map((t) => t.dataset.service); \
+                 return {page: p.dataset.page, ids, title: p.querySelector('.panel-title').textContent}";
+    let (first, _) = browser
+        .until(15.0, "the services panel paging", &format!("const r = (() => {{ {shown} }})(); return r && r.ids.length > 0 && r.page.startsWith('1/') ? r : null"))
+        .await;
+    let pages: u32 = first["page"].as_str().unwrap()[2..].parse().unwrap();
+    assert!(pages >= 2, "{first}");
+    assert!(
+        first["title"].as_str().unwrap().contains("LAINNYA · 1/"),
+        "the title says the group and the page: {first}"
+    );
+    let (second, _) = browser
+        .until(
+            20.0,
+            "the next page, by itself",
+            &format!(
+                "const r = (() => {{ {shown} }})(); return r && r.page.startsWith('2/') ? r : null"
+            ),
+        )
+        .await;
+    let (a, b) = (
+        first["ids"].as_array().unwrap(),
+        second["ids"].as_array().unwrap(),
+    );
+    assert!(
+        a.iter().all(|id| !b.contains(id)),
+        "another page, other services: {first} {second}"
+    );
+    let logs = browser.logs().await;
+    let errors = severe_without_scenario(&logs);
+    assert!(errors.is_empty(), "browser errors:\n{}", errors.join("\n"));
+    browser.close().await;
+    drop(p);
+    app.stop().await;
+}

@@ -4,12 +4,23 @@
 // here from the samples the wall has gathered (kpi-history.js),
 // the second KPI when there is one; and a tile of open complaints per OPD.
 // A service whose KPI feed is stale greys its tile and says since when; when
-// all are stale the whole panel does. Options: `columns` (default: as many as fit).
+// all are stale the whole panel does. More services than fit (a city runs
+// 150): the panel pages through them by category (the scenario's; services
+// it does not name are "lainnya"), a page every `page_s` seconds, the title
+// saying which ("LAYANAN KOTA · KESEHATAN · 2/9"); /services shows them all.
+// Options: `columns` (default: as many as fit), `page_s` (default 15).
 
 import { h, s, text, sev, attr, cls, keyed } from '../dom.js';
 import { frame, freshness, newestOf } from './frame.js';
 import { kpiSeverity, lowerIsBetter } from '../targets.js';
 
+/** A tile is read from across the room at this height or more, in rem. */
+const MIN_TILE_REM = 7;
+/** A tile's least width (the grid's minmax), and the gap, in rem (wall.css). */
+const TILE_W_REM = 10.5;
+const GAP_REM = 0.5;
+/** The group of services the catalogue does not place. */
+const OTHER = 'lainnya';
 /** Sparkline drawing width in buckets (each bucket draws its min and max). */
 const SPARK_BUCKETS = 96;
 /** The sparkline spans the gathered history, at least this long and at most the ring. */
@@ -31,10 +42,58 @@ export function create(el, { replica, kpi, i18n, scenario, layout, options }) {
   // Services known from the scenario, in its order; others appear as their KPIs arrive.
   for (const sv of scenario?.services || []) {
     const head = sv.kpis?.[0];
-    addTile(sv.id, sv.title, head?.metric, head?.target, head?.unit, sv.kpis?.[1]?.metric);
+    addTile(sv.id, sv.title, head?.metric, head?.target, head?.unit, sv.kpis?.[1]?.metric, sv.category);
+  }
+  const pageMs = 1000 * (Number(options.page_s) > 0 ? Number(options.page_s) : 15);
+  let page = 0;
+  let pageAt = 0;
+
+  /** How many tiles the panel shows readably. */
+  function capacity() {
+    const rem = layout?.font_px || 16;
+    const w = grid.clientWidth;
+    const hgt = grid.clientHeight;
+    if (!w || !hgt) return Infinity;
+    const cols = Number(options.columns) || Math.max(1, Math.floor((w + GAP_REM * rem) / ((TILE_W_REM + GAP_REM) * rem)));
+    const rows = Math.max(1, Math.floor((hgt + GAP_REM * rem) / ((MIN_TILE_REM + GAP_REM) * rem)));
+    return cols * rows;
   }
 
-  function addTile(id, title, metric, target, unit, second) {
+  /** Shows one page of categories when the tiles do not all fit; turns it every `page_s`. */
+  function paginate(now) {
+    const list = [...tiles.values()];
+    const room = capacity() - 1; // the complaints tile stays on every page
+    if (list.length <= room || room < 1) {
+      for (const t of list) t.tile.hidden = false;
+      text(f.title, i18n.t('services_title'));
+      delete el.dataset.page;
+      return;
+    }
+    const byCategory = new Map();
+    for (const t of list) {
+      const c = t.category || OTHER;
+      if (!byCategory.has(c)) byCategory.set(c, []);
+      byCategory.get(c).push(t);
+    }
+    const order = [...byCategory.keys()].sort((a, b) => (a === OTHER) - (b === OTHER));
+    const pages = [];
+    for (const c of order) {
+      const ts = byCategory.get(c);
+      for (let i = 0; i < ts.length; i += room) pages.push({ category: c, tiles: ts.slice(i, i + room) });
+    }
+    if (!pageAt) pageAt = now;
+    if (now - pageAt >= pageMs) {
+      page += 1;
+      pageAt = now;
+    }
+    page %= pages.length;
+    const shown = new Set(pages[page].tiles);
+    for (const t of list) t.tile.hidden = !shown.has(t);
+    text(f.title, `${i18n.t('services_title')} · ${pages[page].category.toUpperCase()} · ${page + 1}/${pages.length}`);
+    el.dataset.page = `${page + 1}/${pages.length}`;
+  }
+
+  function addTile(id, title, metric, target, unit, second, category) {
     const titleEl = h('div', { class: 'tile-title' }, title);
     const value = h('span', { class: 'kpi-value' });
     const metricEl = h('div', { class: 'kpi-name' });
@@ -59,7 +118,7 @@ export function create(el, { replica, kpi, i18n, scenario, layout, options }) {
       sub,
       since,
     );
-    const t = { id, title, metric, target, unit, second, tile, titleEl, value, metricEl, targetEl, line, area, tline, dot, span, sub, since, drawnAt: 0 };
+    const t = { id, title, metric, target, unit, second, category: category || OTHER, tile, titleEl, value, metricEl, targetEl, line, area, tline, dot, span, sub, since, drawnAt: 0 };
     tiles.set(id, t);
     grid.insertBefore(tile, complaints.tile);
     return t;
@@ -212,6 +271,7 @@ export function create(el, { replica, kpi, i18n, scenario, layout, options }) {
       else if (dirty.has('feed') || tick) renderFreshness(t, feedsAll);
     }
     if (dirty.has('counters')) renderComplaints();
+    if (tick || dirty.has('kpi')) paginate(now);
   }
 
   return { kinds: ['kpi', 'feed', 'counters', 'conn'], clock: true, render };
