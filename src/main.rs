@@ -573,21 +573,27 @@ async fn run(config: Option<&std::path::Path>, cmd: Cmd) -> anyhow::Result<ExitC
     }
 }
 
+/// The database named by `--database-url` or the settings.
+fn database_url(config: Option<&std::path::Path>, dir: &DirArgs) -> anyhow::Result<String> {
+    match &dir.database_url {
+        Some(u) => Ok(u.clone()),
+        None => Settings::load(config)?.database.url.ok_or_else(|| {
+            anyhow::anyhow!(
+                "users, displays, the audit and a city's map are kept in the database: give \
+                 --database-url (or KENDALI_DATABASE_URL, or database.url in the settings). \
+                 Without a database Kendali keeps them in memory, for one run, and serves only \
+                 the loopback wall"
+            )
+        }),
+    }
+}
+
 /// The directory named by `--database-url` or the settings.
 async fn directory(
     config: Option<&std::path::Path>,
     dir: &DirArgs,
 ) -> anyhow::Result<kendali::identity::directory::Directory> {
-    let url = match &dir.database_url {
-        Some(u) => u.clone(),
-        None => Settings::load(config)?.database.url.ok_or_else(|| {
-            anyhow::anyhow!(
-                "users, displays and the audit are kept in the database: give --database-url \
-                 (or KENDALI_DATABASE_URL, or database.url in the settings). Without a database \
-                 Kendali keeps them in memory, for one run, and serves only the loopback wall"
-            )
-        })?,
-    };
+    let url = database_url(config, dir)?;
     Ok(kendali::identity::directory::Directory::connect(&url).await?)
 }
 
@@ -801,16 +807,10 @@ async fn city(config: Option<&std::path::Path>, c: CityCmd) -> anyhow::Result<Ex
         (&districts.display().to_string(), &dtext),
         (&roads.display().to_string(), &rtext),
     )?;
-    let d = directory(config, &dir).await?;
-    let url = match &dir.database_url {
-        Some(u) => u.clone(),
-        None => Settings::load(config)?
-            .database
-            .url
-            .context("a city's map is kept in the database: give --database-url")?,
-    };
-    kendali::store::postgres::migrate(&url).await?;
-    let pool = kendali::store::postgres::open_pool(&url, 2)?;
+    // One connection (migrated) for the map and its audit row.
+    let db = kendali::store::postgres::PgBackend::connect(&database_url(config, &dir)?, 2).await?;
+    let pool = db.pool().clone();
+    let d = kendali::identity::directory::Directory::Postgres(pool.clone());
     let entry = cli_entry("city_map_imported", format!("city:{city}"))
         .detail(serde_json::to_value(&summary)?);
     kendali::store::maps::save(&pool, &map, &entry.actor).await?;

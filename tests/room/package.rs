@@ -104,11 +104,18 @@ async fn the_debian_package_installs_a_hardened_service_whose_command_serves_the
     );
     let postinst = read("postinst");
     assert!(postinst.contains("adduser --system"), "{postinst}");
+    // Enabled on a first installation (with `enable = false` cargo-deb only
+    // re-enables a unit that was installed before, behind
+    // `debian-installed`), and started (not only `try-restart`ed).
     assert!(
-        postinst.contains("enable") && postinst.contains("kendali.service"),
+        postinst.contains("deb-systemd-helper enable kendali.service")
+            && !postinst.contains("debian-installed kendali.service"),
         "the unit is enabled: {postinst}"
     );
-    assert!(postinst.contains("start"), "and started: {postinst}");
+    assert!(
+        postinst.contains("_dh_action=start"),
+        "and started: {postinst}"
+    );
     assert!(!postinst.contains("#DEBHELPER#"), "{postinst}");
 
     // The unit as systemd reads it, pointed at the unpacked binary.
