@@ -14,14 +14,19 @@ use crate::contract::messages::Message;
 use crate::contract::Topic;
 
 use super::sim::{SimStats, Simulation};
-use crate::domain::wib;
+use crate::domain::{wib, Zone};
 
 /// Shortest tick accepted; a smaller one would only burn CPU.
 const MIN_TICK: Duration = Duration::from_millis(10);
 
-/// The wall clock in WIB (+07:00), the stamp of every simulated message.
+/// The wall clock in WIB (+07:00).
 pub fn now_wib() -> DateTime<FixedOffset> {
     Utc::now().with_timezone(&wib())
+}
+
+/// The wall clock in the city's zone, the stamp of every simulated message.
+fn now_in(zone: Zone) -> DateTime<FixedOffset> {
+    Utc::now().with_timezone(&zone.offset())
 }
 
 /// Sends `msgs` in order; false when the receiver is gone or shutdown was
@@ -50,6 +55,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> SimStats {
     let tick = tick.max(MIN_TICK);
+    let zone = sim.scenario().time_zone;
     tracing::info!(
         scenario = %sim.scenario().name,
         city = %sim.scenario().city,
@@ -57,7 +63,7 @@ pub async fn run(
         tick_ms = tick.as_millis() as u64,
         "simulator started"
     );
-    if *shutdown.borrow() || !send_all(&out, sim.initial(now_wib()), &mut shutdown).await {
+    if *shutdown.borrow() || !send_all(&out, sim.initial(now_in(zone)), &mut shutdown).await {
         return sim.stats().clone();
     }
     let mut interval = tokio::time::interval(tick);
@@ -78,7 +84,7 @@ pub async fn run(
                 continue;
             }
             cmd = commands.recv(), if commands_open => match cmd {
-                Some((topic, msg)) => sim.incoming(&topic, &msg, now_wib()),
+                Some((topic, msg)) => sim.incoming(&topic, &msg, now_in(zone)),
                 None => {
                     commands_open = false;
                     continue;
@@ -88,7 +94,7 @@ pub async fn run(
                 let now = Instant::now();
                 let elapsed = now - last;
                 last = now;
-                sim.step(now_wib(), elapsed)
+                sim.step(now_in(zone), elapsed)
             }
         };
         if !send_all(&out, batch, &mut shutdown).await {

@@ -77,7 +77,13 @@ pub struct Scenario {
     /// Default time acceleration (1 = real time; drills use 60..1440).
     #[serde(default = "default_accel")]
     pub accel: f64,
-    /// Simulated WIB time of day at start, `HH:MM`; default: the WIB time of the first step.
+    /// The city's local time (`WIB`, `WITA`, `WIT`): the start time, the
+    /// profiles' hours and the signal plans' `from` are in it, and the
+    /// simulated messages carry its offset. Kendali counts the city's day in
+    /// it unless the settings' `cities.time_zones` name another.
+    #[serde(default)]
+    pub time_zone: crate::domain::Zone,
+    /// Simulated local time of day at start, `HH:MM`; default: the local time of the first step.
     #[serde(default)]
     pub start_time: Option<String>,
     /// Calls wait for people at the dispatcher console and units for their
@@ -222,7 +228,7 @@ fn default_fault_minutes() -> [f64; 2] {
     [10.0, 90.0]
 }
 
-/// A signal plan: its cycle length, in force from `from` (WIB `HH:MM`).
+/// A signal plan: its cycle length, in force from `from` (local `HH:MM`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlanDef {

@@ -302,7 +302,7 @@ impl Simulation {
         Duration::try_from_secs_f64(self.sim_t.max(0.0)).unwrap_or_default()
     }
 
-    /// Simulated WIB time of day, seconds after midnight (once started).
+    /// Simulated local time of day, seconds after midnight (once started).
     pub fn sim_time_of_day(&self) -> Option<f64> {
         self.start_tod.map(|s| self.tod(s, self.sim_t))
     }
@@ -320,7 +320,7 @@ impl Simulation {
         if let Some(s) = self.start_tod {
             return s;
         }
-        let wall = now.with_timezone(&crate::domain::wib());
+        let wall = now.with_timezone(&self.scenario.time_zone.offset());
         let wall_tod = f64::from(wall.num_seconds_from_midnight());
         let start = self
             .scenario
@@ -866,6 +866,16 @@ mod tests {
         let mut sim = Simulation::new(scenario("cilegon-weekday", None), 1, 1.0);
         sim.initial("2026-11-22T02:15:00Z".parse().unwrap());
         assert_eq!(sim.sim_time_of_day(), Some(9.0 * 3600.0 + 15.0 * 60.0));
+    }
+
+    #[test]
+    fn a_wita_city_starts_at_its_own_wall_clock() {
+        let mut s = scenario("cilegon-weekday", None);
+        s.time_zone = crate::domain::Zone::Wita;
+        let mut sim = Simulation::new(s, 1, 1.0);
+        // 02:15 UTC is 09:15 WIB and 10:15 WITA, whatever the stamp's offset.
+        sim.initial("2026-11-22T09:15:00+07:00".parse().unwrap());
+        assert_eq!(sim.sim_time_of_day(), Some(10.0 * 3600.0 + 15.0 * 60.0));
     }
 
     /// The pinned run: cilegon-weekday, seed 42, 60x from 08:00 WIB, 1440 steps of

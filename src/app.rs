@@ -71,7 +71,7 @@ pub struct Application {
 
 impl Application {
     /// Starts every stage and binds the ports (port 0 picks a free one).
-    pub async fn build(settings: Settings) -> Result<Application, StartError> {
+    pub async fn build(mut settings: Settings) -> Result<Application, StartError> {
         let metrics = Arc::new(Metrics::new());
         metrics
             .runtime_workers
@@ -80,6 +80,32 @@ impl Application {
         // The store first: the live state is rebuilt from it before ingest starts.
         let store_handle = store::open(&settings.database).await?;
         let (shutdown, shutdown_rx) = watch::channel(false);
+        // The simulated city, and each city's time zone: the settings', else
+        // its scenario's or its city file's (`kendali city import`).
+        let scenario = if settings.sim.enabled {
+            let s = Scenario::resolve(&settings.sim.scenario)
+                .map_err(|e| StartError::Scenario(e.to_string()))?;
+            settings
+                .cities
+                .time_zones
+                .entry(s.city.clone())
+                .or_insert(s.time_zone);
+            Some(s)
+        } else {
+            None
+        };
+        if let Some(pool) = store_handle.pool() {
+            match crate::store::maps::zones(&pool).await {
+                Ok(zones) => {
+                    for (city, zone) in zones {
+                        settings.cities.time_zones.entry(city).or_insert(zone);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the imported cities' time zones could not be read")
+                }
+            }
+        }
 
         // The bus: an external broker, or the embedded one.
         let mqtt_url = match &settings.mqtt.url {
@@ -221,9 +247,7 @@ impl Application {
 
         // The simulated city, publishing through the same bus as real sources.
         let mut scenario_json = None;
-        if settings.sim.enabled {
-            let scenario = Scenario::resolve(&settings.sim.scenario)
-                .map_err(|e| StartError::Scenario(e.to_string()))?;
+        if let Some(scenario) = scenario {
             scenario_json = serde_json::to_value(&scenario).ok();
             let mut sim_mqtt = settings.mqtt.clone();
             sim_mqtt.shared_group = None;

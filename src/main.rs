@@ -74,21 +74,30 @@ enum Cmd {
 enum CityCmd {
     /// Check, simplify and store a city's districts (polygons) and roads
     /// (lines) from GeoJSON, as its GIS office or an OpenStreetMap export
-    /// gives them; the wall's map, the consoles and the unit router use them
-    /// when no simulated city runs (at Kendali's next start).
+    /// gives them, with its time zone and service catalogue (from a city
+    /// file); the wall's map, the consoles, the services screens and the
+    /// unit router use them when no simulated city runs (at Kendali's next
+    /// start).
     Import {
+        /// A city file (TOML): slug, name, time_zone, districts, roads and
+        /// the service catalogue (see README, "A real city").
+        #[arg(long, conflicts_with_all = ["city", "name", "districts", "roads", "time_zone"])]
+        file: Option<PathBuf>,
         /// The city's slug.
-        #[arg(long)]
-        city: String,
+        #[arg(long, required_unless_present = "file")]
+        city: Option<String>,
         /// Its name on the screens (default: the slug).
         #[arg(long)]
         name: Option<String>,
+        /// Its local time: WIB, WITA or WIT (default: WIB).
+        #[arg(long)]
+        time_zone: Option<String>,
         /// Districts: a FeatureCollection of Polygons or MultiPolygons, each with a `name`.
-        #[arg(long)]
-        districts: PathBuf,
+        #[arg(long, required_unless_present = "file")]
+        districts: Option<PathBuf>,
         /// Roads: a FeatureCollection of LineStrings or MultiLineStrings.
-        #[arg(long)]
-        roads: PathBuf,
+        #[arg(long, required_unless_present = "file")]
+        roads: Option<PathBuf>,
         #[command(flatten)]
         dir: DirArgs,
     },
@@ -786,40 +795,78 @@ async fn apps(config: Option<&std::path::Path>, c: AppsCmd) -> anyhow::Result<Ex
 }
 
 async fn city(config: Option<&std::path::Path>, c: CityCmd) -> anyhow::Result<ExitCode> {
+    use kendali::domain::catalogue::CityFile;
     let CityCmd::Import {
+        file,
         city,
         name,
+        time_zone,
         districts,
         roads,
         dir,
     } = c;
-    if !kendali::contract::topic::is_city_slug(&city) {
-        bail!("--city {city:?} is not a city slug (a-z, 0-9, '-'), as in its topics");
-    }
     let read = |p: &std::path::Path| {
         std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
     };
-    let (dtext, rtext) = (read(&districts)?, read(&roads)?);
-    let name = name.unwrap_or_else(|| city.clone());
-    let (map, summary) = kendali::domain::geometry::import(
-        &city,
-        &name,
-        (&districts.display().to_string(), &dtext),
-        (&roads.display().to_string(), &rtext),
+    // The city file, or the same said with flags (without a catalogue).
+    let city_file = match (file, city, districts, roads) {
+        (Some(f), ..) => {
+            let mut c = CityFile::parse(&f.display().to_string(), &read(&f)?)?;
+            let here = f.parent().unwrap_or(std::path::Path::new("."));
+            c.districts = here.join(&c.districts);
+            c.roads = here.join(&c.roads);
+            c
+        }
+        (None, Some(slug), Some(districts), Some(roads)) => {
+            if !kendali::contract::topic::is_city_slug(&slug) {
+                bail!("--city {slug:?} is not a city slug (a-z, 0-9, '-'), as in its topics");
+            }
+            let time_zone = match time_zone.as_deref() {
+                None => kendali::domain::Zone::default(),
+                Some(z) => z.parse().map_err(|e| anyhow::anyhow!("--time-zone: {e}"))?,
+            };
+            CityFile {
+                name: name.unwrap_or_else(|| slug.clone()),
+                slug,
+                time_zone,
+                districts,
+                roads,
+                services: Vec::new(),
+            }
+        }
+        _ => bail!("give --file, or --city with --districts and --roads"),
+    };
+    let (dtext, rtext) = (read(&city_file.districts)?, read(&city_file.roads)?);
+    let (mut map, summary) = kendali::domain::geometry::import(
+        &city_file.slug,
+        &city_file.name,
+        (&city_file.districts.display().to_string(), &dtext),
+        (&city_file.roads.display().to_string(), &rtext),
     )?;
+    map.time_zone = city_file.time_zone;
+    map.services = city_file.services;
     // One connection (migrated) for the map and its audit row.
     let db = kendali::store::postgres::PgBackend::connect(&database_url(config, &dir)?, 2).await?;
     let pool = db.pool().clone();
     let d = kendali::identity::directory::Directory::Postgres(pool.clone());
-    let entry = cli_entry("city_map_imported", format!("city:{city}"))
-        .detail(serde_json::to_value(&summary)?);
+    let mut detail = serde_json::to_value(&summary)?;
+    detail["time_zone"] = serde_json::json!(map.time_zone.label());
+    detail["services"] = serde_json::json!(map.services.len());
+    let entry = cli_entry("city_map_imported", format!("city:{}", map.city)).detail(detail);
     kendali::store::maps::save(&pool, &map, &entry.actor).await?;
     d.audit(entry).await?;
     println!(
-        "imported the map of {name} ({city}): {} districts, {} roads, {} points kept of {} read",
-        summary.districts, summary.roads, summary.points_kept, summary.points_read
+        "imported {} ({}, {}): {} districts, {} roads, {} points kept of {} read, {} services in its catalogue",
+        map.city_name,
+        map.city,
+        map.time_zone.label(),
+        summary.districts,
+        summary.roads,
+        summary.points_kept,
+        summary.points_read,
+        map.services.len()
     );
-    println!("the wall, the consoles and the unit router use it from Kendali's next start without a simulated city (--no-sim)");
+    println!("the wall, the consoles, the services screens and the unit router use it from Kendali's next start without a simulated city (--no-sim)");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -875,6 +922,12 @@ async fn report(config: Option<&std::path::Path>, a: ReportArgs) -> anyhow::Resu
     };
     let lang = html::Lang::parse(&a.lang).context("--lang is id or en")?;
     let store = kendali::store::open(&settings.database).await?;
+    // An imported city's zone (its city file's) where the settings give none.
+    if let Some(pool) = store.pool() {
+        for (city, zone) in kendali::store::maps::zones(&pool).await? {
+            settings.cities.time_zones.entry(city).or_insert(zone);
+        }
+    }
     let dir = kendali::identity::directory::Directory::connect(&url).await?;
     let r = report::build(
         &store,

@@ -60,6 +60,10 @@ pub struct CityMap {
     pub bounds: [[f64; 2]; 2],
     pub districts: Vec<District>,
     pub roads: Vec<Road>,
+    /// The city's local time (its city file's; WIB by default).
+    pub time_zone: super::Zone,
+    /// Its service catalogue (its city file's), as a scenario's `services`.
+    pub services: Vec<super::catalogue::CatalogueService>,
 }
 
 /// Counts of an import, for the person who ran it.
@@ -304,6 +308,8 @@ pub fn import(
             bounds: b,
             districts,
             roads,
+            time_zone: super::Zone::default(),
+            services: Vec::new(),
         },
         summary,
     ))

@@ -9,6 +9,7 @@
 
 pub mod alerts;
 pub mod call;
+pub mod catalogue;
 pub mod geometry;
 pub mod indicators;
 pub mod route;

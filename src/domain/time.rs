@@ -77,6 +77,18 @@ impl Zone {
     }
 }
 
+impl std::str::FromStr for Zone {
+    type Err = String;
+
+    /// `WIB`, `WITA` or `WIT`, in any case.
+    fn from_str(s: &str) -> Result<Zone, String> {
+        Zone::ALL
+            .into_iter()
+            .find(|z| z.label().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| format!("{s:?} is not an Indonesian time zone: WIB, WITA or WIT"))
+    }
+}
+
 /// Each city's zone: the settings' `cities.time_zones`, and
 /// `cities.default_time_zone` for the others.
 #[derive(Clone, Debug, Default)]

@@ -4,6 +4,7 @@ use deadpool_postgres::Pool;
 
 use super::StoreError;
 use crate::domain::geometry::CityMap;
+use crate::domain::Zone;
 
 /// Keeps `map` for its city, replacing an earlier import.
 pub async fn save(pool: &Pool, map: &CityMap, by: &str) -> Result<(), StoreError> {
@@ -29,4 +30,20 @@ pub async fn latest(pool: &Pool) -> Result<Option<serde_json::Value>, StoreError
         )
         .await?;
     Ok(row.map(|r| r.get(0)))
+}
+
+/// Each imported city's time zone (its city file's), for the cities the
+/// settings do not give one.
+pub async fn zones(pool: &Pool) -> Result<Vec<(String, Zone)>, StoreError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query("SELECT city, map->>'time_zone' FROM city_maps", &[])
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let zone: Option<String> = r.get(1);
+            Some((r.get(0), zone?.parse().ok()?))
+        })
+        .collect())
 }

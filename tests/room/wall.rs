@@ -2018,6 +2018,45 @@ async fn an_imported_citys_map_shows_its_districts_roads_and_the_junctions_from_
     let (code, out) = import(d).await;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("2 districts, 2 roads"), "{out}");
+    // Then the city file: the same map, its zone and its service catalogue
+    // (a bad catalogue is refused naming the service).
+    let city_file = |services: &str| {
+        format!(
+            "slug = \"{city}\"\nname = \"Kabupaten Badung\"\ntime_zone = \"WITA\"\n\
+             districts = \"kecamatan.geojson\"\nroads = \"jalan.geojson\"\n{services}"
+        )
+    };
+    let catalogue = "[[services]]\nid = \"laksa\"\ntitle = \"LAKSA\"\nopd = \"diskominfo\"\ncategory = \"e-government\"\n\
+        kpis = [{ metric = \"resolved_on_time_pct\", unit = \"%\", target = 90 }]\n\
+        [[services]]\nid = \"pungutan-wisatawan\"\ntitle = \"Pungutan Wisatawan Asing\"\ncategory = \"pariwisata-budaya\"\n\
+        kpis = [{ metric = \"levies_paid\", unit = \"count\" }]\n";
+    let file = dir.path().join("badung.toml");
+    let import_file = || {
+        let (file, db) = (file.display().to_string(), db.clone());
+        async move {
+            support::kendali(
+                &["city", "import", "--file", &file, "--database-url", &db],
+                None,
+            )
+            .await
+        }
+    };
+    std::fs::write(
+        &file,
+        city_file(&catalogue.replace("opd = \"diskominfo\"", "opd = \"Diskominfo Badung\"")),
+    )
+    .unwrap();
+    let (code, out) = import_file().await;
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("service \"laksa\": opd \"Diskominfo Badung\" is not an identifier"),
+        "{out}"
+    );
+    std::fs::write(&file, city_file(catalogue)).unwrap();
+    let (code, out) = import_file().await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("(WITA)") || out.contains(", WITA)"), "{out}");
+    assert!(out.contains("2 services in its catalogue"), "{out}");
 
     let mut settings = support::settings(None);
     settings.database.url = Some(db.clone());
@@ -2026,6 +2065,11 @@ async fn an_imported_citys_map_shows_its_districts_roads_and_the_junctions_from_
     let map = support::get_json(&app, "/api/scenario").await;
     assert_eq!(map["city"], city.as_str(), "{map}");
     assert_eq!(map["city_name"], "Kabupaten Badung");
+    assert_eq!(map["time_zone"], "WITA", "{map}");
+    assert_eq!(map["services"][0]["kpis"][0]["target"], 90.0, "{map}");
+    // The city file's zone is the city's, the settings naming none.
+    let me = support::get_json(&app, "/api/me").await;
+    assert_eq!(me["time_zones"]["cities"][city.as_str()], "WITA", "{me}");
     // A junction of the city, from its controller's info on the bus.
     let p = Publisher::connect(&app.mqtt_url).await;
     let info = json!({
@@ -2058,6 +2102,32 @@ async fn an_imported_citys_map_shows_its_districts_roads_and_the_junctions_from_
         labels.contains("KUTA") && labels.contains("LEGIAN"),
         "{shown}"
     );
+    // The services screens group by the catalogue and judge its KPIs
+    // against the catalogue's targets (the sample carries none).
+    let kpi = json!({ "ts": support::now_wib(), "metric": "resolved_on_time_pct", "value": 72.5, "unit": "%", "window_s": 86400 });
+    p.send(&format!("city/{city}/kpi/laksa"), 1, kpi.to_string())
+        .await;
+    browser
+        .goto(&support::http(&app, &format!("/services?city={city}")))
+        .await;
+    let (seen, _) = browser
+        .until(
+            15.0,
+            "the catalogue's services in their groups, LAKSA judged against 90 %",
+            "const s = window.__kendali && window.__kendali.services; if (!s) return null; \
+             const groups = [...document.querySelectorAll('.svc-group')].map((g) => g.dataset.category); \
+             const laksa = document.querySelector('.svc-row[data-service=laksa]'); \
+             return s.rows().length === 2 && laksa && laksa.dataset.sev && laksa.dataset.sev !== 'none' \
+               ? {rows: s.rows(), groups, sev: laksa.dataset.sev, text: laksa.textContent} : null",
+        )
+        .await;
+    assert_eq!(
+        seen["groups"],
+        json!(["e-government", "pariwisata-budaya"]),
+        "{seen}"
+    );
+    assert!(seen["text"].as_str().unwrap().contains("LAKSA"), "{seen}");
+    assert_ne!(seen["sev"], "ok", "72.5 % against a 90 % target: {seen}");
     let logs = browser.logs().await;
     let errors = severe(&logs);
     assert!(errors.is_empty(), "browser errors:\n{}", errors.join("\n"));

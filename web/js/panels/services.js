@@ -147,7 +147,7 @@ export function create(el, { replica, kpi, i18n, scenario, layout, options }) {
     for (const { value: v } of replica.get('kpi').values()) {
       if (replica.city && v.city !== replica.city) continue;
       const t = tiles.get(v.service);
-      if (!t) addTile(v.service, v.service.replace(/(^|_)(\w)/g, (_, d, c) => (d ? ' ' : '') + c.toUpperCase()), v.metric, v.target, v.unit, null);
+      if (!t) addTile(v.service, v.service.replace(/(^|_)(\w)/g, (_, d, c) => (d ? ' ' : '') + c.toUpperCase()), v.metric, null, v.unit, null);
       else if (!t.metric) t.metric = v.metric;
     }
   }
@@ -214,7 +214,8 @@ export function create(el, { replica, kpi, i18n, scenario, layout, options }) {
 
   function renderTile(t, now, feedsAll) {
     const { key, v } = kpiOf(t.id, t.metric);
-    const target = v?.target ?? t.target;
+    // The catalogue's target (the city's) before the one the sample carries.
+    const target = t.target ?? v?.target;
     const unit = v?.unit ?? t.unit;
     const lower = lowerIsBetter(t.metric || '', unit);
     text(t.value, v ? i18n.kpi(v.value, unit) : '–');

@@ -90,7 +90,8 @@ export function create(el, { replica, i18n, scenario, shell }) {
     text(opd, (sv.opd || '').toUpperCase());
     const v = headline(sv);
     const unit = v?.unit || sv.kpi?.unit || '';
-    const tgt = v?.target ?? sv.kpi?.target ?? null;
+    // The catalogue's target (the city's) before the one the sample carries.
+    const tgt = sv.kpi?.target ?? v?.target ?? null;
     const metric = v?.metric || sv.kpi?.metric || '';
     text(kpi, v ? `${i18n.metric(metric)}: ${i18n.kpi(v.value, unit)}` : '–');
     text(target, tgt != null ? `target ${i18n.kpi(tgt, unit)}` : '');
