@@ -28,6 +28,11 @@ const BUILTIN: &[(&str, &str)] = &[
         "incident-surge",
         include_str!("../scenarios/incident-surge.toml"),
     ),
+    (
+        "tangerang-liveroom",
+        include_str!("../scenarios/tangerang-liveroom.toml"),
+    ),
+    ("badung-wita", include_str!("../scenarios/badung-wita.toml")),
 ];
 
 /// The scenario used when none is named.
@@ -1261,6 +1266,50 @@ mod tests {
         assert!((18..=24).contains(&s.intersections.len()));
         assert!((12..=18).contains(&s.units.len()));
         assert_eq!(s.districts.len(), 8);
+    }
+
+    /// Tangerang's LIVE Room: over 150 services in their groups, its
+    /// complaints app (LAKSA) routing to the OPDs.
+    #[test]
+    fn tangerang_runs_over_150_services_and_routes_complaints_to_opds() {
+        let s = Scenario::builtin("tangerang-liveroom").unwrap();
+        assert_eq!(s.time_zone, crate::domain::Zone::Wib);
+        assert!(s.services.len() >= 150, "{}", s.services.len());
+        let mut groups = BTreeMap::<&str, usize>::new();
+        for sv in &s.services {
+            *groups.entry(sv.category.as_deref().unwrap()).or_default() += 1;
+        }
+        assert!(groups.len() >= 12, "{groups:?}");
+        assert!(groups.values().all(|n| *n >= 5), "{groups:?}");
+        let laksa = s.services.iter().find(|sv| sv.id == "laksa").unwrap();
+        let opds: BTreeSet<&str> = laksa.routes.iter().map(|r| r.opd.as_str()).collect();
+        assert!(opds.len() >= 12, "{opds:?}");
+        assert!(laksa.events.iter().any(|e| e.kind == "complaint.filed"));
+    }
+
+    /// Badung (WITA) adopted Tangerang's applications: the same services
+    /// (its own OPDs' names), and a few of Bali's own.
+    #[test]
+    fn badung_keeps_wita_hours_with_tangerangs_applications() {
+        let b = Scenario::builtin("badung-wita").unwrap();
+        let t = Scenario::builtin("tangerang-liveroom").unwrap();
+        assert_eq!(b.time_zone, crate::domain::Zone::Wita);
+        let tangerang: BTreeMap<&str, &ServiceDef> =
+            t.services.iter().map(|s| (s.id.as_str(), s)).collect();
+        let adopted: Vec<&ServiceDef> = b
+            .services
+            .iter()
+            .filter(|s| tangerang.contains_key(s.id.as_str()))
+            .collect();
+        assert!(adopted.len() >= 40, "{}", adopted.len());
+        for s in &adopted {
+            let there = tangerang[s.id.as_str()];
+            assert_eq!((&s.title, &s.category), (&there.title, &there.category));
+            let metrics =
+                |s: &ServiceDef| s.kpis.iter().map(|k| k.metric.clone()).collect::<Vec<_>>();
+            assert_eq!(metrics(s), metrics(there), "{}", s.id);
+        }
+        assert!(b.services.len() > adopted.len(), "and Bali's own");
     }
 
     #[test]

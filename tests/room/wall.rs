@@ -2254,3 +2254,108 @@ async fn the_walls_services_panel_pages_through_more_services_than_fit() {
     drop(p);
     app.stop().await;
 }
+
+/// Tangerang's LIVE Room (the `tangerang-liveroom` scenario): its 150-odd
+/// services fill the overview in their groups with their KPIs judged, the
+/// complaints app among them, and the wall's services panel pages through
+/// them by group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tangerangs_live_room_fills_the_services_overview_and_pages_the_wall() {
+    let test = "tangerangs_live_room_fills_the_services_overview_and_pages_the_wall";
+    let Some(browser) = Browser::launch(test, 1920, 1080).await else {
+        return;
+    };
+    let mut settings = support::settings(None);
+    settings.sim.enabled = true;
+    settings.sim.scenario = "tangerang-liveroom".into();
+    settings.sim.accel = Some(60.0);
+    let app = support::spawn(settings).await;
+    let scenario = support::get_json(&app, "/api/scenario").await;
+    let services = scenario["services"].as_array().unwrap().len();
+    assert!(services >= 150, "{services}");
+    browser
+        .goto(&support::http(&app, "/services?city=tangerang"))
+        .await;
+    let (seen, _) = browser
+        .until(
+            40.0,
+            "every service in its group, most KPIs judged",
+            &format!(
+                "const s = window.__kendali && window.__kendali.services; if (!s) return null; \
+                 const groups = [...document.querySelectorAll('.svc-group')].map((g) => g.dataset.category); \
+                 const judged = document.querySelectorAll('.svc-row[data-sev=ok], .svc-row[data-sev=watch], .svc-row[data-sev=warn]').length; \
+                 return s.rows().length === {services} && judged >= {services} * 0.9 \
+                   ? {{groups, judged, count: document.querySelector('[data-role=count]').textContent}} : null"
+            ),
+        )
+        .await;
+    assert!(seen["groups"].as_array().unwrap().len() >= 12, "{seen}");
+    assert_eq!(seen["count"], format!("{services} layanan"), "{seen}");
+    let (rows, _) = browser
+        .until(
+            5.0,
+            "the complaints app, filtered",
+            "const f = document.querySelector('.svc-filter'); if (f.value !== 'laksa') { f.value = 'laksa'; f.dispatchEvent(new Event('input')); } \
+             const r = window.__kendali.services.rows(); return r.length === 1 ? r : null",
+        )
+        .await;
+    assert_eq!(rows, json!(["laksa"]));
+    // The wall: a page of one group at a time, said in the title.
+    browser
+        .goto(&support::http(&app, "/?layout=hd&city=tangerang"))
+        .await;
+    browser.wait_wall().await;
+    let (panel, _) = browser
+        .until(
+            15.0,
+            "the services panel paging by group",
+            "const p = document.querySelector('[data-panel=services]'); if (!p || !p.dataset.page) return null; \
+             const shown = [...p.querySelectorAll('.tile[data-service]')].filter((t) => !t.hidden).length; \
+             return shown > 0 ? {page: p.dataset.page, shown, title: p.querySelector('.panel-title').textContent} : null",
+        )
+        .await;
+    let pages: u32 = panel["page"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(pages >= 12, "a page per group at least: {panel}");
+    assert!(
+        panel["title"].as_str().unwrap().contains(" · 1/"),
+        "{panel}"
+    );
+    let logs = browser.logs().await;
+    let errors = severe(&logs);
+    assert!(errors.is_empty(), "browser errors:\n{}", errors.join("\n"));
+    browser.close().await;
+    app.stop().await;
+}
+
+/// Badung (`badung-wita`): the scenario's zone is the city's when the
+/// settings name none: its day and its screens are WITA's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn badungs_scenario_keeps_its_city_in_wita() {
+    let mut settings = support::settings(None);
+    settings.sim.enabled = true;
+    settings.sim.scenario = "badung-wita".into();
+    settings.sim.accel = Some(60.0);
+    let app = support::spawn(settings).await;
+    let me = support::get_json(&app, "/api/me").await;
+    assert_eq!(me["time_zones"]["cities"]["badung"], "WITA", "{me}");
+    assert_eq!(me["time_zones"]["default"], "WIB", "{me}");
+    let scenario = support::get_json(&app, "/api/scenario").await;
+    assert_eq!(scenario["time_zone"], "WITA");
+    support::eventually(20, "Badung's counters, of its WITA day", || {
+        let app = &app;
+        async move {
+            let s = support::get_json(app, "/api/state").await;
+            let zone = s["entities"]["counters"]["badung"]["zone"].clone();
+            (zone == "WITA").then_some(())
+        }
+    })
+    .await;
+    app.stop().await;
+}
