@@ -248,6 +248,16 @@ impl StateView {
     /// `{"seq":..,"server_time":..,"entities":{kind:{key:value}}}`, keys
     /// sorted; callers' personal data only if `personal`.
     pub fn to_json(&self, personal: bool) -> String {
+        self.encode(personal, None)
+    }
+
+    /// The same, of the room as it was at `at` (a replay from the store):
+    /// `"at"` follows `server_time`.
+    pub fn to_json_at(&self, personal: bool, at: chrono::DateTime<Utc>) -> String {
+        self.encode(personal, Some(at))
+    }
+
+    fn encode(&self, personal: bool, at: Option<chrono::DateTime<Utc>>) -> String {
         let mut by_kind: HashMap<UpdateKind, Vec<&Arc<Update>>> = HashMap::default();
         for u in &self.entities {
             by_kind.entry(u.kind).or_default().push(u);
@@ -255,10 +265,14 @@ impl StateView {
         let mut out = String::with_capacity(64 * 1024);
         let _ = write!(
             out,
-            "{{\"seq\":{},\"server_time\":\"{}\",\"entities\":{{",
+            "{{\"seq\":{},\"server_time\":\"{}\",",
             self.seq,
             Utc::now().to_rfc3339()
         );
+        if let Some(at) = at {
+            let _ = write!(out, "\"at\":\"{}\",", at.to_rfc3339());
+        }
+        out.push_str("\"entities\":{");
         let mut first_kind = true;
         for kind in UpdateKind::ALL.into_iter().filter(|k| !k.is_event()) {
             if !first_kind {

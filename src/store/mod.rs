@@ -228,7 +228,22 @@ impl StoreHandle {
     ) -> Result<Vec<(Topic, Message, DateTime<Utc>)>, StoreError> {
         match &self.backend {
             Backend::Memory(_) => Ok(Vec::new()),
-            Backend::Postgres(p) => p.restore(day_start).await,
+            Backend::Postgres(p) => p.restore(day_start, None).await,
+        }
+    }
+
+    /// What the room held at `at`, as [`StoreHandle::restore`] reads it for
+    /// now: the messages that rebuild its state (the day's events from
+    /// `day_start`, the latest of everything else up to `at`). `None`
+    /// without a database: bounded memory keeps no past to replay.
+    pub async fn restore_at(
+        &self,
+        day_start: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Vec<(Topic, Message, DateTime<Utc>)>>, StoreError> {
+        match &self.backend {
+            Backend::Memory(_) => Ok(None),
+            Backend::Postgres(p) => p.restore(day_start, Some(at)).await.map(Some),
         }
     }
 

@@ -614,14 +614,20 @@ impl PgBackend {
     pub async fn restore(
         &self,
         day_start: DateTime<Utc>,
+        at: Option<DateTime<Utc>>,
     ) -> Result<Vec<(Topic, Message, DateTime<Utc>)>, StoreError> {
         let client = self.pool.get().await.map_err(StoreError::from)?;
         let mut out = Vec::new();
         let parse = |s: &str| Topic::parse(s).map_err(|e| StoreError::Setup(e.to_string()));
         for r in client
             .query(
-                "SELECT city, intersection, info, rx FROM intersections",
-                &[],
+                // At `at`: the junctions known by then (an info re-sent since
+                // replaced the row's time, so also those with telemetry).
+                "SELECT i.city, i.intersection, i.info, i.rx FROM intersections i
+                 WHERE $1::timestamptz IS NULL OR i.rx <= $1
+                    OR EXISTS (SELECT 1 FROM atcs_state s WHERE s.city = i.city AND s.intersection = i.intersection
+                               AND s.ts <= $1 AND s.ts > $1 - interval '1 day')",
+                &[&at],
             )
             .await
             .map_err(StoreError::from)?
@@ -642,12 +648,14 @@ impl PgBackend {
                         t.queue_m, t.saturation, t.detector_ok, t.rx, t.phase_label
                  FROM atcs_telemetry t
                  JOIN (SELECT city, intersection, max(ts) AS ts
-                       FROM (SELECT city, intersection, ts FROM atcs_state WHERE ts > now() - interval '15 minutes'
+                       FROM (SELECT city, intersection, ts FROM atcs_state
+                             WHERE ts > coalesce($1, now()) - interval '15 minutes' AND ($1 IS NULL OR ts <= $1)
                              UNION ALL
-                             SELECT city, intersection, ts FROM atcs_telemetry_v1 WHERE ts > now() - interval '15 minutes') recent
+                             SELECT city, intersection, ts FROM atcs_telemetry_v1
+                             WHERE ts > coalesce($1, now()) - interval '15 minutes' AND ($1 IS NULL OR ts <= $1)) recent
                        GROUP BY 1, 2) last USING (city, intersection, ts)
-                 ORDER BY t.city, t.intersection, t.approach",
-                &[],
+                 ORDER BY t.city, t.intersection, t.approach_n, t.approach",
+                &[&at],
             )
             .await
             .map_err(StoreError::from)?;
@@ -657,10 +665,10 @@ impl PgBackend {
             let (city, intersection): (String, String) = (r.get(1), r.get(2));
             let approach = ApproachState {
                 id: r.get(3),
-                green_s: r.get::<_, f32>(8) as f64,
-                flow_vph: r.get::<_, f32>(9) as f64,
-                queue_m: r.get::<_, f32>(10) as f64,
-                saturation: r.get::<_, f32>(11) as f64,
+                green_s: real(r.get(8)),
+                flow_vph: real(r.get(9)),
+                queue_m: real(r.get(10)),
+                saturation: real(r.get(11)),
                 detector_ok: r.get(12),
             };
             let same = current
@@ -679,7 +687,7 @@ impl PgBackend {
                         mode: serde_json::from_value(serde_json::Value::String(mode))
                             .unwrap_or(ControllerMode::Off),
                         plan: r.get(5),
-                        cycle_s: r.get::<_, f32>(6) as f64,
+                        cycle_s: real(r.get(6)),
                         phase: match r.get::<_, Option<String>>(14) {
                             Some(label) => PhaseLabel::new(label),
                             None => PhaseLabel::number(r.get::<_, i32>(7).max(0) as u32),
@@ -702,8 +710,11 @@ impl PgBackend {
             ("unit_status", "status"),
             ("unit_assignments", "assignment"),
         ] {
-            let sql = format!("SELECT DISTINCT ON (city, unit) city, unit, payload, rx FROM {table} ORDER BY city, unit, ts DESC");
-            for r in client.query(&sql, &[]).await.map_err(StoreError::from)? {
+            let sql = format!(
+                "SELECT DISTINCT ON (city, unit) city, unit, payload, rx FROM {table} \
+                 WHERE $1::timestamptz IS NULL OR ts <= $1 ORDER BY city, unit, ts DESC"
+            );
+            for r in client.query(&sql, &[&at]).await.map_err(StoreError::from)? {
                 let (city, unit): (String, String) = (r.get(0), r.get(1));
                 let payload: serde_json::Value = r.get(2);
                 let msg = match leaf {
@@ -725,8 +736,8 @@ impl PgBackend {
         for r in client
             .query(
                 "SELECT DISTINCT ON (city, service, metric) city, service, ts, metric, value, unit, target, window_s, rx
-                 FROM kpi_samples ORDER BY city, service, metric, ts DESC",
-                &[],
+                 FROM kpi_samples WHERE $1::timestamptz IS NULL OR ts <= $1 ORDER BY city, service, metric, ts DESC",
+                &[&at],
             )
             .await
             .map_err(StoreError::from)?
@@ -738,10 +749,16 @@ impl PgBackend {
         }
         for r in client
             .query(
+                // The day's, and those of calls still open (at `at`: not
+                // closed, abandoned or transferred by then).
                 "SELECT e.city, e.payload, e.rx FROM call_events e
-                 WHERE e.ts >= $1 OR EXISTS (SELECT 1 FROM calls c WHERE c.open AND c.city = e.city AND c.call_id = e.call_id)
+                 WHERE ($2::timestamptz IS NULL OR e.ts <= $2)
+                   AND (e.ts >= $1 OR EXISTS (SELECT 1 FROM calls c WHERE c.city = e.city AND c.call_id = e.call_id
+                          AND CASE WHEN $2 IS NULL THEN c.open
+                                   ELSE c.received_at <= $2
+                                        AND coalesce(least(c.closed_at, c.abandoned_at, c.transferred_at), 'infinity') > $2 END))
                  ORDER BY e.ts",
-                &[&day_start],
+                &[&day_start, &at],
             )
             .await
             .map_err(StoreError::from)?
@@ -753,8 +770,9 @@ impl PgBackend {
         }
         for r in client
             .query(
-                "SELECT city, service, payload, rx FROM app_events WHERE ts >= $1 ORDER BY ts",
-                &[&day_start],
+                "SELECT city, service, payload, rx FROM app_events
+                 WHERE ts >= $1 AND ($2::timestamptz IS NULL OR ts <= $2) ORDER BY ts",
+                &[&day_start, &at],
             )
             .await
             .map_err(StoreError::from)?
@@ -770,8 +788,9 @@ impl PgBackend {
         }
         for r in client
             .query(
-                "SELECT city, intersection, payload, rx FROM commands ORDER BY ts DESC LIMIT 500",
-                &[],
+                "SELECT city, intersection, payload, rx FROM commands
+                 WHERE $1::timestamptz IS NULL OR ts <= $1 ORDER BY ts DESC LIMIT 500",
+                &[&at],
             )
             .await
             .map_err(StoreError::from)?
@@ -793,9 +812,11 @@ impl PgBackend {
             .query(
                 "SELECT a.city, a.intersection, a.command_id, a.ts, a.status, a.reason, a.rx
                  FROM command_acks a
-                 JOIN (SELECT command_id FROM commands ORDER BY ts DESC LIMIT 500) c USING (command_id)
+                 JOIN (SELECT command_id FROM commands WHERE $1::timestamptz IS NULL OR ts <= $1
+                       ORDER BY ts DESC LIMIT 500) c USING (command_id)
+                 WHERE $1 IS NULL OR a.ts <= $1
                  ORDER BY a.rx",
-                &[],
+                &[&at],
             )
             .await
             .map_err(StoreError::from)?
@@ -821,8 +842,9 @@ impl PgBackend {
         for r in client
             .query(
                 "SELECT DISTINCT ON (alert_id) city, alert_id, payload, rx, state
-                 FROM alert_events ORDER BY alert_id, ts DESC, rx DESC",
-                &[],
+                 FROM alert_events WHERE $1::timestamptz IS NULL OR ts <= $1
+                 ORDER BY alert_id, ts DESC, rx DESC",
+                &[&at],
             )
             .await
             .map_err(StoreError::from)?
@@ -841,6 +863,13 @@ impl PgBackend {
         }
         Ok(out)
     }
+}
+
+/// A `real` column's value as the message had it: 31.7 stored as a 32-bit
+/// float reads back as 31.700000762939453 when merely widened; its shortest
+/// decimal form is the figure the controller sent.
+fn real(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(f64::from(v))
 }
 
 /// Binary COPY into `atcs_state`: one row per message, its approaches in arrays.

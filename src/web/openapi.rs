@@ -33,7 +33,7 @@ pub const DOCS: &[(&str, &str, &str, &[&str])] = &[
     ("GET", "/api/me", "Who the screen serves: name, roles, scope, what they may do, every city's time zone.", &[]),
     ("GET", "/", "The wall.", &["layout", "screen", "city", "lang", "display"]),
     ("GET", "/services", "The services overview: every service application grouped by category, its headline KPI against its target, today's events by type, and the live feed of their events.", &["city", "lang"]),
-    ("GET", "/api/state", "The whole live state as JSON.", &[]),
+    ("GET", "/api/state", "The whole live state as JSON; with at=T (RFC 3339), the state at T rebuilt from the store alone, in the same shape with \"at\" (409 without a database).", &["at"]),
     ("GET", "/ws", "The live feed over a websocket: snapshot, deltas, resume (PROTOCOL.md).", &["cities", "families", "kinds", "districts", "view", "max_rate", "since", "epoch"]),
     ("GET", "/api/scenario", "The simulated city's scenario, or the imported city's map, time zone and service catalogue (null without either).", &[]),
     ("GET", "/api/history/atcs/{city}/{intersection}", "A junction's telemetry series.", &["metric", "approach", "from", "to", "bucket"]),

@@ -18,6 +18,7 @@ mod hub;
 mod identity;
 mod ingest;
 mod package;
+mod replay;
 mod report;
 mod scenario;
 mod shutdown;

@@ -4,6 +4,7 @@
 
 pub mod charts;
 pub mod history;
+pub mod replay;
 pub mod session;
 pub mod ws;
 
@@ -60,8 +61,33 @@ impl StateCache {
     }
 }
 
+/// `?at=T` (RFC 3339): the state at `T`, rebuilt from the store.
+#[derive(serde::Deserialize)]
+struct StateQuery {
+    at: Option<String>,
+}
+
 #[get("/api/state")]
-async fn state(ctx: web::Data<WebContext>, person: Person) -> Result<HttpResponse, ApiError> {
+async fn state(
+    ctx: web::Data<WebContext>,
+    person: Person,
+    q: web::Query<StateQuery>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(at) = &q.at {
+        // `+07:00` written unescaped in a query string reads as " 07:00".
+        let at = at.trim().replace(' ', "+");
+        let at = chrono::DateTime::parse_from_rfc3339(&at)
+            .map_err(|e| {
+                ApiError::bad_request(format!(
+                    "at={at:?} is not an RFC 3339 time (e.g. 2026-12-05T08:12:00+07:00): {e}"
+                ))
+            })?
+            .with_timezone(&chrono::Utc);
+        let body = replay::state_at(&ctx, at, person.may(Permission::PersonalData)).await?;
+        return Ok(HttpResponse::Ok()
+            .content_type("application/json")
+            .body(body));
+    }
     let body = ctx
         .state_cache
         .get(&ctx.hub, person.may(Permission::PersonalData))
