@@ -49,6 +49,18 @@ fn local(zone: Zone, t: DateTime<Utc>) -> String {
         .to_string()
 }
 
+/// A time that links into replay ("show me the room when this happened"):
+/// the wall a minute before `t`, at x4, on the report's city.
+fn replayed(r: &ShiftReport, t: DateTime<Utc>) -> String {
+    let from =
+        (t - chrono::Duration::minutes(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    format!(
+        "<a class=\"replay\" href=\"/?at={from}&amp;speed=4&amp;city={}\">{}</a>",
+        esc(&r.city),
+        local(r.zone, t)
+    )
+}
+
 fn pct(v: Option<f64>) -> String {
     v.map_or("–".into(), |v| format!("{v:.1} %"))
 }
@@ -423,7 +435,7 @@ fn commands(h: &mut String, r: &ShiftReport, lang: Lang) {
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            local(r.zone, row.ts),
+            replayed(r, row.ts),
             esc(&row.intersection),
             esc(&row.action),
             esc(&row.issued_by),
@@ -485,7 +497,7 @@ fn alerts(h: &mut String, r: &ShiftReport, lang: Lang) {
             let _ = write!(
                 h,
                 "<tr data-flood><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
-                local(r.zone, f.start),
+                replayed(r, f.start),
                 local(r.zone, f.end),
                 f.raised
             );
@@ -522,7 +534,7 @@ fn handover(h: &mut String, r: &ShiftReport, lang: Lang) {
                 esc(&c.call_id),
                 esc(&c.line),
                 esc(&c.stage),
-                local(r.zone, c.received_at)
+                replayed(r, c.received_at)
             );
         }
         h.push_str("</table>");
@@ -545,7 +557,7 @@ fn handover(h: &mut String, r: &ShiftReport, lang: Lang) {
                 a.rule.as_str(),
                 esc(&a.entity),
                 a.state.as_str(),
-                local(r.zone, a.raised_at.with_timezone(&Utc))
+                replayed(r, a.raised_at.with_timezone(&Utc))
             );
         }
         h.push_str("</table>");

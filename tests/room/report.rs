@@ -448,6 +448,16 @@ async fn a_fixed_seed_days_report_has_the_figures_sql_gives_over_the_same_rows()
         "the page shows the figures"
     );
     assert!(html.contains("<svg"), "with its charts");
+    // Its lines link into replay: the wall a minute before, on the city.
+    assert!(
+        html.contains("<a class=\"replay\" href=\"/?at=")
+            && html.contains(&format!("&amp;speed=4&amp;city={city}\"")),
+        "the open calls link into replay"
+    );
+    assert!(
+        html.contains("<tr data-flood><td><a class=\"replay\""),
+        "so does the flood"
+    );
     let accepted: Value = boss
         .client
         .post(support::http(&app, "/api/reports/handover"))

@@ -2359,3 +2359,191 @@ async fn badungs_scenario_keeps_its_city_in_wita() {
     .await;
     app.stop().await;
 }
+
+/// Replay (`/?at=T&speed=4`): the wall played back from the store with a
+/// banner and the replayed clock, x4, paused, stepped, read-only, and back
+/// to live; the dispatcher console replays too, its actions refused; an
+/// alert, the audit and the report link into replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wall_replays_the_room_as_it_was_at_x4_with_its_banner() {
+    let test = "the_wall_replays_the_room_as_it_was_at_x4_with_its_banner";
+    let Some(db) = support::postgres(test).await else {
+        return;
+    };
+    let Some(browser) = Browser::launch(test, 1920, 1080).await else {
+        return;
+    };
+    let mut settings = support::settings(None);
+    settings.database.url = Some(db);
+    settings.sim.enabled = true;
+    settings.sim.scenario = support::daytime_scenario();
+    settings.sim.accel = Some(60.0);
+    // KPIs below target raise their alerts at once (an alert to link from).
+    let mut k = settings.alerts.rules[&kendali::contract::AlertRule::KpiBelowTarget].clone();
+    k.for_s = 0;
+    settings
+        .alerts
+        .rules
+        .insert(kendali::contract::AlertRule::KpiBelowTarget, k);
+    let app = support::spawn(settings).await;
+    let started = chrono::Utc::now();
+    // Some minutes of the simulated city, then the moment to replay: far
+    // enough back that x4 does not catch up with the present during the test.
+    support::eventually(30, "calls in the live state", || async {
+        let s = support::get_json(&app, "/api/state").await;
+        (s["entities"]["call"].as_object().map_or(0, |m| m.len()) >= 2).then_some(())
+    })
+    .await;
+    let t = chrono::Utc::now();
+    let ready = started + chrono::Duration::seconds(40);
+    if let Ok(wait) = (ready - chrono::Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
+    let at = t
+        .with_timezone(&kendali::domain::wib())
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+    assert!(at.ends_with("+07:00"), "{at}");
+    // The issue's form: `+07:00` unescaped in the query.
+    browser
+        .goto(&support::http(
+            &app,
+            &format!("/?layout=hd&city=cilegon&speed=4&at={at}"),
+        ))
+        .await;
+    let (first, _) = browser
+        .until(
+            20.0,
+            "the replay banner, the replayed state on the map",
+            "const k = window.__kendali; if (!k || !k.replay || k.replay.state.fetched < 1) return null; \
+             const bar = document.querySelector('[data-role=replay]'); \
+             const junctions = document.querySelectorAll('[data-panel=map] .jn').length; \
+             return bar && junctions > 0 ? {bar: bar.innerText, at: k.replay.at(), junctions, conn: k.stats.connection, socket: !!k.socket} : null",
+        )
+        .await;
+    let bar = first["bar"].as_str().unwrap();
+    assert!(bar.contains("PEMUTARAN ULANG"), "{first}");
+    assert!(bar.contains("WIB"), "the replayed clock, labelled: {first}");
+    assert_eq!(first["conn"], "replay", "{first}");
+    assert_eq!(first["socket"], false, "no websocket: {first}");
+    let t_ms = t.timestamp_millis() as f64;
+    let first_at = first["at"].as_f64().unwrap();
+    assert!(
+        first_at >= t_ms - 1000.0 && first_at < t_ms + 30_000.0,
+        "{first} vs {t}"
+    );
+    // x4: the replayed clock runs four seconds a second.
+    let a = browser
+        .eval("return window.__kendali.replay.at()")
+        .await
+        .as_f64()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let b = browser
+        .eval("return window.__kendali.replay.at()")
+        .await
+        .as_f64()
+        .unwrap();
+    let rate = (b - a) / 2000.0;
+    assert!((3.0..=5.0).contains(&rate), "x4 ran at x{rate:.2}");
+    // Paused it stands; a step moves it ten seconds.
+    browser.click("[data-role=replay-pause]").await;
+    let p1 = browser
+        .eval("return window.__kendali.replay.at()")
+        .await
+        .as_f64()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let p2 = browser
+        .eval("return window.__kendali.replay.at()")
+        .await
+        .as_f64()
+        .unwrap();
+    assert_eq!(p1, p2, "paused");
+    browser.click("[data-role=replay-step]").await;
+    let p3 = browser
+        .eval("return window.__kendali.replay.at()")
+        .await
+        .as_f64()
+        .unwrap();
+    assert!(
+        (p3 - p2 - 10_000.0).abs() < 1.0,
+        "a step of 10 s: {p2} -> {p3}"
+    );
+    // Read-only: an action is refused before it leaves the page.
+    let refused = browser
+        .eval_async("const m = await import('/js/api.js'); try { await m.post('/api/alerts/x/ack', {}); return 'sent'; } catch (e) { return e.message; }")
+        .await;
+    assert!(
+        refused
+            .as_str()
+            .unwrap_or("")
+            .contains("hanya untuk dilihat"),
+        "{refused}"
+    );
+    // Back to live.
+    let live_href = browser
+        .eval("return document.querySelector('[data-role=replay-live]').getAttribute('href')")
+        .await;
+    assert_eq!(live_href, "/?layout=hd&city=cilegon", "{live_href}");
+    browser.click("[data-role=replay-live]").await;
+    browser.wait_wall().await;
+    assert_eq!(
+        browser
+            .eval("return !!document.querySelector('[data-role=replay]')")
+            .await,
+        false
+    );
+    // An alert links into replay: the wall a minute before it was raised.
+    let (link, _) = browser
+        .until(
+            20.0,
+            "an alert's replay link",
+            "const a = document.querySelector('[data-testid=alert-replay][href]'); return a ? a.getAttribute('href') : null",
+        )
+        .await;
+    let link = link.as_str().unwrap();
+    assert!(
+        link.starts_with("/?at=") && link.contains("speed=4") && link.contains("city=cilegon"),
+        "{link}"
+    );
+
+    // The dispatcher console replays read-only as well.
+    browser
+        .sign_in(&app, "dispatcher-replay", &["dispatcher"], &[])
+        .await;
+    browser
+        .goto(&support::http(
+            &app,
+            &format!("/dispatch?city=cilegon&at={at}"),
+        ))
+        .await;
+    let (console, _) = browser
+        .until(
+            20.0,
+            "the dispatcher console replaying",
+            "const k = window.__kendali; return k && k.replay && k.replay.state.fetched > 0 && document.querySelector('[data-role=replay]') \
+               ? {conn: k.stats.connection, calls: k.replica.get('call').size} : null",
+        )
+        .await;
+    assert_eq!(console["conn"], "replay", "{console}");
+    assert!(console["calls"].as_u64().unwrap() >= 1, "{console}");
+
+    // The audit links each row into replay (signing in is audited).
+    browser
+        .sign_in(&app, "supervisor-replay", &["supervisor"], &[])
+        .await;
+    browser.goto(&support::http(&app, "/admin/audit")).await;
+    let (row, _) = browser
+        .until(
+            10.0,
+            "an audit row's replay link",
+            "const a = document.querySelector('#audit tbody a.replay-link'); return a ? a.getAttribute('href') : null",
+        )
+        .await;
+    assert!(row.as_str().unwrap().starts_with("/?at="), "{row}");
+    let logs = browser.logs().await;
+    let errors = severe(&logs);
+    assert!(errors.is_empty(), "browser errors:\n{}", errors.join("\n"));
+    browser.close().await;
+    app.stop().await;
+}

@@ -39,12 +39,21 @@ export function toLogin() {
   location.assign(loginUrl());
 }
 
+/** Why this screen may not act (a replay), or null. */
+let readOnly = null;
+
+/** From now on every call but a GET is refused with `reason` (a replay is read-only). */
+export function setReadOnly(reason) {
+  readOnly = reason;
+}
+
 /**
  * One call: `method` and `path` (same origin), `body` sent as JSON when
  * given. Resolves to the parsed JSON answer (null when empty); rejects with
  * an ApiError on a network failure or a status other than 2xx.
  */
 export async function api(method, path, body) {
+  if (readOnly && method !== 'GET') throw new ApiError(0, readOnly);
   const init = { method, credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';

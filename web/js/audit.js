@@ -1,5 +1,6 @@
 // The audit log with filters (user, action, entity, time), newest first.
 import { api } from './adminapi.js';
+import { replayHref } from './shell/replay.js';
 
 const form = document.getElementById('filters');
 const message = document.getElementById('message');
@@ -26,12 +27,31 @@ async function load() {
       h.textContent = r.hash.slice(0, 12) + '…';
       h.title = r.hash;
       tr.append(h);
+      // "Show me the room when this happened": the wall replayed from a minute before.
+      const replay = document.createElement('td');
+      const href = replayHref(Date.parse(r.at), { city: cityOf(r.entity) });
+      if (href) {
+        const a = document.createElement('a');
+        a.href = href;
+        a.target = '_blank';
+        a.rel = 'noopener';
+        a.className = 'replay-link';
+        a.textContent = '⟲ putar ulang';
+        replay.append(a);
+      }
+      tr.append(replay);
       body.append(tr);
     }
   } catch (e) {
     message.textContent = e.message;
     message.hidden = false;
   }
+}
+
+/** The city an audited entity names (`city:badung`, `call:cilegon/112-...`, `atcs:cilegon/...`), if any. */
+function cityOf(entity) {
+  const m = /^(?:call|city|unit|atcs|intersection|incident|app|shift):([a-z0-9-]+)(?:\/|$)/.exec(entity || '');
+  return m ? m[1] : null;
 }
 
 form.addEventListener('submit', (ev) => { ev.preventDefault(); load(); });

@@ -20,11 +20,13 @@ const HISTORY_BUCKET = '2m';
 
 export class KpiHistory {
   /** `city`: the city shown (the storage key); `invalidate(kind, key)`: asks for a render. */
-  constructor({ city, invalidate }) {
+  /** `replay`: the series of a replay (?at=): nothing loaded or saved, no live history fetched. */
+  constructor({ city, invalidate, replay = false }) {
+    this.replay = replay;
     this.city = city;
     this.invalidate = invalidate;
     this.series = new Map();
-    this.load();
+    if (!replay) this.load();
   }
 
   /** The series of one KPI key (a Ring), or undefined. */

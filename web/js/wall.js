@@ -40,17 +40,19 @@ mount({
     view: SUMMARY_VIEW && scenario?.intersections?.length ? 'summary' : null,
   }),
 
-  async setup({ query, root, replica, scenario, city, now, invalidate, i18n, me }) {
+  async setup({ query, root, replica, scenario, city, now, invalidate, i18n, me, replaying }) {
     const layout = await loadLayout(query.get('layout'));
     const vp = viewport(layout, query.get('screen'));
-    const kpi = replica.observe(new KpiHistory({ city, invalidate }));
+    const kpi = replica.observe(new KpiHistory({ city, invalidate, replay: replaying }));
     // A signed-in operator or supervisor at the wall may acknowledge; the wall role only watches.
     const alertsCtx = setupAlerts({ replica, city, me, i18n, scenario, now, invalidate });
-    // The last hours from the server, merged under live samples whenever they land.
-    kpi.fetchHistory(scenario);
-    // Sparkline history survives a reload (e.g. after a browser update).
-    setInterval(() => kpi.save(), SAVE_KPI_EVERY_MS);
-    window.addEventListener('pagehide', () => kpi.save());
+    if (!replaying) {
+      // The last hours from the server, merged under live samples whenever they land.
+      kpi.fetchHistory(scenario);
+      // Sparkline history survives a reload (e.g. after a browser update).
+      setInterval(() => kpi.save(), SAVE_KPI_EVERY_MS);
+      window.addEventListener('pagehide', () => kpi.save());
+    }
     return {
       panels: mountLayout(root, layout, vp),
       ctx: { layout, vp, kpi, alerts: alertsCtx },

@@ -63,6 +63,7 @@ const WORDS = {
     },
     // actions
     btn: { ack: 'Akui', shelve: 'Tunda', unshelve: 'Lepas tunda' },
+    replay_link: 'Lihat ruang kendali saat alarm ini muncul (pemutaran ulang)',
     btn_hint: {
       ack: 'akui alarm ini (ISA-18.2: operator sudah melihatnya)',
       shelve: 'sembunyikan alarm ini sementara, dengan alasan',
@@ -144,6 +145,7 @@ const WORDS = {
       cleared: 'CLEARED',
     },
     btn: { ack: 'Acknowledge', shelve: 'Shelve', unshelve: 'Unshelve' },
+    replay_link: 'Show the room when this alert was raised (replay)',
     btn_hint: {
       ack: 'acknowledge this alert (ISA-18.2: an operator has seen it)',
       shelve: 'hide this alert for a while, with a reason',

@@ -11,6 +11,7 @@ import { prioritySeverity } from '../targets.js';
 import { alertKey, needsAck } from './model.js';
 import { SHELVE_DEFAULT_MIN, SHELVE_MAX_MIN } from './actions.js';
 import { alertText, stateText } from './text.js';
+import { replayHref } from '../shell/replay.js';
 
 /** The priority chip. */
 export function prioChip() {
@@ -58,7 +59,9 @@ export function actionBox(api) {
       buttons[action] = h('button', { type: 'button', class: `al-btn al-${action}`, 'data-alert-action': action, 'data-testid': `alert-${action}`, title: t(`btn_hint.${action}`) });
     }
   }
-  const el = h('div', { class: 'al-actions' }, ...ACTIONS.map((a) => buttons[a]), status);
+  // "Show me the room when this happened": the wall replayed from a minute before the raise.
+  const replay = h('a', { class: 'al-replay', 'data-testid': 'alert-replay', target: '_blank', rel: 'noopener', title: t('replay_link') }, '⟲');
+  const el = h('div', { class: 'al-actions' }, ...ACTIONS.map((a) => buttons[a]), replay, status);
   el.addEventListener('click', (e) => {
     const b = e.target.closest('button[data-alert-action]');
     const a = el.__alert;
@@ -72,6 +75,7 @@ export function actionBox(api) {
 
   function fill(a, shelved) {
     el.__alert = a;
+    attr(replay, 'href', replayHref(Date.parse(a.raised_at), { city: a.city }));
     const { pending, error } = api.actions.of(alertKey(a));
     const focused = el.contains(document.activeElement) ? document.activeElement : null;
     for (const action of ACTIONS) {

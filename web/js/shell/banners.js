@@ -27,7 +27,8 @@ export class Banners {
   draw() {
     const { i18n } = this;
     const c = this.shell.conn;
-    const down = c.state !== 'live';
+    // A replay has no connection to lose (its banner is replay.js's).
+    const down = c.state !== 'live' && c.state !== 'replay';
     if (this.conn.hidden !== !down) this.conn.hidden = !down;
     this.root.dataset.conn = c.state;
     if (down) {

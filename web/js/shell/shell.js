@@ -3,7 +3,8 @@
 // URL (`lang`, `city`), asks who is watching (`/api/me`) and loads the
 // scenario, lets the page place its panels, then runs the replica, the socket
 // (resuming with `since`), the render scheduler, the banners, the clock and
-// the stats in `window.__kendali`.
+// the stats in `window.__kendali`. With `?at=` it replays instead
+// (replay.js): the store's state at the replayed time, no websocket.
 //
 // A page is `{root, panels, subscription(shell), setup(shell), staleFamilies?}`: `root` holds the banners; `panels` maps a type to its
 // module (`create(el, ctx) -> {kinds, clock, minMs?, render(job)}`);
@@ -18,6 +19,7 @@ import { ServerClock } from './clock.js';
 import { Scheduler } from './scheduler.js';
 import { whoAmI, userChip } from './session.js';
 import { Socket } from './socket.js';
+import { ReplayClock, SPEEDS, replayAt, startReplay } from './replay.js';
 import { defineStats } from './stats.js';
 
 /** A screen that could not start tries again this much later (e.g. after a server restart). */
@@ -59,10 +61,13 @@ async function start(page) {
   const city = query.get('city') || (scenario && scenario.city) || null;
   // The city's clock: its zone before any panel formats a time.
   i18n.setZone(zoneOf(me.time_zones, city));
-  const clock = new ServerClock();
+  const at = replayAt(query);
+  if (Number.isNaN(at)) throw new Error(i18n.t('replay_bad_at', { at: query.get('at') }));
+  const speed = Number(query.get('speed')) || 1;
+  const clock = at == null ? new ServerClock() : new ReplayClock(Math.min(at, Date.now()), SPEEDS.includes(speed) ? speed : 1);
   const replica = new Replica({ city, now: () => clock.now() });
-  const shell = { query, i18n, me, scenario, city, clock, replica, root: page.root };
-  shell.conn = { state: 'connecting', attempt: 0, since: Date.now() };
+  const shell = { query, i18n, me, scenario, city, clock, replica, root: page.root, replaying: at != null };
+  shell.conn = { state: at == null ? 'connecting' : 'replay', attempt: 0, since: Date.now() };
   shell.now = () => clock.now();
 
   const banners = new Banners(page.root, { shell, replica, i18n, staleFamilies: page.staleFamilies });
@@ -84,6 +89,25 @@ async function start(page) {
   if (chip) document.body.append(chip);
 
   clock.everySecond(() => scheduler.tick());
+
+  if (shell.replaying) {
+    startReplay({
+      shell,
+      replica,
+      clock,
+      i18n,
+      root: page.root,
+      onFrame: (frame) => {
+        replica.apply(frame);
+        scheduler.invalidate('conn');
+      },
+    });
+    defineStats(k, { replica, scheduler, socket: null, shell, page: placed });
+    k.shell = shell;
+    k.replica = k.model = replica;
+    k.ready = true;
+    return shell;
+  }
 
   const socket = new Socket({
     url: () => socketUrl(page.subscription(shell), replica),

@@ -34,7 +34,7 @@ export function defineStats(k, { replica, scheduler, socket, shell, page }) {
         render_ms_max: round(render.msMax),
         render_ms_max_first: round(render.msMaxFirst),
         render_ms_last: round(render.msLast),
-        reconnects: socket.reconnects,
+        reconnects: socket ? socket.reconnects : 0,
         connection: shell.conn.state,
         last_seq: replica.lastSeq,
         resume_seq: replica.resumeSeq(),

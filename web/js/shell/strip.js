@@ -29,7 +29,8 @@ export function liveParts(root, { shell, i18n }) {
     root.dataset.conn = c.state;
     sev(conn, c.state === 'live' ? 'ok' : 'warn');
     const attempt = c.state === 'reconnecting' && c.attempt > 1 ? ` · ${i18n.t('conn_attempt', { n: c.attempt })}` : '';
-    text(connText, c.state === 'live' ? i18n.t('conn_live') : c.state === 'connecting' ? i18n.t('conn_connecting') : i18n.t('conn_reconnecting') + attempt);
+    const words = { live: 'conn_live', connecting: 'conn_connecting', replay: 'conn_replay' };
+    text(connText, words[c.state] ? i18n.t(words[c.state]) : i18n.t('conn_reconnecting') + attempt);
     text(clock, i18n.clock(now));
     text(date, i18n.date(now));
   }
