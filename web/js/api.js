@@ -53,7 +53,8 @@ export function setReadOnly(reason) {
  * an ApiError on a network failure or a status other than 2xx.
  */
 export async function api(method, path, body) {
-  if (readOnly && method !== 'GET') throw new ApiError(0, readOnly);
+  // Refused as the server refuses what one may not do (403): not retried, and said.
+  if (readOnly && method !== 'GET') throw new ApiError(403, readOnly, { error: readOnly, status: 403 });
   const init = { method, credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
