@@ -274,18 +274,31 @@ impl Application {
             ));
         }
 
-        // A real city's map (`kendali city import`), when no simulated city
-        // brings one: the wall's map, the consoles and the unit router.
-        if scenario_json.is_none() {
-            if let Some(pool) = store_handle.pool() {
-                match crate::store::maps::latest(&pool).await {
-                    Ok(Some(map)) => {
-                        tracing::info!(city = %map["city"].as_str().unwrap_or(""), "the city's imported map");
-                        scenario_json = Some(map);
+        // Real cities' maps (`kendali city import`): each city's for its
+        // screens (`/api/scenario?city=`) and the unit router; the most
+        // recent one is the default when no simulated city brings one.
+        let mut city_maps = std::collections::BTreeMap::new();
+        if let Some(pool) = store_handle.pool() {
+            match crate::store::maps::all(&pool).await {
+                Ok(maps) => {
+                    for map in maps {
+                        let Some(city) = map["city"].as_str().map(str::to_owned) else {
+                            continue;
+                        };
+                        tracing::info!(%city, "an imported city map");
+                        if scenario_json.is_none() {
+                            scenario_json = Some(map.clone());
+                        }
+                        city_maps.entry(city).or_insert(map);
                     }
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(error = %e, "the imported city map could not be read"),
                 }
+                Err(e) => tracing::warn!(error = %e, "the imported city maps could not be read"),
+            }
+        }
+        // The simulated city's geometry is its scenario's.
+        if let Some(s) = scenario_json.as_ref() {
+            if let Some(city) = s["city"].as_str() {
+                city_maps.insert(city.to_owned(), s.clone());
             }
         }
 
@@ -301,8 +314,8 @@ impl Application {
         })?;
         let hub_for_shutdown = hub_handle.clone();
         let directory = crate::identity::directory::Directory::beside(&store_handle);
-        let road_net = Arc::new(crate::domain::route::CityRoads::from_scenario(
-            scenario_json.as_ref(),
+        let road_net = Arc::new(crate::domain::route::CityRoads::from_maps(
+            city_maps.values(),
         ));
         let traffic = Arc::new(crate::traffic::TrafficDesk::new(
             settings.traffic.clone(),
@@ -346,6 +359,7 @@ impl Application {
             ingest: status,
             limits,
             scenario: scenario_json,
+            city_maps,
             store: store_handle,
             state_cache: Default::default(),
         });

@@ -266,55 +266,64 @@ impl RoadNet {
     }
 }
 
-/// The roads of the one city whose geometry is known (the scenario's), as
-/// the scenario JSON gives them (`city`, `roads[].class`, `roads[].polyline`),
-/// built into a [`RoadNet`] on first use. Any other city has none.
+/// The roads of the cities whose geometry is known (the scenario's, the
+/// imported cities'), as their JSON gives them (`city`, `roads[].class`,
+/// `roads[].polyline`), each built into a [`RoadNet`] on first use. Any
+/// other city has none.
 #[derive(Debug, Default)]
 pub struct CityRoads {
-    city: Option<String>,
+    cities: std::collections::HashMap<String, CityLines>,
+}
+
+#[derive(Debug, Default)]
+struct CityLines {
     lines: Vec<(Option<String>, Vec<LatLon>)>,
     net: std::sync::OnceLock<std::sync::Arc<RoadNet>>,
 }
 
 impl CityRoads {
-    pub fn from_scenario(scenario: Option<&serde_json::Value>) -> CityRoads {
-        let Some(s) = scenario else {
-            return CityRoads::default();
-        };
-        let lines = s["roads"]
-            .as_array()
-            .map(|roads| {
-                roads
-                    .iter()
-                    .map(|r| {
-                        let points = r["polyline"]
-                            .as_array()
-                            .map(|ps| {
-                                ps.iter()
-                                    .filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?)))
-                                    .collect()
-                            })
-                            .unwrap_or_default();
-                        (r["class"].as_str().map(str::to_owned), points)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        CityRoads {
-            city: s["city"].as_str().map(str::to_owned),
-            lines,
-            net: Default::default(),
+    /// The roads of every map given (the first of a city counts).
+    pub fn from_maps<'a>(maps: impl IntoIterator<Item = &'a serde_json::Value>) -> CityRoads {
+        let mut cities = std::collections::HashMap::new();
+        for s in maps {
+            let Some(city) = s["city"].as_str() else {
+                continue;
+            };
+            let lines = s["roads"]
+                .as_array()
+                .map(|roads| {
+                    roads
+                        .iter()
+                        .map(|r| {
+                            let points = r["polyline"]
+                                .as_array()
+                                .map(|ps| {
+                                    ps.iter()
+                                        .filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?)))
+                                        .collect()
+                                })
+                                .unwrap_or_default();
+                            (r["class"].as_str().map(str::to_owned), points)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            cities.entry(city.to_owned()).or_insert(CityLines {
+                lines,
+                net: Default::default(),
+            });
         }
+        CityRoads { cities }
     }
 
     /// The network of `city` (empty for a city without known roads).
     pub fn of(&self, city: &str) -> std::sync::Arc<RoadNet> {
-        if self.city.as_deref() != Some(city) {
+        let Some(c) = self.cities.get(city) else {
             return Default::default();
-        }
-        self.net
+        };
+        c.net
             .get_or_init(|| {
-                let lines: Vec<RoadLine<'_>> = self
+                let lines: Vec<RoadLine<'_>> = c
                     .lines
                     .iter()
                     .map(|(class, points)| RoadLine {
@@ -400,6 +409,21 @@ mod tests {
         let r = net.route((-6.0101, 106.0001), (-6.0, 106.04), &[]);
         assert_eq!(r.basis, "roads", "{r:?}");
         assert!(r.path.len() >= 3, "{r:?}");
+    }
+
+    /// Several cities' maps: each city routes on its own roads.
+    #[test]
+    fn each_city_has_its_own_roads() {
+        let map = |city: &str, lon: f64| {
+            serde_json::json!({ "city": city, "roads": [
+                { "class": "arteri", "polyline": [[-8.70, lon], [-8.70, lon + 0.02]] },
+            ]})
+        };
+        let (a, b) = (map("badung", 115.16), map("gianyar", 115.30));
+        let roads = CityRoads::from_maps([&a, &b]);
+        assert!(!roads.of("badung").is_empty());
+        assert!(!roads.of("gianyar").is_empty());
+        assert!(roads.of("tabanan").is_empty());
     }
 
     #[test]

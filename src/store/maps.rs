@@ -20,16 +20,17 @@ pub async fn save(pool: &Pool, map: &CityMap, by: &str) -> Result<(), StoreError
     Ok(())
 }
 
-/// The most recently imported city's map, as the screens read a scenario's.
-pub async fn latest(pool: &Pool) -> Result<Option<serde_json::Value>, StoreError> {
+/// Every imported city's map, as the screens read a scenario's, the most
+/// recently imported first.
+pub async fn all(pool: &Pool) -> Result<Vec<serde_json::Value>, StoreError> {
     let client = pool.get().await?;
-    let row = client
-        .query_opt(
-            "SELECT map FROM city_maps ORDER BY imported DESC, city LIMIT 1",
+    let rows = client
+        .query(
+            "SELECT map FROM city_maps ORDER BY imported DESC, city",
             &[],
         )
         .await?;
-    Ok(row.map(|r| r.get(0)))
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Each imported city's time zone (its city file's), for the cities the

@@ -52,6 +52,9 @@ pub struct WebContext {
     pub limits: Limits,
     /// The scenario geometry served to the screens, when known.
     pub scenario: Option<serde_json::Value>,
+    /// Each city's geometry (the simulated city's scenario, the imported
+    /// cities' maps): `/api/scenario?city=`.
+    pub city_maps: std::collections::BTreeMap<String, serde_json::Value>,
     /// History queries.
     pub store: crate::store::StoreHandle,
     /// `GET /api/state`'s recent answer.

@@ -35,7 +35,7 @@ pub const DOCS: &[(&str, &str, &str, &[&str])] = &[
     ("GET", "/services", "The services overview: every service application grouped by category, its headline KPI against its target, today's events by type, and the live feed of their events.", &["city", "lang"]),
     ("GET", "/api/state", "The whole live state as JSON; with at=T (RFC 3339), the state at T rebuilt from the store alone, in the same shape with \"at\" (409 without a database).", &["at"]),
     ("GET", "/ws", "The live feed over a websocket: snapshot, deltas, resume (PROTOCOL.md).", &["cities", "families", "kinds", "districts", "view", "max_rate", "since", "epoch"]),
-    ("GET", "/api/scenario", "The simulated city's scenario, or the imported city's map, time zone and service catalogue (null without either).", &[]),
+    ("GET", "/api/scenario", "A city's geometry and service catalogue: with city=C that city's (the simulated city's scenario or its imported map; null when unknown), without it the simulated city's, else the most recent import.", &["city"]),
     ("GET", "/api/history/atcs/{city}/{intersection}", "A junction's telemetry series.", &["metric", "approach", "from", "to", "bucket"]),
     ("GET", "/api/history/calls/{city}", "Call counts and answer times over time.", &["line", "category", "from", "to", "bucket"]),
     ("GET", "/api/history/units/{city}", "Unit status history.", &["unit", "from", "to"]),

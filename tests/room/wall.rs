@@ -2015,7 +2015,7 @@ async fn an_imported_citys_map_shows_its_districts_roads_and_the_junctions_from_
         out.contains("feature 1 (Legian): point [-8.7, 115.15] is outside Indonesia"),
         "{out}"
     );
-    let (code, out) = import(d).await;
+    let (code, out) = import(d.clone()).await;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("2 districts, 2 roads"), "{out}");
     // Then the city file: the same map, its zone and its service catalogue
@@ -2058,11 +2058,42 @@ async fn an_imported_citys_map_shows_its_districts_roads_and_the_junctions_from_
     assert!(out.contains("(WITA)") || out.contains(", WITA)"), "{out}");
     assert!(out.contains("2 services in its catalogue"), "{out}");
 
+    // A second city of the same room, imported first: each city's screens
+    // get their own map; without a city the most recent import is served.
+    let other = support::city("gianyar");
+    let (code, out) = support::kendali(
+        &[
+            "city",
+            "import",
+            "--city",
+            &other,
+            "--districts",
+            &d,
+            "--roads",
+            &r,
+            "--database-url",
+            &db,
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    std::fs::write(&file, city_file(catalogue)).unwrap();
+    let (code, out) = import_file().await;
+    assert_eq!(code, 0, "{out}");
+
     let mut settings = support::settings(None);
     settings.database.url = Some(db.clone());
     assert!(!settings.sim.enabled);
     let app = support::spawn(settings).await;
+    let theirs = support::get_json(&app, &format!("/api/scenario?city={other}")).await;
+    assert_eq!(theirs["city"], other.as_str(), "{theirs}");
+    assert_eq!(theirs["time_zone"], "WIB", "{theirs}");
+    let unknown = support::get_json(&app, "/api/scenario?city=kota-lain").await;
+    assert_eq!(unknown, Value::Null, "never another city's map");
+    let ours = support::get_json(&app, &format!("/api/scenario?city={city}")).await;
     let map = support::get_json(&app, "/api/scenario").await;
+    assert_eq!(map, ours, "the most recent import is the default");
     assert_eq!(map["city"], city.as_str(), "{map}");
     assert_eq!(map["city_name"], "Kabupaten Badung");
     assert_eq!(map["time_zone"], "WITA", "{map}");

@@ -97,11 +97,25 @@ async fn state(
         .body(body))
 }
 
+#[derive(serde::Deserialize)]
+struct ScenarioQuery {
+    city: Option<String>,
+}
+
 #[get("/api/scenario")]
-async fn scenario(ctx: web::Data<WebContext>) -> Result<HttpResponse, ApiError> {
-    // `null` when no scenario is loaded (no simulator): the screens draw no
-    // map then, and a wall's console stays free of 404s.
-    Ok(HttpResponse::Ok().json(&ctx.scenario))
+async fn scenario(
+    ctx: web::Data<WebContext>,
+    q: web::Query<ScenarioQuery>,
+) -> Result<HttpResponse, ApiError> {
+    // `?city=`: that city's geometry (imported, or the simulated city's),
+    // never another city's; without it the default (the simulated city's,
+    // else the most recent import). `null` when there is none: the screens
+    // draw no map then, and a wall's console stays free of 404s.
+    let map = match q.city.as_deref() {
+        Some(c) => ctx.city_maps.get(c),
+        None => ctx.scenario.as_ref(),
+    };
+    Ok(HttpResponse::Ok().json(map))
 }
 
 /// The services overview: every service application, grouped, with the

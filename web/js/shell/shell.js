@@ -42,10 +42,10 @@ export async function mount(page) {
   }
 }
 
-/** The scenario (city, geometry, services), or null when the server runs none. */
-async function fetchScenario() {
+/** The city's geometry and services (the simulated city's scenario, an imported city's map), or null when the server knows none. */
+async function fetchScenario(city) {
   try {
-    return await get('/api/scenario');
+    return await get(city ? `/api/scenario?city=${encodeURIComponent(city)}` : '/api/scenario');
   } catch (e) {
     if (e.login) throw e;
     return null;
@@ -57,7 +57,7 @@ async function start(page) {
   const query = new URLSearchParams(location.search);
   const i18n = new I18n(query.get('lang'));
   document.documentElement.lang = i18n.lang;
-  const [me, scenario] = await Promise.all([whoAmI(), fetchScenario()]);
+  const [me, scenario] = await Promise.all([whoAmI(), fetchScenario(query.get('city'))]);
   const city = query.get('city') || (scenario && scenario.city) || null;
   // The city's clock: its zone before any panel formats a time.
   i18n.setZone(zoneOf(me.time_zones, city));
