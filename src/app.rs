@@ -347,6 +347,10 @@ impl Application {
                 settings.auth.actions_per_minute,
                 settings.auth.actions_burst,
             ),
+            app_messages: crate::identity::throttle::ActionLimit::new(
+                settings.ingest.http_per_minute,
+                settings.ingest.http_burst,
+            ),
             login_throttle: Default::default(),
             desk: Default::default(),
             road_net,

@@ -284,6 +284,12 @@ pub struct IngestSettings {
     pub max_future_s: i64,
     /// Dead-letter entries kept in memory for `/api/deadletter`.
     pub deadletter_capacity: usize,
+    /// Messages one application token may send over HTTP
+    /// (`/api/ingest/...`) per minute, after a burst of `http_burst`;
+    /// beyond, 429 with `Retry-After`: one misbehaving application cannot
+    /// flood the bus.
+    pub http_per_minute: u32,
+    pub http_burst: u32,
 }
 
 impl Default for IngestSettings {
@@ -292,6 +298,8 @@ impl Default for IngestSettings {
             max_payload_bytes: 64 * 1024,
             max_future_s: 300,
             deadletter_capacity: 1000,
+            http_per_minute: 6000,
+            http_burst: 500,
         }
     }
 }
@@ -643,6 +651,9 @@ impl Settings {
         }
         if !(1..=3600).contains(&self.auth.session_recheck_s) {
             return bad("auth.session_recheck_s must be 1..=3600".into());
+        }
+        if self.ingest.http_per_minute == 0 || self.ingest.http_burst == 0 {
+            return bad("ingest.http_per_minute and ingest.http_burst must be positive".into());
         }
         if self.auth.actions_per_minute == 0 || self.auth.actions_burst == 0 {
             return bad("auth.actions_per_minute and auth.actions_burst must be positive".into());

@@ -42,6 +42,7 @@ pub struct Metrics {
     pub timescaledb_jobs_failed: IntGauge,
     /// Messages service applications sent over HTTP and Kendali published, by family.
     pub http_ingest: IntCounterVec,
+    pub http_ingest_throttled: IntCounter,
     /// Worker threads of the runtime Kendali runs on (`runtime.worker_threads`).
     pub runtime_workers: IntGauge,
 }
@@ -164,6 +165,10 @@ impl Metrics {
                 "http_ingest_total",
                 "Messages service applications sent over HTTP, published onto the bus, by family",
                 "family",
+            ),
+            http_ingest_throttled: counter(
+                "http_ingest_throttled_total",
+                "HTTP ingest requests refused with 429 (ingest.http_per_minute)",
             ),
             runtime_workers: gauge(
                 "runtime_workers",

@@ -57,6 +57,17 @@ async fn relay(
             app.id, app.service, app.city
         )));
     }
+    // One application cannot flood the bus (`ingest.http_per_minute`).
+    if let Err(wait) = ctx.app_messages.take(&app.id) {
+        ctx.metrics.http_ingest_throttled.inc();
+        return Err(ApiError::too_many(
+            format!(
+                "token {} sent more than ingest.http_per_minute messages: wait, then send again (with the same event_id)",
+                app.id
+            ),
+            wait,
+        ));
+    }
     let topic = topic(&city, &service);
     let topic = topic.as_str();
     // Read no further than the contract's limit.

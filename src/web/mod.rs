@@ -65,6 +65,8 @@ pub struct WebContext {
     pub login_throttle: LoginThrottle,
     /// Operator actions per user.
     pub actions: ActionLimit,
+    /// HTTP ingest per application token (`ingest.http_per_minute`).
+    pub app_messages: ActionLimit,
     /// Dispatch claims in flight and done actions, for retries.
     pub desk: dispatch::DispatchDesk,
     /// The traffic desk: per-junction limits, automatic mode.

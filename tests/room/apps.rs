@@ -304,6 +304,76 @@ async fn an_application_publishes_over_http_with_its_token_and_no_other() {
 /// modules declare is in it with its method (the static assets aside), and
 /// the service applications' routes name their token and the contract's
 /// schema of their body.
+/// One application cannot flood the bus: past `ingest.http_burst` its
+/// token gets 429 with `Retry-After`, counted in `/metrics`, while another
+/// application's token is still taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_past_its_rate_gets_429_and_the_others_are_still_taken() {
+    let test = "an_application_past_its_rate_gets_429_and_the_others_are_still_taken";
+    let Some(db) = support::postgres(test).await else {
+        return;
+    };
+    let city = support::city("flood");
+    let noisy = add(&db, &city, "perizinan").await;
+    let quiet = add(&db, &city, "pengaduan").await;
+    let mut settings = support::settings(None);
+    settings.database.url = Some(db.clone());
+    settings.ingest.http_per_minute = 6;
+    settings.ingest.http_burst = 3;
+    let app = support::spawn(settings).await;
+    let path = format!("/api/ingest/{city}/apps/perizinan/events");
+    for _ in 0..3 {
+        let (status, answer) = post(
+            &app,
+            &path,
+            Some(&noisy),
+            &event("perizinan", "permit.submitted").1,
+        )
+        .await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    let r = reqwest::Client::new()
+        .post(support::http(&app, &path))
+        .bearer_auth(&noisy)
+        .json(&event("perizinan", "permit.submitted").1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=10).contains(&wait),
+        "Retry-After {wait} s at 6 a minute"
+    );
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("ingest.http_per_minute"),
+        "{body}"
+    );
+    let other = format!("/api/ingest/{city}/apps/pengaduan/events");
+    let (status, answer) = post(
+        &app,
+        &other,
+        Some(&quiet),
+        &event("pengaduan", "complaint.filed").1,
+    )
+    .await;
+    assert_eq!(status, 202, "another application is still taken: {answer}");
+    let m = support::metrics(&app).await;
+    assert_eq!(
+        support::metric(&m, "kendali_http_ingest_throttled_total"),
+        1.0
+    );
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_names_every_route() {
     let app = support::spawn(support::settings(None)).await;
