@@ -178,6 +178,8 @@ async fn me(ctx: web::Data<WebContext>, person: Person) -> HttpResponse {
             "audit": may(Permission::Audit),
             "administer": may(Permission::Administer),
         },
+        // The alarm flood limit the screens count against (ISA-18.2).
+        "alerts": { "flood_per_10_min": ctx.settings.alerts.flood_per_10_min },
         // Each city's local time (`[cities]`): the screens show its clock.
         "time_zones": {
             "default": cities.default_time_zone,

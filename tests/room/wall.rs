@@ -2416,6 +2416,8 @@ async fn the_wall_replays_the_room_as_it_was_at_x4_with_its_banner() {
         .alerts
         .rules
         .insert(kendali::contract::AlertRule::KpiBelowTarget, k);
+    // The flood limit the screens count against is the server's.
+    settings.alerts.flood_per_10_min = 7;
     let app = support::spawn(settings).await;
     let started = chrono::Utc::now();
     // Some minutes of the simulated city, then the moment to replay: far
@@ -2522,6 +2524,13 @@ async fn the_wall_replays_the_room_as_it_was_at_x4_with_its_banner() {
             .eval("return !!document.querySelector('[data-role=replay]')")
             .await,
         false
+    );
+    let rate = browser
+        .eval("return document.querySelector('[data-testid=alert-rate]').textContent")
+        .await;
+    assert!(
+        rate.as_str().unwrap_or("").contains(" / 7 per 10"),
+        "the wall counts against alerts.flood_per_10_min: {rate}"
     );
     // An alert links into replay: the wall a minute before it was raised.
     let (link, _) = browser

@@ -58,7 +58,7 @@ export function setupAlerts({ replica, city, me, i18n, scenario, now, invalidate
   api.chime = new Chime({ changed });
   api.actions = replica.observe(new AlertActions({ replica, now, t, changed, failed: (text) => api.say && api.say(text, 'crit') }));
   api.model = replica.observe(
-    new AlertModel({ replica, city, relevant, now, changed, onRaise: (a) => api.chime.alert(a, api.model.view().rate.flood) }),
+    new AlertModel({ replica, city, relevant, now, changed, onRaise: (a) => api.chime.alert(a, api.model.view().rate.flood), floodLimit: me?.alerts?.flood_per_10_min }),
   );
   /** Gives the keys to the strip: the first button (the first alert's Ack), else the strip itself. */
   api.focus = () => {

@@ -20,7 +20,8 @@ import { BoundedMap } from '../bounded.js';
 /**
  * An alarm flood: 10 or more new alarms in 10 minutes for one operator
  * (ISA-18.2 / IEC 62682; EEMUA 191 calls more than 10 in 10 minutes
- * unmanageable). One screen stands for one operator here.
+ * unmanageable). One screen stands for one operator here. The limit is the
+ * server's `alerts.flood_per_10_min` (from /api/me), this one by default.
  */
 export const FLOOD = Object.freeze({ limit: 10, windowMs: 10 * 60_000 });
 /** Raises remembered for the rate (a flood of several hundred in 10 minutes still fits). */
@@ -142,7 +143,7 @@ export function groupIncidents(list) {
  * byPriority, top, rate: {n, limit, windowMin, flood}}`. `list` holds the
  * shown alerts (neither shelved nor suppressed nor back to normal).
  */
-export function deriveView(alerts, now, raised = 0) {
+export function deriveView(alerts, now, raised = 0, flood = FLOOD) {
   const list = [];
   const shelved = [];
   let suppressed = 0;
@@ -175,7 +176,7 @@ export function deriveView(alerts, now, raised = 0) {
     acked: list.length - unacked,
     byPriority,
     top,
-    rate: { n: raised, limit: FLOOD.limit, windowMin: FLOOD.windowMs / 60_000, flood: raised >= FLOOD.limit },
+    rate: { n: raised, limit: flood.limit, windowMin: flood.windowMs / 60_000, flood: raised >= flood.limit },
   };
 }
 
@@ -185,8 +186,9 @@ export class AlertModel {
    * screen shows it; `now()`: the server's clock, ms; `changed()`: something
    * shown changed (notes); `onRaise(alert)`: a new alert was raised live.
    */
-  constructor({ replica, city = null, relevant = () => true, now, changed = () => {}, onRaise = null }) {
+  constructor({ replica, city = null, relevant = () => true, now, changed = () => {}, onRaise = null, floodLimit = FLOOD.limit }) {
     this.replica = replica;
+    this.flood = { limit: floodLimit > 0 ? floodLimit : FLOOD.limit, windowMs: FLOOD.windowMs };
     this.city = city;
     this.relevant = relevant;
     this.now = now;
@@ -218,13 +220,13 @@ export class AlertModel {
   view() {
     const now = this.now();
     const stamp = `${this.version}/${Math.floor(now / 1000)}`;
-    if (this.cache.stamp !== stamp) this.cache = { stamp, view: deriveView(this.alerts(), now, this.rate(now)) };
+    if (this.cache.stamp !== stamp) this.cache = { stamp, view: deriveView(this.alerts(), now, this.rate(now), this.flood) };
     return this.cache.view;
   }
 
   /** New alerts raised on this screen in the flood window before `now`. */
   rate(now = this.now()) {
-    const since = now - FLOOD.windowMs;
+    const since = now - this.flood.windowMs;
     let n = 0;
     for (const [k, t] of this.raises) {
       if (t > since) n++;
