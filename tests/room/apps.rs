@@ -300,10 +300,6 @@ async fn an_application_publishes_over_http_with_its_token_and_no_other() {
     app.stop().await;
 }
 
-/// `/api/openapi.json`, what integrators read first: every route the web
-/// modules declare is in it with its method (the static assets aside), and
-/// the service applications' routes name their token and the contract's
-/// schema of their body.
 /// One application cannot flood the bus: past `ingest.http_burst` its
 /// token gets 429 with `Retry-After`, counted in `/metrics`, while another
 /// application's token is still taken.
@@ -374,6 +370,10 @@ async fn an_application_past_its_rate_gets_429_and_the_others_are_still_taken() 
     app.stop().await;
 }
 
+/// `/api/openapi.json`, what integrators read first: every route the web
+/// modules declare is in it with its method (the static assets aside), and
+/// the service applications' routes name their token and the contract's
+/// schema of their body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_names_every_route() {
     let app = support::spawn(support::settings(None)).await;

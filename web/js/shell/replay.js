@@ -184,5 +184,4 @@ export function startReplay({ shell, replica, clock, i18n, root, onFrame }) {
     draw();
     if (clock.playing || state.lastAt !== clock.now()) pull();
   }, FETCH_EVERY_MS);
-  return { draw };
 }
