@@ -33,7 +33,7 @@ use crate::ingest::deadletter::DeadLetters;
 use crate::ingest::{Drain, IngestLoop, IngestReport, IngestStatus};
 use crate::metrics::Metrics;
 use crate::sensors::{runner, scenario::Scenario, sim::Simulation};
-use crate::state::{self, CityState, StateTask};
+use crate::state::{self, CityState, Route, StateTask};
 use crate::store::{self as store, StoreReport, StoreTask, STORE_CAPACITY};
 use crate::web::WebContext;
 
@@ -121,17 +121,32 @@ impl Application {
             max_future: chrono::Duration::seconds(settings.ingest.max_future_s),
         };
         // One connection per group of families (`mqtt.priority_families`).
+        // With `mqtt.shared_group`, each group also gets a view connection
+        // (not shared, a clean session): the node's state holds the whole city.
         let groups = crate::ingest::connections(&settings.mqtt);
-        let mut buses = Vec::new();
-        for (i, families) in groups.into_iter().enumerate() {
+        let shared = settings.mqtt.shared_group.is_some();
+        let mut connections = Vec::new();
+        for (i, families) in groups.iter().enumerate() {
+            let route = if shared { Route::Store } else { Route::Both };
             let client_id = crate::ingest::client_id(&settings.mqtt, i);
+            connections.push((i, families.clone(), route, client_id));
+        }
+        if shared {
+            for (i, families) in groups.iter().enumerate() {
+                let client_id = crate::ingest::view_client_id(&settings.mqtt, i);
+                connections.push((i, families.clone(), Route::View, client_id));
+            }
+        }
+        let mut buses = Vec::new();
+        for (group, families, route, client_id) in connections {
+            let view = route == Route::View;
             let (client, events) = bus::connect(
                 &url,
                 &settings.mqtt,
                 &ConnectOptions {
                     client_id: client_id.clone(),
-                    persistent: true,
-                    manual_acks: true,
+                    persistent: !view,
+                    manual_acks: !view,
                     // As large as the broker lets through (the embedded one takes
                     // the same setting): an oversize message is read, dead-lettered
                     // and acknowledged instead of costing the connection.
@@ -140,8 +155,8 @@ impl Application {
                     request_capacity: 65_536,
                 },
             )?;
-            tracing::info!(broker = %mqtt_url, %client_id, ?families, protocol = ?settings.mqtt.protocol, "bus configured");
-            buses.push((client, events, families));
+            tracing::info!(broker = %mqtt_url, %client_id, ?families, ?route, protocol = ?settings.mqtt.protocol, "bus configured");
+            buses.push((client, events, families, group, route, client_id));
         }
 
         // Operator actions are published on the main connection.
@@ -167,6 +182,7 @@ impl Application {
                 input: store_rx,
                 metrics: metrics.clone(),
                 deadletters: deadletters.clone(),
+                writer: shared.then(|| settings.mqtt.client_id.clone()),
             }
             .run(grace),
         );
@@ -194,6 +210,12 @@ impl Application {
                     limits: limits.clone(),
                 },
                 store_handle.clone(),
+                match (shared, store_handle.pool()) {
+                    (true, Some(pool)) => {
+                        crate::alerts::leader::Leadership::shared(pool, metrics.clone())
+                    }
+                    _ => crate::alerts::leader::Leadership::alone(metrics.clone()),
+                },
             );
             tokio::spawn(engine.run(rx, alert_requests, shutdown_rx.clone()));
         }
@@ -202,7 +224,7 @@ impl Application {
                 .with_traffic(settings.traffic.clone())
                 .with_zones(settings.cities.zones()),
             input: state_rx,
-            priority: (buses.len() > 1).then_some(priority_rx),
+            priority: buses.iter().any(|b| b.3 > 0).then_some(priority_rx),
             out,
             store: store_tx,
             deadletters: deadletters.clone(),
@@ -215,8 +237,10 @@ impl Application {
         let state_task = tokio::spawn(state_task.run());
         let (drain, drain_rx) = watch::channel(Drain::Running);
         let mut ingest_tasks = Vec::new();
-        for (index, (client, events, families)) in buses.into_iter().enumerate() {
-            let out = if index == 0 {
+        for (index, (client, events, families, group, route, client_id)) in
+            buses.into_iter().enumerate()
+        {
+            let out = if group == 0 {
                 state_tx.clone()
             } else {
                 priority_tx.clone()
@@ -224,6 +248,8 @@ impl Application {
             ingest_tasks.push(tokio::spawn(
                 IngestLoop {
                     client,
+                    client_id,
+                    route,
                     events,
                     settings: settings.mqtt.clone(),
                     families,

@@ -12,6 +12,8 @@
 //! acknowledgements and shelvings come in through [`AlertsHandle`], so one
 //! task decides every transition of an alert.
 
+pub mod leader;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -165,6 +167,8 @@ pub struct AlertEngine {
     latched_order: VecDeque<Key>,
     out: Outbox,
     store: StoreHandle,
+    /// Whether this node judges the rules (one of several nodes does).
+    leader: leader::Leadership,
 }
 
 impl AlertEngine {
@@ -174,6 +178,7 @@ impl AlertEngine {
         congestion_saturation: f64,
         out: Outbox,
         store: StoreHandle,
+        leader: leader::Leadership,
     ) -> AlertEngine {
         AlertEngine {
             settings,
@@ -194,6 +199,7 @@ impl AlertEngine {
             latched_order: VecDeque::new(),
             out,
             store,
+            leader,
         }
     }
 
@@ -227,7 +233,11 @@ impl AlertEngine {
                     let answer = self.act(r.alert_id, &r.by, r.act).await;
                     let _ = r.reply.send(answer);
                 }
-                _ = tick.tick() => self.judge(Utc::now()).await,
+                _ = tick.tick() => {
+                    if self.leader.judges().await {
+                        self.judge(Utc::now()).await;
+                    }
+                }
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() {
                         break;

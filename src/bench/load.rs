@@ -59,7 +59,8 @@ pub fn call_event_payload(city: &str, i: u64, event_id: &uuid::Uuid) -> (String,
     )
 }
 
-pub(crate) fn state_payload(id: &str, ts: &str, k: u64) -> String {
+/// A controller state message of junction `id` at `ts`, its readings moved by `k`.
+pub fn state_payload(id: &str, ts: &str, k: u64) -> String {
     // Two decimals, as controllers report the degree of saturation.
     // 0.30-0.99, formatted as integers (float formatting was a visible share
     // of the bench's publishers).
@@ -85,7 +86,7 @@ pub(crate) fn state_payload(id: &str, ts: &str, k: u64) -> String {
 }
 
 /// The bench city's intersection number `i`.
-pub(crate) fn intersection_id(i: usize) -> String {
+pub fn intersection_id(i: usize) -> String {
     format!("j{i:04}")
 }
 

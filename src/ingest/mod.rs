@@ -32,7 +32,7 @@ use crate::bus::{BusClient, BusEvent, BusEvents, Qos};
 use crate::config::MqttSettings;
 use crate::contract::{decode, Family, Limits};
 use crate::metrics::Metrics;
-use crate::state::Input;
+use crate::state::{Input, Route};
 use deadletter::DeadLetter;
 
 /// Readiness shared with `/readyz`: every connection up, and every
@@ -130,6 +130,12 @@ pub fn client_id(s: &MqttSettings, i: usize) -> String {
 
 pub struct IngestLoop {
     pub client: BusClient,
+    /// This connection's client id (in the logs).
+    pub client_id: String,
+    /// Where what it reads goes: to the state and the store (one node), or,
+    /// with `mqtt.shared_group`, to the store only (its share of the bus)
+    /// or to the state only (the node's view of the whole bus, see [`view_client_id`]).
+    pub route: Route,
     pub events: BusEvents,
     pub settings: MqttSettings,
     /// The families this connection reads.
@@ -188,20 +194,42 @@ async fn next_phase(drain: &mut watch::Receiver<Drain>) -> Drain {
 
 /// The topic filters of `families`, shared when a group is configured.
 pub fn filters(s: &MqttSettings, families: &[Family]) -> Vec<String> {
+    filters_of(s.shared_group.as_deref(), families)
+}
+
+fn filters_of(group: Option<&str>, families: &[Family]) -> Vec<String> {
     let mut fs: Vec<Family> = families.to_vec();
     fs.sort();
     fs.dedup();
     fs.into_iter()
-        .map(|f| match &s.shared_group {
+        .map(|f| match group {
             Some(g) => format!("$share/{g}/{}", f.filter()),
             None => f.filter().to_owned(),
         })
         .collect()
 }
 
+/// The client id of connection `i`'s view (`mqtt.shared_group` only): a
+/// clean session on the same families, not shared, acknowledged as it
+/// comes. Every node's state, and so its screens, holds the whole city from
+/// it, while storage and acknowledgement stay shared (the connection
+/// `client_id(s, i)`). A node that dies loses nothing on it: what it missed
+/// is in the store, which it restores from when it starts again.
+pub fn view_client_id(s: &MqttSettings, i: usize) -> String {
+    format!("{}-view", client_id(s, i))
+}
+
 impl IngestLoop {
     fn mine(&self) -> &ConnectionStatus {
         &self.status.connections[self.index]
+    }
+
+    /// The filters this connection subscribes to: shared, unless it is a view.
+    fn filters(&self, families: &[Family]) -> Vec<String> {
+        match self.route {
+            Route::View => filters_of(None, families),
+            _ => filters(&self.settings, families),
+        }
     }
 
     /// Reads the connection until told to disconnect (or, without a drain,
@@ -240,7 +268,7 @@ impl IngestLoop {
                         }
                         phase = next_phase(&mut drain) => {
                             if phase >= Drain::StopTaking {
-                                stop_taking(&mut out, &client_id(&self.settings, self.index), report.taken);
+                                stop_taking(&mut out, &self.client_id, report.taken);
                             }
                             if phase == Drain::Disconnect && !disconnecting {
                                 disconnecting = true;
@@ -255,8 +283,9 @@ impl IngestLoop {
             match event {
                 Ok(BusEvent::Message(m)) => {
                     let Some(out) = &out else {
-                        // Stopped: the broker keeps it for the next start.
-                        if m.ack.is_some() {
+                        // Stopped: the broker keeps it for the next start
+                        // (a view's: acknowledged, left to the shared connections).
+                        if m.ack.is_some() && self.route != Route::View {
                             report.left_to_broker += 1;
                         } else {
                             report.dropped += 1;
@@ -265,19 +294,29 @@ impl IngestLoop {
                     };
                     let rx = Utc::now();
                     let topic = std::str::from_utf8(&m.topic).unwrap_or("<non-UTF-8 topic>");
+                    // A view's messages are acknowledged by the client as
+                    // they come (another connection's acks store them).
+                    let ack = if self.route == Route::View {
+                        None
+                    } else {
+                        m.ack
+                    };
+                    let route = self.route;
                     let input = if m.payload.is_empty() && is_alert_topic(topic) {
-                        Input::Cleared { ack: m.ack }
+                        Input::Cleared { ack }
                     } else {
                         match decode(topic, &m.payload, &self.limits, rx) {
                             Ok((topic, msg)) => Input::Accepted {
                                 topic,
                                 msg,
                                 rx,
-                                ack: m.ack,
+                                ack,
+                                route,
                             },
                             Err(rejection) => Input::Rejected {
                                 dead: DeadLetter::new(&m.topic, &m.payload, &rejection, rx),
-                                ack: m.ack,
+                                ack,
+                                route,
                             },
                         }
                     };
@@ -303,7 +342,7 @@ impl IngestLoop {
                         .mqtt_connected
                         .set(self.status.connected() as i64);
                     self.metrics.mqtt_reconnects.inc();
-                    tracing::info!(session_present, client_id = %client_id(&self.settings, self.index), "connected to the MQTT broker");
+                    tracing::info!(session_present, client_id = %self.client_id, "connected to the MQTT broker");
                     let client = self.client.clone();
                     if session_present {
                         self.mine().subscribed.store(true, Ordering::Relaxed);
@@ -319,7 +358,7 @@ impl IngestLoop {
                             .filter(|f| !self.families.contains(f))
                             .copied()
                             .collect();
-                        let stale = filters(&self.settings, &others);
+                        let stale = self.filters(&others);
                         if !stale.is_empty() {
                             tokio::spawn(async move {
                                 for f in stale {
@@ -331,7 +370,7 @@ impl IngestLoop {
                         }
                     } else {
                         self.mine().subscribed.store(false, Ordering::Relaxed);
-                        let filters = filters(&self.settings, &self.families);
+                        let filters = self.filters(&self.families);
                         awaiting_subacks = filters.len();
                         // Subscribing goes through the request channel the poll loop drains:
                         // do it from another task (rumqtt #263).
@@ -367,9 +406,9 @@ impl IngestLoop {
                     if let crate::bus::BusError::PacketTooLarge { .. } = e {
                         // Not a passing fault: say it every time, at error level.
                         self.mine().connected.store(false, Ordering::Relaxed);
-                        tracing::error!(error = %e, client_id = %client_id(&self.settings, self.index), "lost the MQTT broker");
+                        tracing::error!(error = %e, client_id = %self.client_id, "lost the MQTT broker");
                     } else if self.mine().connected.swap(false, Ordering::Relaxed) {
-                        tracing::warn!(error = %e, client_id = %client_id(&self.settings, self.index), "lost the MQTT broker; reconnecting");
+                        tracing::warn!(error = %e, client_id = %self.client_id, "lost the MQTT broker; reconnecting");
                     } else {
                         tracing::debug!(error = %e, retry_in_ms = backoff.as_millis() as u64, "MQTT broker unreachable");
                     }
@@ -381,7 +420,7 @@ impl IngestLoop {
                             _ = &mut sleep => break,
                             phase = next_phase(&mut drain) => {
                                 if phase >= Drain::StopTaking {
-                                    stop_taking(&mut out, &client_id(&self.settings, self.index), report.taken);
+                                    stop_taking(&mut out, &self.client_id, report.taken);
                                 }
                                 // No connection to send acks or DISCONNECT on.
                                 disconnecting |= phase == Drain::Disconnect;
@@ -399,7 +438,7 @@ impl IngestLoop {
             }
         }
         tracing::info!(
-            client_id = %client_id(&self.settings, self.index),
+            client_id = %self.client_id,
             taken = report.taken,
             left_to_broker = report.left_to_broker,
             dropped = report.dropped,

@@ -396,6 +396,11 @@ impl CityState {
         }
     }
 
+    /// Whether an event with this id was applied (among the ids remembered).
+    pub fn has_seen(&self, id: Uuid) -> bool {
+        self.seen_events.contains(&id)
+    }
+
     /// One call's projection.
     pub fn call(&self, city: &str, call_id: &str) -> Option<&Call> {
         self.calls.get(&format!("{city}/{call_id}"))

@@ -25,7 +25,7 @@ pub use fanout::{FanOut, Output};
 pub use update::{Tags, Update, UpdateKind};
 
 use crate::bus::AckToken;
-use crate::contract::{Message, Topic};
+use crate::contract::{Message, RejectReason, Topic};
 use crate::ingest::deadletter::{DeadLetter, DeadLetters};
 use crate::metrics::Metrics;
 use crate::store::StoreItem;
@@ -38,14 +38,39 @@ pub enum Input {
         msg: Message,
         rx: DateTime<Utc>,
         ack: Option<AckToken>,
+        route: Route,
     },
     Rejected {
         dead: DeadLetter,
         ack: Option<AckToken>,
+        route: Route,
     },
     /// An empty message on an alert's topic: the retained alert was cleared
     /// (it went back to normal). Nothing to apply; its ack keeps its place.
     Cleared { ack: Option<AckToken> },
+}
+
+/// Where a message read from the bus goes.
+///
+/// One node reads the whole bus and both keeps and applies it. Several nodes
+/// (`mqtt.shared_group`) share the bus for storage and acknowledgement, and
+/// each also reads all of it on a view connection for its live state: a
+/// message then comes twice to every node that stores it, once to each other
+/// node, and each copy does one of the two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Applied to the state and kept by the store (one node).
+    Both,
+    /// Applied to the state only: the node's view of the whole bus. A call
+    /// event's projection is still written (by every node: the row with the
+    /// most events wins, so it is the same whoever writes last).
+    View,
+    /// Kept by the store only (this node's share of the bus). It is not
+    /// checked against the call's lifecycle, which the node that happens to
+    /// store it may not have seen whole yet: an event the lifecycle refuses
+    /// is kept with the call's events, and every node's view sets it aside
+    /// as a dead letter (and does not apply it, now or at a restore).
+    Store,
 }
 
 /// Capacity of the ingest -> state channel: a few milliseconds of a very busy
@@ -175,54 +200,107 @@ impl StateTask {
                 msg,
                 rx,
                 ack,
-            } => match self.city.apply(&topic, &msg, rx) {
-                Ok(updates) => {
-                    self.metrics.messages_by_family[topic.family() as usize].inc();
-                    if let Some(ts) = msg.ts() {
-                        let lag = (rx - ts.with_timezone(&Utc))
-                            .num_microseconds()
-                            .unwrap_or(0) as f64
-                            / 1e6;
-                        self.metrics.ingest_lag.observe(lag.max(0.0));
-                    }
-                    for u in updates {
-                        if !self.out.send(u).await {
-                            return false;
+                route,
+            } => {
+                // A stored-only copy is applied when it is an event this
+                // state has not had from its view: the node's own share that
+                // waited at the broker while it was down, or one that came
+                // on the shared connection before the view's copy did.
+                let apply = match route {
+                    Route::Store => msg.event_id().is_some_and(|id| !self.city.has_seen(id)),
+                    Route::Both | Route::View => true,
+                };
+                let mut projection = None;
+                if apply {
+                    match self.city.apply(&topic, &msg, rx) {
+                        Ok(updates) => {
+                            self.metrics.messages_by_family[topic.family() as usize].inc();
+                            if let Some(ts) = msg.ts() {
+                                let lag = (rx - ts.with_timezone(&Utc))
+                                    .num_microseconds()
+                                    .unwrap_or(0) as f64
+                                    / 1e6;
+                                self.metrics.ingest_lag.observe(lag.max(0.0));
+                            }
+                            for u in updates {
+                                if !self.out.send(u).await {
+                                    return false;
+                                }
+                            }
+                            projection = match &msg {
+                                Message::CallEvent(m) => self
+                                    .city
+                                    .call(topic.city(), &m.call_id)
+                                    .cloned()
+                                    .map(Box::new),
+                                _ => None,
+                            };
+                        }
+                        // The view's second copy of an event the shared
+                        // connection brought first: nothing to say.
+                        Err(r)
+                            if route == Route::View && r.reason == RejectReason::DuplicateEvent =>
+                        {
+                            return true;
+                        }
+                        Err(rejection) => {
+                            let payload = msg.to_json();
+                            let dead = DeadLetter::new(
+                                topic.to_string().as_bytes(),
+                                &payload,
+                                &rejection,
+                                rx,
+                            );
+                            match route {
+                                // Kept with the call's events all the same (see `Route::Store`).
+                                Route::Store => {}
+                                Route::View => {
+                                    self.deadletters.push(dead);
+                                    return true;
+                                }
+                                Route::Both => {
+                                    self.deadletters.push(dead.clone());
+                                    return self
+                                        .store
+                                        .send(StoreItem::Rejected { dead, ack })
+                                        .await
+                                        .is_ok();
+                                }
+                            }
                         }
                     }
-                    let projection = match &msg {
-                        Message::CallEvent(m) => self
-                            .city
-                            .call(topic.city(), &m.call_id)
-                            .cloned()
-                            .map(Box::new),
-                        _ => None,
+                }
+                if route == Route::View {
+                    return match projection {
+                        Some(call) => self
+                            .store
+                            .send(StoreItem::Projection { call, rx })
+                            .await
+                            .is_ok(),
+                        None => true,
                     };
-                    self.store
-                        .send(StoreItem::Accepted {
-                            topic,
-                            msg,
-                            rx,
-                            ack,
-                            projection,
-                        })
-                        .await
-                        .is_ok()
                 }
-                Err(rejection) => {
-                    let payload = msg.to_json();
-                    let dead =
-                        DeadLetter::new(topic.to_string().as_bytes(), &payload, &rejection, rx);
-                    self.deadletters.push(dead.clone());
-                    self.store
-                        .send(StoreItem::Rejected { dead, ack })
-                        .await
-                        .is_ok()
-                }
-            },
+                self.store
+                    .send(StoreItem::Accepted {
+                        topic,
+                        msg,
+                        rx,
+                        ack,
+                        projection,
+                    })
+                    .await
+                    .is_ok()
+            }
             Input::Cleared { ack } => self.store.send(StoreItem::AckOnly { ack }).await.is_ok(),
-            Input::Rejected { dead, ack } => {
-                self.deadletters.push(dead.clone());
+            Input::Rejected { dead, ack, route } => {
+                // Every node's view sees a refused message and lists it; the
+                // node that stores it does not list it twice.
+                if route != Route::Store {
+                    self.deadletters.push(dead.clone());
+                }
+                if route == Route::View {
+                    return true;
+                }
                 self.store
                     .send(StoreItem::Rejected { dead, ack })
                     .await
@@ -246,6 +324,7 @@ mod tests {
             msg,
             rx,
             ack: None,
+            route: Route::Both,
         }
     }
 

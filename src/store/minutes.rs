@@ -10,8 +10,11 @@
 //!
 //! Additive sums are what several nodes on shared subscriptions need: each
 //! adds the rows it committed. What a node had summed but not written when it
-//! crashed is rebuilt from the raw rows when it starts again
-//! (`PgBackend::rollup`, the SQL form).
+//! crashed is rebuilt from the raw rows when it starts again: one node
+//! recomputes the minutes touched since its watermark (`PgBackend::rollup`);
+//! one of several adds only the rows it stored itself after its own
+//! watermark (`PgBackend::rollup_writer`: rows carry their writer), so that
+//! nothing another node added or still holds is counted twice or undone.
 
 use std::sync::Arc;
 

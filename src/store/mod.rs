@@ -112,6 +112,9 @@ pub enum StoreItem {
     },
     /// Nothing to keep (a retained alert's clearing); its ack, if any.
     AckOnly { ack: Option<AckToken> },
+    /// A call's projection after an event this node's view applied
+    /// (`mqtt.shared_group`: another node may store the event itself).
+    Projection { call: Box<Call>, rx: DateTime<Utc> },
 }
 
 /// One controller state message on its way to `atcs_state`: one table row,
@@ -149,6 +152,11 @@ pub enum EventRow {
     /// Nothing to write: carries the ack of a QoS 1 telemetry message, whose
     /// rows went to the telemetry buffer, so that acks keep arrival order.
     AckOnly,
+    /// A call's projection only (see [`StoreItem::Projection`]).
+    Projection {
+        call: Box<Call>,
+        rx: DateTime<Utc>,
+    },
 }
 
 /// What one write carries.
@@ -156,6 +164,9 @@ pub enum EventRow {
 pub struct Batch {
     pub telemetry: Vec<TelemetryRow>,
     pub events: Vec<EventRow>,
+    /// The node that stores it, with several nodes (`store_writers.id`):
+    /// its telemetry rows are tagged with it.
+    pub writer: Option<i16>,
 }
 
 /// The store's health, for `/readyz` and `/metrics`.
@@ -337,6 +348,10 @@ pub struct StoreTask {
     pub metrics: Arc<Metrics>,
     /// Where messages the database refuses are shown (`/api/deadletter`).
     pub deadletters: DeadLetters,
+    /// With several nodes on the database (`mqtt.shared_group`), this node's
+    /// client id: its telemetry rows are tagged with it, and its part of the
+    /// per-minute rollup has its own watermark (see `migrations/V10`).
+    pub writer: Option<String>,
 }
 
 /// A write's batch, acks, result (the messages the database refused, set
@@ -384,8 +399,9 @@ impl StoreTask {
             Backend::Postgres(pg) => Some(pg.clone()),
             Backend::Memory(_) => None,
         };
-        // Rows received before this are the previous run's: their minutes are
-        // recomputed from the raw rows (`repair`); later ones are summed here.
+        // Rows received before this are the previous run's: what it had not
+        // added to the rollup is added from the raw rows (`repair`); later
+        // ones are summed here.
         let start = Utc::now();
         let mut minutes = minutes::Minutes::since(start);
         let mut repair: Option<tokio::task::JoinHandle<Result<u64, StoreError>>> = None;
@@ -394,6 +410,24 @@ impl StoreTask {
         let mut rollup_tick =
             tokio::time::interval(Duration::from_secs(self.settings.rollup_every_s.max(1)));
         rollup_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // With several nodes: this node's writer id (registered now if the
+        // database answers, else by the rollup's repair) and its watermark's name.
+        let writer_id = Arc::new(std::sync::atomic::AtomicI32::new(-1));
+        let rollup_name = match &self.writer {
+            Some(client) => format!("atcs_minute@{client}"),
+            None => "atcs_minute".to_owned(),
+        };
+        if let (Some(pg), Some(client)) = (&pg, &self.writer) {
+            match tokio::time::timeout(Duration::from_secs(2), pg.register_writer(client)).await {
+                Ok(Ok(id)) => writer_id.store(id as i32, Ordering::Relaxed),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not register this node as a writer yet; will retry")
+                }
+                Err(_) => {
+                    tracing::warn!("registering this node as a writer takes long; will retry")
+                }
+            }
+        }
         if let Some(pg) = &pg {
             tokio::spawn(maintenance(
                 pg.clone(),
@@ -507,18 +541,42 @@ impl StoreTask {
                     let pg = pg.clone().expect("guarded by the condition");
                     if !repaired && repair.is_none() {
                         let handle = self.handle.clone();
+                        let (writer, writer_id, name) = (self.writer.clone(), writer_id.clone(), rollup_name.clone());
                         repair = Some(tokio::spawn(async move {
-                            let from = pg.rollup_watermark().await?.unwrap_or(start - chrono::Duration::days(1));
-                            let n = pg.rollup(from, start).await?;
-                            handle.set_rollup_upto(start);
+                            let Some(client) = writer else {
+                                // One node: recompute the minutes touched since the watermark.
+                                let from = pg.rollup_watermark(&name).await?.unwrap_or(start - chrono::Duration::days(1));
+                                let n = pg.rollup(from, start).await?;
+                                handle.set_rollup_upto(start);
+                                return Ok(n);
+                            };
+                            // Several: add this node's own rows it had not added.
+                            let mut id = writer_id.load(Ordering::Relaxed);
+                            if id < 0 {
+                                id = pg.register_writer(&client).await? as i32;
+                                writer_id.store(id, Ordering::Relaxed);
+                            }
+                            let from = pg.rollup_watermark(&name).await?.unwrap_or(start - chrono::Duration::days(1));
+                            let n = pg.rollup_writer(id as i16, from, start, &name).await?;
+                            handle.set_rollup_upto(pg.rollup_watermark_of_all_writers().await?.unwrap_or(start));
                             Ok(n)
                         }));
                     } else if repaired && minutes_inflight.is_none() && !minutes.is_empty() {
                         let rows = minutes.take();
                         let upto = minutes.complete_upto;
+                        let (name, shared) = (rollup_name.clone(), self.writer.is_some());
                         minutes_inflight = Some(tokio::spawn(async move {
-                            let r = pg.merge_minutes(&rows, upto).await;
-                            (rows, upto, r)
+                            let r = pg.merge_minutes(&rows, upto, &name).await;
+                            // The rollup is whole only up to every node's
+                            // watermark (if that cannot be read: as it was).
+                            let mut whole = upto;
+                            if shared && r.is_ok() {
+                                whole = match pg.rollup_watermark_of_all_writers().await {
+                                    Ok(w) => w.min(upto),
+                                    Err(_) => None,
+                                };
+                            }
+                            (rows, whole, r)
                         }));
                     }
                 }
@@ -527,7 +585,7 @@ impl StoreTask {
                     match done {
                         Ok(Ok(n)) => {
                             repaired = true;
-                            tracing::info!(minutes = n, "rollup: minutes received before this start recomputed from the raw rows");
+                            tracing::info!(minutes = n, "rollup: rows received before this start and not yet summed added from the raw rows");
                         }
                         Ok(Err(e)) => tracing::warn!(error = %e, "rollup repair failed; will retry"),
                         Err(_) => tracing::error!("rollup repair panicked; will retry"),
@@ -580,6 +638,9 @@ impl StoreTask {
                         Vec::new()
                     },
                     events: Vec::new(),
+                    writer: i16::try_from(writer_id.load(Ordering::Relaxed))
+                        .ok()
+                        .filter(|id| *id >= 0),
                 };
                 let complete = telemetry.rows.front().map(|r| r.rx).or(newest_rx);
                 let n = events.len().min(self.settings.batch_rows);
@@ -647,7 +708,8 @@ impl StoreTask {
                     return Ok(());
                 }
                 let rows = minutes.take();
-                pg.merge_minutes(&rows, minutes.complete_upto).await
+                pg.merge_minutes(&rows, minutes.complete_upto, &rollup_name)
+                    .await
             };
             match tokio::time::timeout(within, last).await {
                 Ok(Ok(())) => {}
@@ -717,6 +779,7 @@ impl StoreTask {
             StoreItem::Rejected { dead, ack } => (EventRow::Dead(dead), ack),
             StoreItem::AckOnly { ack: Some(token) } => (EventRow::AckOnly, Some(token)),
             StoreItem::AckOnly { ack: None } => return,
+            StoreItem::Projection { call, rx } => (EventRow::Projection { call, rx }, None),
         };
         if ack.is_none() {
             if *unacked >= UNACKED_EVENTS_KEPT {

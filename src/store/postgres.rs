@@ -39,6 +39,32 @@ pub struct PgBackend {
     pub flavour: Flavour,
 }
 
+/// How minutes summed apart are added to `atcs_minute` (aliased `m`):
+/// samples add up, averages are weighted by samples, maxima take the greater.
+const ADD_MINUTES: &str = "samples = m.samples + EXCLUDED.samples,
+    saturation_avg = (m.saturation_avg * m.samples + EXCLUDED.saturation_avg * EXCLUDED.samples) / (m.samples + EXCLUDED.samples),
+    saturation_max = greatest(m.saturation_max, EXCLUDED.saturation_max),
+    flow_vph_avg = (m.flow_vph_avg * m.samples + EXCLUDED.flow_vph_avg * EXCLUDED.samples) / (m.samples + EXCLUDED.samples),
+    queue_m_avg = (m.queue_m_avg * m.samples + EXCLUDED.queue_m_avg * EXCLUDED.samples) / (m.samples + EXCLUDED.samples),
+    queue_m_max = greatest(m.queue_m_max, EXCLUDED.queue_m_max),
+    green_s_avg = (m.green_s_avg * m.samples + EXCLUDED.green_s_avg * EXCLUDED.samples) / (m.samples + EXCLUDED.samples)";
+
+/// Raises the rollup watermark `name` to `upto` (never lowers it).
+async fn raise_watermark(
+    tx: &deadpool_postgres::Transaction<'_>,
+    name: &str,
+    upto: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO rollup_state (name, rx_watermark) VALUES ($1, $2)
+         ON CONFLICT (name) DO UPDATE SET rx_watermark = greatest(rollup_state.rx_watermark, EXCLUDED.rx_watermark)",
+        &[&name, &upto],
+    )
+    .await
+    .map_err(StoreError::from)?;
+    Ok(())
+}
+
 fn setup(e: impl std::fmt::Display) -> StoreError {
     StoreError::Setup(e.to_string())
 }
@@ -137,7 +163,7 @@ impl PgBackend {
         let mut client = self.pool.get().await?;
         let first = {
             let tx = client.transaction().await?;
-            match write_parts(&tx, &batch.telemetry, &batch.events).await {
+            match write_parts(&tx, &batch.telemetry, &batch.events, batch.writer).await {
                 Ok(()) => tx.commit().await.map_err(StoreError::from),
                 Err(e) => Err(e),
             }
@@ -165,6 +191,7 @@ impl PgBackend {
         &self,
         rows: &[MinuteRow],
         complete_upto: Option<DateTime<Utc>>,
+        watermark: &str,
     ) -> Result<(), StoreError> {
         let mut client = self.pool.get().await.map_err(StoreError::from)?;
         let tx = client.transaction().await.map_err(StoreError::from)?;
@@ -180,18 +207,13 @@ impl PgBackend {
         let approach: Vec<&str> = rows.iter().map(|r| r.approach.as_str()).collect();
         let samples: Vec<i32> = rows.iter().map(|r| r.sums.samples as i32).collect();
         tx.execute(
-            "INSERT INTO atcs_minute AS m (bucket, city, intersection, approach, samples, saturation_avg, saturation_max,
+            &format!(r#"INSERT INTO atcs_minute AS m (bucket, city, intersection, approach, samples, saturation_avg, saturation_max,
                  flow_vph_avg, queue_m_avg, queue_m_max, green_s_avg)
              SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::int[], $6::real[], $7::real[],
                  $8::real[], $9::real[], $10::real[], $11::real[])
-             ON CONFLICT (city, intersection, approach, bucket) DO UPDATE SET
-                 samples = m.samples + EXCLUDED.samples,
-                 saturation_avg = (m.saturation_avg * m.samples + EXCLUDED.saturation_avg * EXCLUDED.samples) / (m.samples + EXCLUDED.samples),
-                 saturation_max = greatest(m.saturation_max, EXCLUDED.saturation_max),
-                 flow_vph_avg = (m.flow_vph_avg * m.samples + EXCLUDED.flow_vph_avg * EXCLUDED.samples) / (m.samples + EXCLUDED.samples),
-                 queue_m_avg = (m.queue_m_avg * m.samples + EXCLUDED.queue_m_avg * EXCLUDED.samples) / (m.samples + EXCLUDED.samples),
-                 queue_m_max = greatest(m.queue_m_max, EXCLUDED.queue_m_max),
-                 green_s_avg = (m.green_s_avg * m.samples + EXCLUDED.green_s_avg * EXCLUDED.samples) / (m.samples + EXCLUDED.samples)",
+             ON CONFLICT (city, intersection, approach, bucket) DO UPDATE SET {}"#,
+                ADD_MINUTES
+            ),
             &[
                 &bucket,
                 &city,
@@ -209,13 +231,7 @@ impl PgBackend {
         .await
         .map_err(StoreError::from)?;
         if let Some(upto) = complete_upto {
-            tx.execute(
-                "INSERT INTO rollup_state (name, rx_watermark) VALUES ('atcs_minute', $1)
-                 ON CONFLICT (name) DO UPDATE SET rx_watermark = greatest(rollup_state.rx_watermark, EXCLUDED.rx_watermark)",
-                &[&upto],
-            )
-            .await
-            .map_err(StoreError::from)?;
+            raise_watermark(&tx, watermark, upto).await?;
         }
         tx.commit().await.map_err(StoreError::from)
     }
@@ -299,17 +315,91 @@ impl PgBackend {
         Ok(n)
     }
 
-    /// Receive time up to which the rollup is complete.
-    pub async fn rollup_watermark(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+    /// Receive time up to which the rollup is complete: `name` is
+    /// `atcs_minute` for one node, `atcs_minute@{client_id}` for one of several.
+    pub async fn rollup_watermark(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         let client = self.pool.get().await.map_err(StoreError::from)?;
         let row = client
             .query_opt(
-                "SELECT rx_watermark FROM rollup_state WHERE name = 'atcs_minute'",
-                &[],
+                "SELECT rx_watermark FROM rollup_state WHERE name = $1",
+                &[&name],
             )
             .await
             .map_err(StoreError::from)?;
         Ok(row.map(|r| r.get(0)))
+    }
+
+    /// With several nodes: the receive time up to which every node has
+    /// added its rows to the rollup (the least of their watermarks). A node
+    /// that is gone for good holds it back (history then reads raw rows past
+    /// it) until its row of `rollup_state` is deleted.
+    pub async fn rollup_watermark_of_all_writers(
+        &self,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let client = self.pool.get().await.map_err(StoreError::from)?;
+        let row = client
+            .query_one(
+                "SELECT min(rx_watermark) FROM rollup_state WHERE name LIKE 'atcs_minute@%'",
+                &[],
+            )
+            .await
+            .map_err(StoreError::from)?;
+        Ok(row.get(0))
+    }
+
+    /// This node's id among the writers of the database (several nodes).
+    pub async fn register_writer(&self, client_id: &str) -> Result<i16, StoreError> {
+        let client = self.pool.get().await.map_err(StoreError::from)?;
+        let row = client
+            .query_one(
+                "INSERT INTO store_writers (client_id) VALUES ($1)
+                 ON CONFLICT (client_id) DO UPDATE SET client_id = EXCLUDED.client_id RETURNING id",
+                &[&client_id],
+            )
+            .await
+            .map_err(StoreError::from)?;
+        Ok(row.get(0))
+    }
+
+    /// With several nodes, at a node's start: adds to the rollup the rows
+    /// this node (`writer`) stored in `[rx_from, rx_to)` (after its
+    /// watermark: stored, not yet added when it stopped), and raises its
+    /// watermark `name` to `rx_to`, in one transaction. Other nodes' rows are
+    /// theirs to add; nothing is recomputed, so nothing they added is undone.
+    pub async fn rollup_writer(
+        &self,
+        writer: i16,
+        rx_from: DateTime<Utc>,
+        rx_to: DateTime<Utc>,
+        name: &str,
+    ) -> Result<u64, StoreError> {
+        let mut client = self.pool.get().await.map_err(StoreError::from)?;
+        let tx = client.transaction().await.map_err(StoreError::from)?;
+        tx.batch_execute("SET LOCAL jit = off")
+            .await
+            .map_err(StoreError::from)?;
+        let n = tx
+            .execute(
+                &format!(
+                    r#"INSERT INTO atcs_minute AS m (bucket, city, intersection, approach, samples, saturation_avg, saturation_max,
+                         flow_vph_avg, queue_m_avg, queue_m_max, green_s_avg)
+                     SELECT date_bin('1 minute', s.ts, TIMESTAMPTZ '2000-01-01 00:00:00+00'), s.city, s.intersection, a.approach,
+                         count(*), avg(a.saturation), max(a.saturation), avg(a.flow_vph), avg(a.queue_m), max(a.queue_m), avg(a.green_s)
+                     FROM atcs_state s
+                     CROSS JOIN LATERAL unnest(s.approach, s.green_s, s.flow_vph, s.queue_m, s.saturation)
+                         AS a (approach, green_s, flow_vph, queue_m, saturation)
+                     WHERE s.writer = $1 AND s.rx >= $2 AND s.rx < $3
+                     GROUP BY 1, 2, 3, 4
+                     ON CONFLICT (city, intersection, approach, bucket) DO UPDATE SET {}"#,
+                    ADD_MINUTES
+                ),
+                &[&writer, &rx_from, &rx_to],
+            )
+            .await
+            .map_err(StoreError::from)?;
+        raise_watermark(&tx, name, rx_to).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(n)
     }
 
     /// Deletes what is older than the retention. On TimescaleDB, policies
@@ -901,9 +991,10 @@ async fn write_parts(
     tx: &deadpool_postgres::Transaction<'_>,
     telemetry: &[TelemetryRow],
     events: &[EventRow],
+    writer: Option<i16>,
 ) -> Result<(), StoreError> {
     if !telemetry.is_empty() {
-        copy_telemetry(tx, telemetry).await?;
+        copy_telemetry(tx, telemetry, writer).await?;
     }
     if !events.is_empty() {
         write_events(tx, events).await?;
@@ -961,7 +1052,7 @@ async fn isolate(
             Part::Events(r) => (&[][..], &batch.events[r.clone()]),
         };
         let savepoint = tx.savepoint("isolate").await?;
-        match write_parts(&savepoint, telemetry, events).await {
+        match write_parts(&savepoint, telemetry, events, batch.writer).await {
             Ok(()) => savepoint.commit().await?,
             Err(e) if e.is_data_error() => {
                 savepoint.rollback().await?;
@@ -1030,11 +1121,12 @@ async fn insert_dead_letter(
 async fn copy_telemetry(
     tx: &deadpool_postgres::Transaction<'_>,
     rows: &[TelemetryRow],
+    writer: Option<i16>,
 ) -> Result<(), StoreError> {
     let sink = tx
         .copy_in(
             "COPY atcs_state (ts, city, intersection, mode, plan, cycle_s, phase, rx,
-                              approach, green_s, flow_vph, queue_m, saturation, detector_ok, phase_label) FROM STDIN BINARY",
+                              approach, green_s, flow_vph, queue_m, saturation, detector_ok, phase_label, writer) FROM STDIN BINARY",
         )
         .await
         .map_err(StoreError::from)?;
@@ -1054,7 +1146,9 @@ async fn copy_telemetry(
         Type::FLOAT4_ARRAY,
         Type::BOOL_ARRAY,
         Type::TEXT,
+        Type::INT2,
     ];
+    let node = writer;
     let writer = BinaryCopyInWriter::new(sink, &types);
     pin_mut!(writer);
     let (mut green, mut flow, mut queue, mut saturation) =
@@ -1111,6 +1205,7 @@ async fn copy_telemetry(
                 &saturation,
                 &detector,
                 &phase_label,
+                &node,
             ])
             .await
             .map_err(StoreError::from)?;
@@ -1369,6 +1464,9 @@ async fn write_events(
                 Message::IntersectionState(_) => {}
             },
             EventRow::AckOnly => {}
+            EventRow::Projection { call, rx } => {
+                projections.insert((call.city.clone(), call.call_id.clone()), (&**call, *rx));
+            }
             EventRow::Dead(d) => insert_dead_letter(tx, d).await?,
         }
     }
@@ -1414,7 +1512,12 @@ async fn write_events(
                      received_at = EXCLUDED.received_at, answered_at = EXCLUDED.answered_at, classified_at = EXCLUDED.classified_at,
                      dispatched_at = EXCLUDED.dispatched_at, en_route_at = EXCLUDED.en_route_at, on_scene_at = EXCLUDED.on_scene_at,
                      closed_at = EXCLUDED.closed_at, abandoned_at = EXCLUDED.abandoned_at, transferred_at = EXCLUDED.transferred_at,
-                     answer_s = EXCLUDED.answer_s, dispatch_s = EXCLUDED.dispatch_s, projection = EXCLUDED.projection, rx = EXCLUDED.rx",
+                     answer_s = EXCLUDED.answer_s, dispatch_s = EXCLUDED.dispatch_s, projection = EXCLUDED.projection, rx = EXCLUDED.rx
+                 -- The projection that holds the most events stays, whoever writes it and
+                 -- in whatever order: with several nodes each writes its own (the same one
+                 -- once all have applied the same events), and a late writer that has
+                 -- seen fewer of the call's events does not take the row back.
+                 WHERE (EXCLUDED.projection->>'events')::int >= coalesce((calls.projection->>'events')::int, 0)",
             )
             .await
             .map_err(StoreError::from)?;

@@ -36,6 +36,22 @@ async fn stored(db: &tokio_postgres::Client, city: &str) -> (i64, i64) {
     (r.get(0), r.get(1))
 }
 
+/// Waits until `n` distinct call events of `city` are stored, then checks
+/// that none is stored twice, then or a little later.
+async fn each_stored_once(db: &tokio_postgres::Client, city: &str, n: i64) {
+    let (total, distinct) = support::eventually(60, &format!("{n} distinct events stored"), || {
+        let city = city.to_owned();
+        async move {
+            let (t, d) = stored(db, &city).await;
+            (d >= n).then_some((t, d))
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!((total, distinct), (n, n), "0 lost, 0 duplicated");
+    assert_eq!(stored(db, city).await, (n, n), "and nothing twice later");
+}
+
 /// A Kendali process killed (and reaped) when the test ends, passing or
 /// failing: a failed assertion must not leave it running.
 struct Node(Child);
@@ -79,6 +95,18 @@ fn node(
     http: std::net::SocketAddr,
     group: Option<&str>,
 ) -> Node {
+    node_with(mqtt, db, client_id, http, group, &[])
+}
+
+/// [`node`] with more settings in its environment.
+fn node_with(
+    mqtt: &str,
+    db: &str,
+    client_id: &str,
+    http: std::net::SocketAddr,
+    group: Option<&str>,
+    env: &[(&str, &str)],
+) -> Node {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kendali"));
     cmd.args([
         "serve",
@@ -97,6 +125,7 @@ fn node(
     if let Some(g) = group {
         cmd.env("KENDALI__MQTT__SHARED_GROUP", g);
     }
+    cmd.envs(env.iter().copied());
     Node(cmd.spawn().expect("start kendali"))
 }
 
@@ -377,20 +406,492 @@ async fn a_node_of_two_killed_mid_stream_loses_nothing_once_it_returns_with_its_
     // The node returns with its client id: its session's queue drains.
     b = start(&b_id, b_http);
     ready(b_http).await;
-    let (total, distinct) = support::eventually(60, "3,000 distinct events stored", || {
+    each_stored_once(&db, &city, 3000).await;
+    drop(b);
+}
+
+/// A wall on the node at `http` (the anonymous loopback wall), once its
+/// first snapshot is in.
+async fn wall_on(http: std::net::SocketAddr) -> Screen {
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{http}/ws"))
+        .await
+        .expect("ws connects");
+    let mut s = Screen::new(ws);
+    s.until(10, "the first snapshot", |s| !s.frames.is_empty())
+        .await;
+    s
+}
+
+/// The calls of `city` in a node's live state: call id -> (stage, events).
+async fn live_calls(
+    http: std::net::SocketAddr,
+    city: &str,
+) -> std::collections::BTreeMap<String, (String, u64)> {
+    let state: serde_json::Value = reqwest::get(format!("http://{http}/api/state"))
+        .await
+        .expect("GET /api/state")
+        .json()
+        .await
+        .expect("JSON");
+    state["entities"]["call"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, c)| c["city"] == city)
+        .map(|(_, c)| {
+            (
+                c["call_id"].as_str().unwrap_or_default().to_owned(),
+                (
+                    c["stage"].as_str().unwrap_or_default().to_owned(),
+                    c["events"].as_u64().unwrap_or_default(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The calls of `city` in the database's `calls` table, as [`live_calls`].
+async fn stored_calls(
+    db: &tokio_postgres::Client,
+    city: &str,
+) -> std::collections::BTreeMap<String, (String, u64)> {
+    db.query(
+        "SELECT call_id, stage, (projection->>'events')::bigint FROM calls WHERE city = $1",
+        &[&city],
+    )
+    .await
+    .expect("calls")
+    .into_iter()
+    .map(|r| (r.get(0), (r.get(1), r.get::<_, i64>(2) as u64)))
+    .collect()
+}
+
+/// Three nodes share the bus (`mqtt.shared_group`), each with a view of all
+/// of it; one is killed with SIGKILL in the middle of a surge of calls and
+/// telemetry. Its wall reconnects to another node and has the whole city
+/// within 2 s, with every call event of the surge and none twice; while it
+/// is down the two others hold every call, as the database's `calls` rows
+/// do (their views write the projections); its own share of the call events
+/// waits at the broker (mosquitto #1747) and is stored, once, when it
+/// returns with its client id, after which all three nodes agree with the
+/// database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_each_hold_the_whole_city_and_a_wall_survives_its_node_killed_mid_surge() {
+    let test = "three_nodes_each_hold_the_whole_city_and_a_wall_survives_its_node_killed_mid_surge";
+    let Some((broker, db_url, db)) = broker_and_database(test).await else {
+        return;
+    };
+    let city = support::city("three");
+    let group = format!(
+        "kendali-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let start = |id: &str, http| node(&broker.url, &db_url, id, http, Some(&group));
+    let ids: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|n| format!("{group}-{n}"))
+        .collect();
+    let https: Vec<std::net::SocketAddr> = (0..3).map(|_| support::free_addr()).collect();
+    let (_a, _b) = (start(&ids[0], https[0]), start(&ids[1], https[1]));
+    let mut c = start(&ids[2], https[2]);
+    for h in &https {
+        ready(*h).await;
+    }
+
+    // The wall on node C, read in the background; when its socket ends it
+    // reconnects to node A (what a load balancer in front of the nodes does).
+    let events = call_events(&city, 3000);
+    let wall = {
+        let (c_http, a_http) = (https[2], https[0]);
+        let expected: std::collections::HashSet<String> = event_ids(&events).into_iter().collect();
+        tokio::spawn(async move {
+            let mut on_c = wall_on(c_http).await;
+            while on_c.step(Duration::from_secs(60)).await.is_some() {}
+            let lost = std::time::Instant::now();
+            let mut on_a = wall_on(a_http).await;
+            let whole_after = lost.elapsed();
+            // Until it has had every call event, from one node or the
+            // other, or for 30 s.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            let had = |on_c: &Screen, on_a: &Screen| {
+                let seen: std::collections::HashSet<&str> = (on_c.events.iter())
+                    .chain(on_a.events.iter())
+                    .filter_map(|(_, _, v)| v["event_id"].as_str())
+                    .collect();
+                expected.iter().all(|id| seen.contains(id.as_str()))
+            };
+            while !had(&on_c, &on_a) && tokio::time::Instant::now() < deadline {
+                on_a.step(Duration::from_secs(1)).await;
+            }
+            (on_c, on_a, whole_after)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The surge: 3,000 call events (1,500 calls) in about 3 s, with telemetry
+    // of 100 junctions at 2,000 messages a second beside them.
+    let publisher = CountingPublisher::connect(&broker.url).await;
+    let telemetry = CountingPublisher::connect(&broker.url).await;
+    let stop_telemetry = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let telemetry_task = {
+        let (stop, city) = (stop_telemetry.clone(), city.clone());
+        tokio::spawn(async move {
+            let mut k = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let ts = chrono::Utc::now()
+                    .with_timezone(&kendali::domain::wib())
+                    .to_rfc3339();
+                for _ in 0..20 {
+                    let id = kendali::bench::load::intersection_id(k as usize % 100);
+                    let payload = kendali::bench::load::state_payload(&id, &ts, k);
+                    telemetry
+                        .client
+                        .publish(
+                            format!("city/{city}/atcs/{id}/state"),
+                            rumqttc::QoS::AtMostOnce,
+                            false,
+                            payload,
+                        )
+                        .await
+                        .expect("publish queued");
+                    k += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            k
+        })
+    };
+    for (i, chunk) in events.chunks(100).enumerate() {
+        for (topic, payload) in chunk {
+            publisher.send(topic, payload.clone()).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if i == 12 {
+            c.kill();
+        }
+    }
+    stop_telemetry.store(true, std::sync::atomic::Ordering::Relaxed);
+    let junction_messages = telemetry_task.await.expect("telemetry publisher");
+    support::eventually(30, "the broker's acks for all 3,000", || {
+        let n = publisher.acked();
+        async move { (n >= 3000).then_some(()) }
+    })
+    .await;
+    println!("published 3,000 call events and {junction_messages} junction messages");
+
+    // With C down: A and B each hold every call at its last stage, and so
+    // does the database's calls table; C's share of the events waits.
+    let everything: std::collections::BTreeMap<String, (String, u64)> = (0..1500)
+        .map(|k| (format!("d{k}"), ("answered".to_owned(), 2)))
+        .collect();
+    for (name, http) in [("A", https[0]), ("B", https[1])] {
+        let city = city.clone();
+        let calls = support::eventually(30, &format!("node {name} holds all 1,500 calls"), || {
+            let city = city.clone();
+            async move {
+                let calls = live_calls(http, &city).await;
+                (calls.len() >= 1500).then_some(calls)
+            }
+        })
+        .await;
+        assert_eq!(calls, everything, "node {name}'s state is the whole city");
+    }
+    let rows = support::eventually(30, "every call's row", || {
         let (db, city) = (&db, city.clone());
         async move {
-            let (t, d) = stored(db, &city).await;
-            (d >= 3000).then_some((t, d))
+            let rows = stored_calls(db, &city).await;
+            (rows.values().filter(|(s, _)| s == "answered").count() >= 1500).then_some(rows)
+        }
+    })
+    .await;
+    assert_eq!(rows, everything, "the calls table has every call");
+    // A's and B's shares stored (the count holds still for a second).
+    let mut held = stored(&db, &city).await.0;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = stored(&db, &city).await.0;
+        if now == held {
+            break;
+        }
+        held = now;
+    }
+    println!("with C down: {held} of 3,000 call events stored, every call's row written");
+    assert!(held < 3000, "C's share waits at the broker: {held} stored");
+
+    // The wall: C's socket ended with C, A's snapshot came within 2 s, and
+    // between them it saw every call event of the surge, none twice from A.
+    let (on_c, on_a, whole_after) = wall.await.expect("the wall's task");
+    println!(
+        "the wall had {} call events from C, then A's whole city after {whole_after:?} and {} from A",
+        on_c.events.len(),
+        on_a.events.len()
+    );
+    assert!(
+        whole_after < Duration::from_secs(2),
+        "the wall had the whole city again within 2 s: {whole_after:?}"
+    );
+    let event_id = |v: &serde_json::Value| v["event_id"].as_str().unwrap_or_default().to_owned();
+    let from_a: Vec<String> = on_a
+        .events
+        .iter()
+        .filter(|(_, k, v)| k == "call_event" && v["call_id"].as_str().is_some())
+        .map(|(_, _, v)| event_id(v))
+        .collect();
+    let distinct_a: std::collections::HashSet<&String> = from_a.iter().collect();
+    assert_eq!(distinct_a.len(), from_a.len(), "no call event twice from A");
+    let seen: std::collections::HashSet<String> = on_c
+        .events
+        .iter()
+        .map(|(_, _, v)| event_id(v))
+        .chain(from_a.iter().cloned())
+        .collect();
+    let missed: Vec<String> = event_ids(&events)
+        .into_iter()
+        .filter(|id| !seen.contains(id))
+        .collect();
+    assert!(
+        missed.is_empty(),
+        "the wall missed {} call events, e.g. {:?}",
+        missed.len(),
+        missed.first()
+    );
+    assert!(
+        !on_a.entities.is_empty() && on_a.frames[0]["type"] == "snapshot",
+        "A's first frame is the whole city"
+    );
+
+    // C returns with its client id: its share is stored, once, and all
+    // three nodes agree with the database.
+    c = start(&ids[2], https[2]);
+    ready(https[2]).await;
+    each_stored_once(&db, &city, 3000).await;
+    let rows = stored_calls(&db, &city).await;
+    assert_eq!(rows, everything, "the calls table, once C wrote its share");
+    for (name, http) in [("A", https[0]), ("B", https[1]), ("C", https[2])] {
+        assert_eq!(
+            live_calls(http, &city).await,
+            rows,
+            "node {name}'s state agrees with the database"
+        );
+    }
+    drop(c);
+}
+
+/// The `raised` transitions stored for the call_unanswered alert of `call_id`.
+async fn raised(db: &tokio_postgres::Client, city: &str, call_id: &str) -> i64 {
+    db.query_one(
+        "SELECT count(*) FROM alert_events WHERE city = $1 AND rule = 'call_unanswered'
+             AND entity LIKE '%' || $2 AND transition = 'raised'",
+        &[&city, &call_id],
+    )
+    .await
+    .expect("count")
+    .get(0)
+}
+
+/// Whether the node at `http` judges the alert rules (`kendali_alerts_leader`).
+async fn judges(http: std::net::SocketAddr) -> bool {
+    reqwest::get(format!("http://{http}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("text")
+        .lines()
+        .any(|l| l == "kendali_alerts_leader 1")
+}
+
+/// Several nodes each see the whole city, but one judges the alert rules
+/// (it holds a PostgreSQL advisory lock): a call ringing too long is raised
+/// once, not once per node. When that node is killed, another takes over
+/// within seconds and the next ringing call is raised, once, too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_several_nodes_one_raises_each_alert_and_another_takes_over_when_it_dies() {
+    let test = "of_several_nodes_one_raises_each_alert_and_another_takes_over_when_it_dies";
+    let Some((broker, db_url, db)) = broker_and_database(test).await else {
+        return;
+    };
+    let city = support::city("lead");
+    let group = format!(
+        "kendali-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let start = |id: &str, http| node(&broker.url, &db_url, id, http, Some(&group));
+    let https = [support::free_addr(), support::free_addr()];
+    let mut nodes = [
+        start(&format!("{group}-a"), https[0]),
+        start(&format!("{group}-b"), https[1]),
+    ];
+    for h in https {
+        ready(h).await;
+    }
+    let leader = support::eventually(10, "one node judging the alert rules", || async move {
+        let (a, b) = (judges(https[0]).await, judges(https[1]).await);
+        match (a, b) {
+            (true, false) => Some(0),
+            (false, true) => Some(1),
+            (true, true) => panic!("both nodes judge the alert rules"),
+            _ => None,
+        }
+    })
+    .await;
+    let publisher = CountingPublisher::connect(&broker.url).await;
+    let ringing = |call_id: &str| {
+        let ts = (chrono::Utc::now() - chrono::Duration::seconds(90))
+            .with_timezone(&kendali::domain::wib())
+            .to_rfc3339();
+        format!(
+            r#"{{"event_id":"{}","call_id":"{call_id}","ts":"{ts}","line":"112","type":"received"}}"#,
+            uuid::Uuid::new_v4()
+        )
+    };
+    let topic = format!("city/{city}/calls/112");
+    publisher.send(&topic, ringing("r1")).await;
+    support::eventually(15, "r1's alert raised", || {
+        let (db, city) = (&db, city.clone());
+        async move { (raised(db, &city, "r1").await > 0).then_some(()) }
+    })
+    .await;
+    // Both nodes judge once a second: long enough for a second one to show.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        raised(&db, &city, "r1").await,
+        1,
+        "raised once, by one node"
+    );
+
+    nodes[leader].kill();
+    let other = https[1 - leader];
+    support::eventually(
+        10,
+        "the other node takes over the alert rules",
+        || async move { judges(other).await.then_some(()) },
+    )
+    .await;
+    publisher.send(&topic, ringing("r2")).await;
+    support::eventually(15, "r2's alert raised by the node that took over", || {
+        let (db, city) = (&db, city.clone());
+        async move { (raised(db, &city, "r2").await > 0).then_some(()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(raised(&db, &city, "r2").await, 1, "raised once");
+    assert_eq!(raised(&db, &city, "r1").await, 1, "r1 not raised again");
+}
+
+/// The per-minute rollup of `city` against its raw rows: (samples in
+/// `atcs_minute`, samples in the raw rows, the largest difference of a
+/// minute's average saturation).
+async fn rollup_against_raw(db: &tokio_postgres::Client, city: &str) -> (i64, i64, f64) {
+    let r = db
+        .query_one(
+            "WITH raw AS (
+                 SELECT date_bin('1 minute', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket, intersection, approach,
+                        count(*) AS samples, avg(saturation) AS sat
+                 FROM atcs_telemetry WHERE city = $1 GROUP BY 1, 2, 3)
+             SELECT coalesce((SELECT sum(samples) FROM atcs_minute WHERE city = $1), 0)::bigint,
+                    coalesce((SELECT sum(samples) FROM raw), 0)::bigint,
+                    coalesce((SELECT max(abs(m.saturation_avg - raw.sat)) FROM raw JOIN atcs_minute m
+                        ON m.city = $1 AND m.bucket = raw.bucket AND m.intersection = raw.intersection
+                        AND m.approach = raw.approach), 1)::float8",
+            &[&city],
+        )
+        .await
+        .expect("rollup against raw rows");
+    (r.get(0), r.get(1), r.get(2))
+}
+
+/// Two nodes share the bus and the database; one has stored its share of
+/// the telemetry but not yet added it to the per-minute rollup when it is
+/// killed. Restarted with its client id, it adds its own rows (the other
+/// node's it leaves alone, and the other node's later additions are not
+/// undone): the rollup equals the raw rows, sample for sample. A
+/// recomputation from the shared watermark left the killed node's rows out
+/// (the other node had raised the watermark past them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rollup_of_two_nodes_is_exact_after_one_is_killed_with_its_sums_unwritten() {
+    let test = "the_rollup_of_two_nodes_is_exact_after_one_is_killed_with_its_sums_unwritten";
+    let Some((broker, db_url, db)) = broker_and_database(test).await else {
+        return;
+    };
+    let city = support::city("roll");
+    let group = format!(
+        "kendali-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let (a_id, b_id) = (format!("{group}-a"), format!("{group}-b"));
+    let (a_http, b_http) = (support::free_addr(), support::free_addr());
+    let fast = [("KENDALI__DATABASE__ROLLUP_EVERY_S", "1")];
+    // B writes its sums once an hour: killed, it has written none.
+    let slow = [("KENDALI__DATABASE__ROLLUP_EVERY_S", "3600")];
+    let _a = node_with(&broker.url, &db_url, &a_id, a_http, Some(&group), &fast);
+    let mut b = node_with(&broker.url, &db_url, &b_id, b_http, Some(&group), &slow);
+    ready(a_http).await;
+    ready(b_http).await;
+    // 600 controller messages of 5 junctions over the last 10 minutes,
+    // QoS 1 so that the two nodes share them.
+    let publisher = CountingPublisher::connect(&broker.url).await;
+    let base = chrono::Utc::now() - chrono::Duration::minutes(10);
+    for k in 0..600u64 {
+        let ts = (base + chrono::Duration::seconds(k as i64))
+            .with_timezone(&kendali::domain::wib())
+            .to_rfc3339();
+        let id = format!("j{}", k % 5);
+        let payload = kendali::bench::load::state_payload(&id, &ts, k);
+        publisher
+            .send(&format!("city/{city}/atcs/{id}/state"), payload)
+            .await;
+    }
+    support::eventually(30, "600 messages stored", || {
+        let (db, city) = (&db, city.clone());
+        async move {
+            let n: i64 = db
+                .query_one("SELECT count(*) FROM atcs_state WHERE city = $1", &[&city])
+                .await
+                .expect("count")
+                .get(0);
+            (n >= 600).then_some(())
+        }
+    })
+    .await;
+    // A's share is added; B's is not.
+    let (summed, raw, _) = support::eventually(15, "A's share in the rollup", || {
+        let (db, city) = (&db, city.clone());
+        async move {
+            let r = rollup_against_raw(db, &city).await;
+            (r.0 > 0).then_some(r)
         }
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!((total, distinct), (3000, 3000), "0 lost, 0 duplicated");
+    println!("before the kill: {summed} of {raw} readings in the rollup");
+    assert_eq!(raw, 2400, "600 messages of 4 approaches");
+    assert!(
+        summed < raw,
+        "B's share is not added yet: {summed} of {raw}"
+    );
+    b.kill();
+    b = node_with(&broker.url, &db_url, &b_id, b_http, Some(&group), &fast);
+    ready(b_http).await;
+    let (summed, raw, worst) = support::eventually(20, "every reading in the rollup", || {
+        let (db, city) = (&db, city.clone());
+        async move {
+            let r = rollup_against_raw(db, &city).await;
+            (r.0 >= r.1).then_some(r)
+        }
+    })
+    .await;
+    // Long enough for either node to add anything twice.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
-        stored(&db, &city).await,
-        (3000, 3000),
-        "and nothing twice later"
+        rollup_against_raw(&db, &city).await.0,
+        raw,
+        "nothing added twice later"
+    );
+    assert_eq!(summed, raw, "the rollup has every reading once");
+    assert!(
+        worst < 1e-5,
+        "each minute's average as the raw rows': {worst}"
     );
     drop(b);
 }

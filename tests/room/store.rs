@@ -634,6 +634,7 @@ async fn a_message_the_database_refuses_is_set_aside_and_the_rest_of_its_batch_i
     let batch = Batch {
         telemetry: Vec::new(),
         events,
+        writer: None,
     };
     let refused = backend.write(&batch).await.expect("the batch is written");
     assert_eq!(refused.len(), 1, "{refused:?}");

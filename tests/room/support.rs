@@ -325,6 +325,11 @@ impl Screen {
         let (ws, _) = tokio_tungstenite::connect_async(ws_request(app, query, cookie))
             .await
             .expect("ws connects");
+        Screen::new(ws)
+    }
+
+    /// A screen on a socket already open, nothing read yet.
+    pub fn new(ws: WsStream) -> Screen {
         Screen {
             ws,
             entities: Default::default(),

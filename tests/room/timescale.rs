@@ -229,3 +229,57 @@ async fn on_timescaledb_retention_follows_the_settings_old_rows_are_pruned_and_a
     assert_eq!(retention_days(&db).await, expected(10, 120));
     app.stop().await;
 }
+
+/// Schema v10 (`atcs_state.writer`, for several nodes' rollup) applies to a
+/// room already on TimescaleDB, whose telemetry hypertable has compression
+/// on and a compressed chunk: the old rows read back (writer NULL) and new
+/// rows take a writer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_v10_applies_to_a_compressed_telemetry_hypertable() {
+    let test = "schema_v10_applies_to_a_compressed_telemetry_hypertable";
+    let Some(pg) = ThrowawayPostgres::start_timescale(test) else {
+        return;
+    };
+    kendali::store::postgres::migrate_upto(&pg.url, Some(9))
+        .await
+        .expect("schema v9");
+    let db = support::pg(&pg.url).await;
+    db.batch_execute(
+        "CREATE EXTENSION IF NOT EXISTS timescaledb;
+         SELECT create_hypertable('atcs_state', by_range('ts', INTERVAL '1 day'), migrate_data => true);
+         ALTER TABLE atcs_state SET (timescaledb.compress);
+         INSERT INTO atcs_state (ts, city, intersection, mode, plan, cycle_s, phase, rx, approach, green_s,
+                                 flow_vph, queue_m, saturation, detector_ok)
+         VALUES (now() - interval '3 days', 'kota', 'j1', 'adaptive', 'pagi', 120, 1, now() - interval '3 days',
+                 '{utara}', '{40}', '{1200}', '{60}', '{0.5}', '{true}');
+         SELECT compress_chunk(c) FROM show_chunks('atcs_state') c;",
+    )
+    .await
+    .expect("a v9 room on TimescaleDB with a compressed chunk");
+    let applied = kendali::store::postgres::migrate(&pg.url)
+        .await
+        .expect("schema v10 applies");
+    assert!(
+        applied.iter().any(|v| v.contains("10")),
+        "v10 applied: {applied:?}"
+    );
+    db.batch_execute(
+        "INSERT INTO atcs_state (ts, city, intersection, mode, plan, cycle_s, phase, rx, approach, green_s,
+                                 flow_vph, queue_m, saturation, detector_ok, writer)
+         VALUES (now(), 'kota', 'j1', 'adaptive', 'pagi', 120, 1, now(),
+                 '{utara}', '{40}', '{1200}', '{60}', '{0.6}', '{true}', 3)",
+    )
+    .await
+    .expect("a row with its writer");
+    let rows: Vec<(f32, Option<i16>)> = db
+        .query(
+            "SELECT saturation[1], writer FROM atcs_state WHERE city = 'kota' ORDER BY ts",
+            &[],
+        )
+        .await
+        .expect("read back")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(rows, [(0.5, None), (0.6, Some(3))]);
+}
