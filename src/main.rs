@@ -196,6 +196,10 @@ struct BenchArgs {
     /// or a script that runs it under a profiler.
     #[arg(long, env = "KENDALI_BENCH_EXE")]
     kendali_exe: Option<PathBuf>,
+    /// Kendali nodes sharing the bus and the database (`mqtt.shared_group`);
+    /// the screens watch the first.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
+    nodes: u16,
     /// Where the JSON and markdown reports go.
     #[arg(long, default_value = "bench-out")]
     out: PathBuf,
@@ -1075,6 +1079,7 @@ async fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         refine: a.refine,
         kendali_exe: a.kendali_exe,
         http: a.http,
+        nodes: a.nodes as usize,
     };
     let report = kendali::bench::run(o).await?;
     std::fs::create_dir_all(&a.out)?;

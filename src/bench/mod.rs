@@ -61,6 +61,9 @@ pub struct BenchOptions {
     /// Kendali's web address (default: a free port), so that a browser can
     /// watch the wall during the run (`.ci/wall-soak`).
     pub http: Option<std::net::SocketAddr>,
+    /// Kendali nodes sharing the bus (`mqtt.shared_group`) and the database;
+    /// the screens watch the first. 1: one node, no group.
+    pub nodes: usize,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -146,6 +149,8 @@ pub struct Report {
     pub broker: String,
     pub intersections: usize,
     pub clients: usize,
+    /// Kendali nodes on the bus (a shared group when more than one).
+    pub nodes: usize,
     /// The measuring screen followed one intersection in this many.
     pub telemetry_sample: usize,
     pub call_rate: f64,
@@ -187,6 +192,8 @@ struct KendaliCmd {
     /// Broker arguments.
     args: Vec<String>,
     client_id: String,
+    /// `mqtt.shared_group`, with several nodes.
+    group: Option<String>,
 }
 
 impl KendaliCmd {
@@ -197,9 +204,12 @@ impl KendaliCmd {
         http: std::net::SocketAddr,
         client_suffix: &str,
     ) -> anyhow::Result<Proc> {
+        let mut cmd = Command::new(&self.exe);
+        if let Some(g) = &self.group {
+            cmd.env("KENDALI__MQTT__SHARED_GROUP", g);
+        }
         let child = Proc(
-            Command::new(&self.exe)
-                .args(["serve", "--no-sim", "--database-url", db_url])
+            cmd.args(["serve", "--no-sim", "--database-url", db_url])
                 .args(["--http", &http.to_string()])
                 .args(&self.args)
                 .env(
@@ -305,6 +315,24 @@ async fn metric(http: &str, name: &str) -> f64 {
         .sum()
 }
 
+/// A metric summed over the nodes.
+async fn sum_metric(https: &[String], name: &str) -> f64 {
+    let mut sum = 0.0;
+    for h in https {
+        sum += metric(h, name).await;
+    }
+    sum
+}
+
+/// A metric of each node.
+async fn each_metric(https: &[String], name: &str) -> Vec<f64> {
+    let mut out = Vec::with_capacity(https.len());
+    for h in https {
+        out.push(metric(h, name).await);
+    }
+    out
+}
+
 async fn pg(url: &str) -> anyhow::Result<tokio_postgres::Client> {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
@@ -355,6 +383,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<Report> {
         broker: o.broker.clone(),
         intersections: o.intersections,
         clients: o.clients,
+        nodes: o.nodes.max(1),
         telemetry_sample: o.telemetry_sample.max(1),
         call_rate: o.call_rate,
         duration_s: o.duration_s,
@@ -397,14 +426,26 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<Report> {
             url.to_owned()
         }
     };
-    let kendali = KendaliCmd {
+    let mut kendali = KendaliCmd {
         exe,
         args,
         client_id: format!("kendali-bench-{}", &db_name[15..]),
+        group: (o.nodes > 1).then(|| format!("kendali-bench-{}", &db_name[15..])),
     };
     let http = format!("http://{http_addr}");
     let dispatcher_ok = add_dispatcher(&kendali.exe, &db_url);
     let child = kendali.start(&db_url, http_addr, "").await?;
+    // The other nodes of the group: each stores its share, and holds the whole city.
+    let mut others = Vec::new();
+    let mut https = vec![http.clone()];
+    for n in 2..=o.nodes.max(1) {
+        let addr = free_addr()?;
+        others.push(kendali.start(&db_url, addr, &format!("-n{n}")).await?);
+        https.push(format!("http://{addr}"));
+    }
+    let pids: Vec<u32> = std::iter::once(child.0.id())
+        .chain(others.iter().map(|p| p.0.id()))
+        .collect();
     let dispatcher = match dispatcher_ok {
         Ok(()) => sign_in_dispatcher(&http).await.ok(),
         Err(e) => {
@@ -412,7 +453,6 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<Report> {
             None
         }
     };
-    let pid = child.0.id();
     let url = BrokerUrl::parse(&mqtt_url)?;
     let db = pg(&db_url).await?;
 
@@ -422,9 +462,9 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<Report> {
         let step = step(
             &o,
             &url,
-            &http,
+            &https,
             &db,
-            pid,
+            &pids,
             &format!("bench{i}"),
             rate,
             dispatcher.as_ref(),
@@ -448,8 +488,14 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<Report> {
         .map(|s| s.offered_rate)
         .fold(None, |m, r| Some(m.map_or(r, |m: f64| m.max(r))));
 
-    report.peak_rss_mb = procstat::peak_rss_bytes(pid).unwrap_or(0) as f64 / 1048576.0;
+    report.peak_rss_mb = pids
+        .iter()
+        .map(|p| procstat::peak_rss_bytes(*p).unwrap_or(0) as f64 / 1048576.0)
+        .sum();
     drop(child);
+    drop(others);
+    // The memory check is one node's.
+    kendali.group = None;
     if o.memory_clients > 0 {
         // A fresh Kendali on a fresh database: the overloaded steps leave
         // buffers (the store's telemetry backlog, retained allocator pages)
@@ -599,9 +645,9 @@ fn sampled_intersections(intersections: usize, every: usize) -> String {
 async fn step(
     o: &BenchOptions,
     url: &BrokerUrl,
-    http: &str,
+    https: &[String],
     db: &tokio_postgres::Client,
-    pid: u32,
+    pids: &[u32],
     city: &str,
     rate: f64,
     dispatcher: Option<&reqwest::Client>,
@@ -614,16 +660,26 @@ async fn step(
     // 130 ms where the same rate alone gave 57-61 ms. The machine gets 15 s
     // at most (Kendali 60): on a machine that is never quiet, eleven steps
     // must still fit in the run's 10 minutes.
+    // The screens watch the first node; CPU, memory and the store's figures
+    // are every node's.
+    let http = https[0].as_str();
+    let cpu = || -> f64 {
+        pids.iter()
+            .map(|p| procstat::cpu_seconds(*p).unwrap_or(0.0))
+            .sum()
+    };
     let settling = Instant::now();
     let settle = settling + Duration::from_secs(60);
     while Instant::now() < settle {
-        let cpu0 = procstat::cpu_seconds(pid).unwrap_or(0.0);
+        let cpu0 = cpu();
         let machine0 = procstat::machine_ticks();
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let busy = (procstat::cpu_seconds(pid).unwrap_or(0.0) - cpu0) / 0.5;
+        let busy = (cpu() - cpu0) / 0.5;
         let machine_quiet = procstat::busy_pct(machine0, procstat::machine_ticks()) < 20.0
             || settling.elapsed() > Duration::from_secs(15);
-        if busy < 0.1 && machine_quiet && metric(http, "kendali_store_buffered_rows").await < 1000.0
+        if busy < 0.1
+            && machine_quiet
+            && sum_metric(https, "kendali_store_buffered_rows").await < 1000.0
         {
             break;
         }
@@ -695,36 +751,44 @@ async fn step(
     tokio::time::sleep(Duration::from_secs(o.warmup_s)).await;
 
     // The measured window.
+    // Every node applies every message (its view): ingest is each node's,
+    // and the slowest one's counts. Storage is shared: rows add up.
     let m0 = (
-        metric(http, "kendali_messages_total").await,
-        metric(http, "kendali_store_rows_total").await,
+        each_metric(https, "kendali_messages_total").await,
+        sum_metric(https, "kendali_store_rows_total").await,
         metric(http, "kendali_rejected_total").await,
     );
     // Cumulative over the run: a step counts what it dropped itself.
-    let dropped0 = metric(http, "kendali_store_dropped_total").await as u64;
+    let dropped0 = sum_metric(https, "kendali_store_dropped_total").await as u64;
     let p0 = published.telemetry.load(Ordering::Relaxed);
-    let cpu0 = procstat::cpu_seconds(pid).unwrap_or(0.0);
+    let cpu0 = cpu();
     let machine0 = procstat::machine_ticks();
     let t0 = Instant::now();
     measuring.store(true, Ordering::Relaxed);
     let mut lag_max = 0i64;
     while t0.elapsed() < Duration::from_secs(o.duration_s) {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        lag_max = lag_max.max(metric(http, "kendali_store_lag_ms").await as i64);
+        for h in https {
+            lag_max = lag_max.max(metric(h, "kendali_store_lag_ms").await as i64);
+        }
     }
     measuring.store(false, Ordering::Relaxed);
     let secs = t0.elapsed().as_secs_f64();
     let m1 = (
-        metric(http, "kendali_messages_total").await,
-        metric(http, "kendali_store_rows_total").await,
+        each_metric(https, "kendali_messages_total").await,
+        sum_metric(https, "kendali_store_rows_total").await,
         metric(http, "kendali_rejected_total").await,
     );
     let p1 = published.telemetry.load(Ordering::Relaxed);
-    let cpu1 = procstat::cpu_seconds(pid).unwrap_or(0.0);
+    let cpu1 = cpu();
     let machine_busy_pct = procstat::busy_pct(machine0, procstat::machine_ticks());
-    let buffered_end = metric(http, "kendali_store_buffered_rows").await as i64;
+    let buffered_end = sum_metric(https, "kendali_store_buffered_rows").await as i64;
     let dropped =
-        (metric(http, "kendali_store_dropped_total").await as u64).saturating_sub(dropped0);
+        (sum_metric(https, "kendali_store_dropped_total").await as u64).saturating_sub(dropped0);
+    // The slowest node's ingest.
+    let achieved = (m1.0.iter().zip(&m0.0))
+        .map(|(b, a)| b - a)
+        .fold(f64::INFINITY, f64::min);
 
     // Stop the telemetry, let the call events finish and drain everywhere.
     let _ = stop_tx.send(true);
@@ -766,7 +830,7 @@ async fn step(
     let mut st = Step {
         offered_rate: rate,
         published_rate: (p1 - p0) as f64 / secs,
-        achieved_rate: (m1.0 - m0.0) / secs,
+        achieved_rate: achieved / secs,
         rows_persisted_s: (m1.1 - m0.1) / secs,
         dead_letters: (m1.2 - m0.2) as u64,
         store_lag_ms_max: lag_max,
@@ -779,7 +843,10 @@ async fn step(
         cpu_pct: (cpu1 - cpu0) / secs * 100.0,
         machine_busy_pct,
         settle_s,
-        rss_mb: procstat::rss_bytes(pid).unwrap_or(0) as f64 / 1048576.0,
+        rss_mb: pids
+            .iter()
+            .map(|p| procstat::rss_bytes(*p).unwrap_or(0) as f64 / 1048576.0)
+            .sum(),
         ..Default::default()
     };
     let walls = &stats[1..];
@@ -1146,8 +1213,10 @@ async fn copy_rate(db_url: &str, dir: &std::path::Path, messages: usize) -> anyh
 pub fn markdown(r: &Report) -> String {
     let mut s = String::new();
     s.push_str(&format!(
-        "Bench of {} (commit {}), {}; broker: {}; {} intersections, {} wall screens (+1 measuring telemetry on 1 intersection in {}), {} call events/s, {} s per step.\n\n",
-        r.date, r.commit, r.machine, r.broker, r.intersections, r.clients, r.telemetry_sample, r.call_rate, r.duration_s
+        "Bench of {} (commit {}), {}; broker: {}; {}; {} intersections, {} wall screens (+1 measuring telemetry on 1 intersection in {}), {} call events/s, {} s per step.\n\n",
+        r.date, r.commit, r.machine, r.broker,
+        if r.nodes > 1 { format!("{} Kendali nodes in a shared group (ingest: the slowest node's; CPU, RSS and rows: all nodes')", r.nodes) } else { "one Kendali node".to_owned() },
+        r.intersections, r.clients, r.telemetry_sample, r.call_rate, r.duration_s
     ));
     s.push_str("| offered R (msg/s) | published | achieved ingest | updates/screen/s (KB/s) | call p50 / p95 / p99 / max (ms) | telemetry p50 / p99 (ms) | dispatch round trip p50 / p99 / max (ms), actions (missing, refused) | rows persisted/s | store lag max (ms) | calls lost / dup (db, screens) | dead letters | Kendali CPU | machine busy | RSS | verdict |\n");
     s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");

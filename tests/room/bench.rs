@@ -2,15 +2,14 @@
 //! publishes is counted once in the database and once at every screen, and
 //! every dispatcher action it posts is seen on every screen.
 
+use kendali::bench::BenchOptions;
+
 use crate::support;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_bench_counts_every_call_event_once_in_the_database_and_once_per_screen() {
-    let test = "the_bench_counts_every_call_event_once_in_the_database_and_once_per_screen";
-    if support::postgres(test).await.is_none() || support::PrivateMosquitto::start(test).is_none() {
-        return;
-    }
-    let o = kendali::bench::BenchOptions {
+/// A bench at a small rate: 300 telemetry messages and 40 call events a
+/// second, 3 s measured, with `nodes` Kendali nodes.
+fn small(nodes: usize) -> BenchOptions {
+    BenchOptions {
         broker: "mosquitto".into(),
         database_url: support::pg_url("postgres"),
         rates: vec![300.0],
@@ -26,7 +25,17 @@ async fn the_bench_counts_every_call_event_once_in_the_database_and_once_per_scr
         refine: 0,
         kendali_exe: Some(env!("CARGO_BIN_EXE_kendali").into()),
         http: None,
-    };
+        nodes,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bench_counts_every_call_event_once_in_the_database_and_once_per_screen() {
+    let test = "the_bench_counts_every_call_event_once_in_the_database_and_once_per_screen";
+    if support::postgres(test).await.is_none() || support::PrivateMosquitto::start(test).is_none() {
+        return;
+    }
+    let o = small(1);
     let report = kendali::bench::run(o).await.expect("the bench runs");
     let s = &report.steps[0];
     assert_eq!(s.calls_published, 160, "40/s for 4 s");
@@ -87,4 +96,49 @@ async fn the_bench_counts_every_call_event_once_in_the_database_and_once_per_scr
     );
     let md = kendali::bench::markdown(&report);
     assert!(md.contains("| 300 |") && md.contains("psql"));
+}
+
+/// `kendali bench --nodes 3`: three nodes in a shared group. Each node's
+/// view takes every message (the ingest counted is the slowest node's), the
+/// rows are counted over all of them, and every call event is stored once
+/// and seen once by each screen on the first node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bench_of_three_nodes_counts_each_nodes_ingest_and_every_row_once() {
+    let test = "the_bench_of_three_nodes_counts_each_nodes_ingest_and_every_row_once";
+    if support::postgres(test).await.is_none() || support::PrivateMosquitto::start(test).is_none() {
+        return;
+    }
+    let o = BenchOptions {
+        clients: 2,
+        ..small(3)
+    };
+    let report = kendali::bench::run(o).await.expect("the bench runs");
+    assert_eq!(report.nodes, 3);
+    let s = &report.steps[0];
+    assert_eq!(
+        (s.calls_stored, s.calls_lost_db, s.calls_duplicated_db),
+        (160, 0, 0),
+        "each call event stored once, by one of the three"
+    );
+    assert_eq!(
+        (s.calls_lost_at_clients, s.calls_duplicated_at_clients),
+        (0, 0),
+        "each screen on the first node got each event once"
+    );
+    let near = |got: f64, want: f64, what: &str| {
+        assert!(
+            (got - want).abs() <= 0.15 * want,
+            "{what}: {got:.1}/s where {want}/s was offered"
+        )
+    };
+    near(s.achieved_rate, 340.0, "messages ingested by each node");
+    near(
+        s.rows_persisted_s,
+        4.0 * 300.0 + 40.0,
+        "rows persisted by the three",
+    );
+    assert!(
+        kendali::bench::markdown(&report).contains("3 Kendali nodes in a shared group"),
+        "the report says three nodes"
+    );
 }
