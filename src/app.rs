@@ -378,6 +378,7 @@ impl Application {
                 settings.ingest.http_burst,
             ),
             login_throttle: Default::default(),
+            replay: Default::default(),
             desk: Default::default(),
             road_net,
             routes: Default::default(),

@@ -253,11 +253,22 @@ impl StateView {
 
     /// The same, of the room as it was at `at` (a replay from the store):
     /// `"at"` follows `server_time`.
-    pub fn to_json_at(&self, personal: bool, at: chrono::DateTime<Utc>) -> String {
-        self.encode(personal, Some(at))
+    /// As a replay answers it: the state at `at`, gone on from the state
+    /// at `advanced_from` if it was (`GET /api/state?at=`).
+    pub fn to_json_at(
+        &self,
+        personal: bool,
+        at: chrono::DateTime<Utc>,
+        advanced_from: Option<chrono::DateTime<Utc>>,
+    ) -> String {
+        self.encode(personal, Some((at, advanced_from)))
     }
 
-    fn encode(&self, personal: bool, at: Option<chrono::DateTime<Utc>>) -> String {
+    fn encode(
+        &self,
+        personal: bool,
+        at: Option<(chrono::DateTime<Utc>, Option<chrono::DateTime<Utc>>)>,
+    ) -> String {
         let mut by_kind: HashMap<UpdateKind, Vec<&Arc<Update>>> = HashMap::default();
         for u in &self.entities {
             by_kind.entry(u.kind).or_default().push(u);
@@ -269,8 +280,11 @@ impl StateView {
             self.seq,
             Utc::now().to_rfc3339()
         );
-        if let Some(at) = at {
+        if let Some((at, advanced_from)) = at {
             let _ = write!(out, "\"at\":\"{}\",", at.to_rfc3339());
+            if let Some(from) = advanced_from {
+                let _ = write!(out, "\"advanced_from\":\"{}\",", from.to_rfc3339());
+            }
         }
         out.push_str("\"entities\":{");
         let mut first_kind = true;

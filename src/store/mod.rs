@@ -25,6 +25,7 @@ pub mod maps;
 pub mod memory;
 pub mod minutes;
 pub mod postgres;
+pub mod replay;
 pub mod shift;
 pub mod timescale;
 
@@ -255,6 +256,20 @@ impl StoreHandle {
         match &self.backend {
             Backend::Memory(_) => Ok(None),
             Backend::Postgres(p) => p.restore(day_start, Some(at)).await.map(Some),
+        }
+    }
+
+    /// Every message with its source time in `(from, to]`, to advance a
+    /// state rebuilt at `from` to `to` (a replay going on from its
+    /// checkpoint). `None` without a database.
+    pub async fn between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Option<Vec<(Topic, Message, DateTime<Utc>)>>, StoreError> {
+        match &self.backend {
+            Backend::Memory(_) => Ok(None),
+            Backend::Postgres(p) => p.between(from, to).await.map(Some),
         }
     }
 

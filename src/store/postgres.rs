@@ -708,7 +708,7 @@ impl PgBackend {
     ) -> Result<Vec<(Topic, Message, DateTime<Utc>)>, StoreError> {
         let client = self.pool.get().await.map_err(StoreError::from)?;
         let mut out = Vec::new();
-        let parse = |s: &str| Topic::parse(s).map_err(|e| StoreError::Setup(e.to_string()));
+        let parse = stored_topic;
         for r in client
             .query(
                 // At `at`: the junctions known by then (an info re-sent since
@@ -759,44 +759,7 @@ impl PgBackend {
             .await
             .map_err(StoreError::from)?;
         for r in rows {
-            let ts: DateTime<Utc> = r.get(0);
-            let (city, intersection): (String, String) = (r.get(1), r.get(2));
-            let ids: Vec<String> = r.get(9);
-            let reals = |i: usize| -> Vec<f32> { r.get(i) };
-            let (green, flow, queue, ds) = (reals(10), reals(11), reals(12), reals(13));
-            let ok: Vec<bool> = r.get(14);
-            let approaches = ids
-                .into_iter()
-                .enumerate()
-                .map(|(k, id)| ApproachState {
-                    id,
-                    green_s: green.get(k).copied().map_or(0.0, real),
-                    flow_vph: flow.get(k).copied().map_or(0.0, real),
-                    queue_m: queue.get(k).copied().map_or(0.0, real),
-                    saturation: ds.get(k).copied().map_or(0.0, real),
-                    detector_ok: ok.get(k).copied().unwrap_or(false),
-                })
-                .collect();
-            let mode: String = r.get(3);
-            let state = IntersectionState {
-                ts: ts.with_timezone(&crate::domain::wib()),
-                intersection: intersection.clone(),
-                mode: serde_json::from_value(serde_json::Value::String(mode))
-                    .unwrap_or(ControllerMode::Off),
-                plan: r.get(4),
-                cycle_s: real(r.get(5)),
-                phase: match r.get::<_, Option<String>>(8) {
-                    Some(label) => PhaseLabel::new(label),
-                    None => PhaseLabel::number(r.get::<_, i32>(6).max(0) as u32),
-                },
-                phase_elapsed_s: 0.0,
-                approaches,
-            };
-            out.push((
-                parse(&format!("city/{city}/atcs/{intersection}/state"))?,
-                Message::IntersectionState(state.into()),
-                r.get(7),
-            ));
+            out.push(junction_state(&r)?);
         }
         // Each unit's latest status and latest order.
         for (table, leaf) in [
@@ -819,20 +782,8 @@ impl PgBackend {
             );
             for r in client.query(&sql, &[&at]).await.map_err(StoreError::from)? {
                 let (city, unit): (String, String) = (r.get(0), r.get(1));
-                let payload: serde_json::Value = r.get(2);
-                let msg = match leaf {
-                    "status" => {
-                        serde_json::from_value(payload).map(|m| Message::UnitStatus(Box::new(m)))
-                    }
-                    _ => serde_json::from_value(payload)
-                        .map(|m| Message::UnitAssignment(Box::new(m))),
-                };
-                if let Ok(msg) = msg {
-                    out.push((
-                        parse(&format!("city/{city}/units/{unit}/{leaf}"))?,
-                        msg,
-                        r.get(3),
-                    ));
+                if let Some((topic, msg)) = unit_message(&city, &unit, leaf, r.get(2))? {
+                    out.push((topic, msg, r.get(3)));
                 }
             }
         }
@@ -856,10 +807,7 @@ impl PgBackend {
             .await
             .map_err(StoreError::from)?
         {
-            let (city, service): (String, String) = (r.get(0), r.get(1));
-            let ts: DateTime<Utc> = r.get(2);
-            let m = KpiSample { ts: ts.with_timezone(&crate::domain::wib()), metric: r.get(3), value: r.get(4), unit: r.get(5), target: r.get(6), window_s: r.get(7) };
-            out.push((parse(&format!("city/{city}/kpi/{service}"))?, Message::KpiSample(Box::new(m)), r.get(8)));
+            out.push(kpi_sample(&r)?);
         }
         for r in client
             .query(
@@ -935,22 +883,7 @@ impl PgBackend {
             .await
             .map_err(StoreError::from)?
         {
-            let (city, i): (String, String) = (r.get(0), r.get(1));
-            let status = match r.get::<_, &str>(4) {
-                "applied" => AckStatus::Applied,
-                _ => AckStatus::Rejected,
-            };
-            let ts: DateTime<Utc> = r.get(3);
-            out.push((
-                parse(&format!("city/{city}/atcs/{i}/command/ack"))?,
-                Message::CommandAck(Box::new(CommandAck {
-                    command_id: r.get(2),
-                    ts: ts.with_timezone(&crate::domain::wib()),
-                    status,
-                    reason: r.get(5),
-                })),
-                r.get(6),
-            ));
+            out.push(command_ack(&r)?);
         }
         // Alerts not back to normal: the newest transition of each.
         for r in client
@@ -977,6 +910,123 @@ impl PgBackend {
         }
         Ok(out)
     }
+}
+
+/// A topic the store wrote itself, parsed back.
+pub(super) fn stored_topic(s: &str) -> Result<Topic, StoreError> {
+    Topic::parse(s).map_err(|e| StoreError::Setup(e.to_string()))
+}
+
+/// A message rebuilt from a row of `atcs_state` read as `ts, city,
+/// intersection, mode, plan, cycle_s, phase, rx, phase_label, approach,
+/// green_s, flow_vph, queue_m, saturation, detector_ok`.
+pub(super) fn junction_state(
+    r: &tokio_postgres::Row,
+) -> Result<(Topic, Message, DateTime<Utc>), StoreError> {
+    let ts: DateTime<Utc> = r.get(0);
+    let (city, intersection): (String, String) = (r.get(1), r.get(2));
+    let ids: Vec<String> = r.get(9);
+    let reals = |i: usize| -> Vec<f32> { r.get(i) };
+    let (green, flow, queue, ds) = (reals(10), reals(11), reals(12), reals(13));
+    let ok: Vec<bool> = r.get(14);
+    let approaches = ids
+        .into_iter()
+        .enumerate()
+        .map(|(k, id)| ApproachState {
+            id,
+            green_s: green.get(k).copied().map_or(0.0, real),
+            flow_vph: flow.get(k).copied().map_or(0.0, real),
+            queue_m: queue.get(k).copied().map_or(0.0, real),
+            saturation: ds.get(k).copied().map_or(0.0, real),
+            detector_ok: ok.get(k).copied().unwrap_or(false),
+        })
+        .collect();
+    let mode: String = r.get(3);
+    let state = IntersectionState {
+        ts: ts.with_timezone(&crate::domain::wib()),
+        intersection: intersection.clone(),
+        mode: serde_json::from_value(serde_json::Value::String(mode))
+            .unwrap_or(ControllerMode::Off),
+        plan: r.get(4),
+        cycle_s: real(r.get(5)),
+        phase: match r.get::<_, Option<String>>(8) {
+            Some(label) => PhaseLabel::new(label),
+            None => PhaseLabel::number(r.get::<_, i32>(6).max(0) as u32),
+        },
+        phase_elapsed_s: 0.0,
+        approaches,
+    };
+    Ok((
+        stored_topic(&format!("city/{city}/atcs/{intersection}/state"))?,
+        Message::IntersectionState(state.into()),
+        r.get(7),
+    ))
+}
+
+/// A unit's status (`leaf` "status") or order ("assignment") from its
+/// stored payload; `None` if it no longer reads as one.
+pub(super) fn unit_message(
+    city: &str,
+    unit: &str,
+    leaf: &str,
+    payload: serde_json::Value,
+) -> Result<Option<(Topic, Message)>, StoreError> {
+    let msg = match leaf {
+        "status" => serde_json::from_value(payload).map(|m| Message::UnitStatus(Box::new(m))),
+        _ => serde_json::from_value(payload).map(|m| Message::UnitAssignment(Box::new(m))),
+    };
+    match msg {
+        Ok(msg) => Ok(Some((
+            stored_topic(&format!("city/{city}/units/{unit}/{leaf}"))?,
+            msg,
+        ))),
+        Err(_) => Ok(None),
+    }
+}
+
+/// A KPI sample from a row read as `city, service, ts, metric, value, unit,
+/// target, window_s, rx`.
+pub(super) fn kpi_sample(
+    r: &tokio_postgres::Row,
+) -> Result<(Topic, Message, DateTime<Utc>), StoreError> {
+    let (city, service): (String, String) = (r.get(0), r.get(1));
+    let ts: DateTime<Utc> = r.get(2);
+    let m = KpiSample {
+        ts: ts.with_timezone(&crate::domain::wib()),
+        metric: r.get(3),
+        value: r.get(4),
+        unit: r.get(5),
+        target: r.get(6),
+        window_s: r.get(7),
+    };
+    Ok((
+        stored_topic(&format!("city/{city}/kpi/{service}"))?,
+        Message::KpiSample(Box::new(m)),
+        r.get(8),
+    ))
+}
+
+/// A command's answer from a row read as `city, intersection, command_id,
+/// ts, status, reason, rx`.
+pub(super) fn command_ack(
+    r: &tokio_postgres::Row,
+) -> Result<(Topic, Message, DateTime<Utc>), StoreError> {
+    let (city, i): (String, String) = (r.get(0), r.get(1));
+    let status = match r.get::<_, &str>(4) {
+        "applied" => AckStatus::Applied,
+        _ => AckStatus::Rejected,
+    };
+    let ts: DateTime<Utc> = r.get(3);
+    Ok((
+        stored_topic(&format!("city/{city}/atcs/{i}/command/ack"))?,
+        Message::CommandAck(Box::new(CommandAck {
+            command_id: r.get(2),
+            ts: ts.with_timezone(&crate::domain::wib()),
+            status,
+            reason: r.get(5),
+        })),
+        r.get(6),
+    ))
 }
 
 /// A `real` column's value as the message had it: 31.7 stored as a 32-bit

@@ -59,6 +59,8 @@ pub struct WebContext {
     pub store: crate::store::StoreHandle,
     /// `GET /api/state`'s recent answer.
     pub state_cache: wall::StateCache,
+    /// Past states rebuilt for replays, to go on from (`GET /api/state?at=`).
+    pub replay: wall::replay::Checkpoints,
     /// Users, displays, sessions, the audit.
     pub directory: Directory,
     pub timeouts: Timeouts,

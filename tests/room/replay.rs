@@ -149,6 +149,43 @@ async fn the_state_rebuilt_at_a_past_moment_equals_the_live_state_then() {
     for kind in ["call", "unit", "intersection", "kpi"] {
         assert_eq!(empty["entities"][kind], json!({}), "{kind}: {empty}");
     }
+    // Played forward, as a replaying screen asks: once the moments are
+    // settled, each answer goes on from the one before (a checkpoint) with
+    // the messages in between, and still equals what was live then.
+    let last: chrono::DateTime<chrono::Utc> =
+        moments[2]["server_time"].as_str().unwrap().parse().unwrap();
+    let settled_at = last
+        + chrono::Duration::seconds(kendali::web::wall::replay::SETTLED_S)
+        + chrono::Duration::milliseconds(500);
+    if let Ok(wait) = (settled_at - chrono::Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
+    let mut previous = before.to_rfc3339();
+    support::get_json(&app, &format!("/api/state?at={}", urlencoding(&previous))).await;
+    for (i, live) in moments.iter().enumerate() {
+        let at = live["server_time"].as_str().unwrap();
+        let replay = support::get_json(&app, &format!("/api/state?at={}", urlencoding(at))).await;
+        let from = replay["advanced_from"]
+            .as_str()
+            .unwrap_or_else(|| panic!("moment {i} went on from a checkpoint"));
+        // The nearest checkpoint: the answer before, or this moment's own
+        // from the first pass if it was settled by then.
+        let (from_t, previous_t, at_t) = (
+            from.parse::<chrono::DateTime<chrono::Utc>>().unwrap(),
+            previous.parse::<chrono::DateTime<chrono::Utc>>().unwrap(),
+            at.parse::<chrono::DateTime<chrono::Utc>>().unwrap(),
+        );
+        assert!(
+            previous_t <= from_t && from_t <= at_t,
+            "moment {i} went on from {from}, between the answer before ({previous}) and itself"
+        );
+        assert_same(
+            live,
+            &replay,
+            &format!("moment {i} ({at}), gone on from {from}"),
+        );
+        previous = at.to_owned();
+    }
     let future = reqwest::get(support::http(
         &app,
         &format!(
