@@ -190,6 +190,14 @@ impl Application {
         // state's restore, which it reads as it comes). It publishes on the
         // main connection, as operator actions are.
         let mut out = crate::state::FanOut::hub(hub_tx);
+        // Whether this node runs the rules (alerts, the traffic desk's own
+        // commands): always alone; one node of a shared group.
+        let rules = crate::store::leader::rules_node(
+            store_handle.pool(),
+            shared,
+            metrics.clone(),
+            shutdown_rx.clone(),
+        );
         let (alerts, alert_requests) = crate::alerts::AlertEngine::handle();
         if settings.alerts.enabled {
             let (tx, rx) = mpsc::channel(crate::alerts::INPUT_CAPACITY);
@@ -210,12 +218,7 @@ impl Application {
                     limits: limits.clone(),
                 },
                 store_handle.clone(),
-                match (shared, store_handle.pool()) {
-                    (true, Some(pool)) => {
-                        crate::alerts::leader::Leadership::shared(pool, metrics.clone())
-                    }
-                    _ => crate::alerts::leader::Leadership::alone(metrics.clone()),
-                },
+                rules.clone(),
             );
             tokio::spawn(engine.run(rx, alert_requests, shutdown_rx.clone()));
         }
@@ -358,6 +361,7 @@ impl Application {
             hub_handle.clone(),
             outbox.clone(),
             shutdown_rx.clone(),
+            rules,
         ));
         let ctx = web::Data::new(WebContext {
             alerts,

@@ -45,8 +45,8 @@ pub struct Metrics {
     pub http_ingest_throttled: IntCounter,
     /// Worker threads of the runtime Kendali runs on (`runtime.worker_threads`).
     pub runtime_workers: IntGauge,
-    /// 1 on the node that judges the alert rules (one of several, see `alerts::leader`).
-    pub alerts_leader: IntGauge,
+    /// 1 on the node that runs the rules (one of several, see `store::leader`).
+    pub rules_leader: IntGauge,
 }
 
 impl Metrics {
@@ -176,9 +176,9 @@ impl Metrics {
                 "runtime_workers",
                 "Worker threads of the async runtime (runtime.worker_threads)",
             ),
-            alerts_leader: gauge(
-                "alerts_leader",
-                "1 on the node that judges the alert rules (several nodes on mqtt.shared_group: one of them)",
+            rules_leader: gauge(
+                "rules_leader",
+                "1 on the node that runs the rules: alerts, the traffic desk's own commands (several nodes on mqtt.shared_group: one of them)",
             ),
             registry,
         }

@@ -12,8 +12,6 @@
 //! acknowledgements and shelvings come in through [`AlertsHandle`], so one
 //! task decides every transition of an alert.
 
-pub mod leader;
-
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -167,8 +165,8 @@ pub struct AlertEngine {
     latched_order: VecDeque<Key>,
     out: Outbox,
     store: StoreHandle,
-    /// Whether this node judges the rules (one of several nodes does).
-    leader: leader::Leadership,
+    /// Whether this node runs the rules (one of several nodes does: `store::leader`).
+    leader: watch::Receiver<bool>,
 }
 
 impl AlertEngine {
@@ -178,7 +176,7 @@ impl AlertEngine {
         congestion_saturation: f64,
         out: Outbox,
         store: StoreHandle,
-        leader: leader::Leadership,
+        leader: watch::Receiver<bool>,
     ) -> AlertEngine {
         AlertEngine {
             settings,
@@ -234,7 +232,7 @@ impl AlertEngine {
                     let _ = r.reply.send(answer);
                 }
                 _ = tick.tick() => {
-                    if self.leader.judges().await {
+                    if *self.leader.borrow() {
                         self.judge(Utc::now()).await;
                     }
                 }

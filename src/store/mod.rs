@@ -21,6 +21,7 @@
 //! (`memory.rs`) when no database is configured.
 
 pub mod history;
+pub mod leader;
 pub mod maps;
 pub mod memory;
 pub mod minutes;

@@ -12,7 +12,9 @@
 //! - commands per junction are rate-limited, all officers together.
 //!
 //! Each command it publishes is audited under its rule's name. With several
-//! nodes each desk publishes the same revert under the same command id.
+//! nodes, every desk follows the whole city and one of them acts: the node
+//! that runs the rules (`store::leader`); a revert keeps its command id
+//! whichever node publishes it.
 
 pub mod corridor;
 
@@ -402,6 +404,7 @@ pub async fn run(
     hub: HubHandle,
     out: Outbox,
     mut shutdown: watch::Receiver<bool>,
+    rules: watch::Receiver<bool>,
 ) {
     desk.restore_auto(&out.directory).await;
     let mut tick = tokio::time::interval(EVERY);
@@ -413,6 +416,10 @@ pub async fn run(
         }
         if *shutdown.borrow() {
             return;
+        }
+        // With several nodes, one publishes the desk's own commands (`store::leader`).
+        if !*rules.borrow() {
+            continue;
         }
         if watch_leases(&desk, &hub, &out).await.is_err()
             || extend_automatically(&desk, &hub, &out).await.is_err()

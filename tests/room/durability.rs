@@ -689,7 +689,7 @@ async fn raised(db: &tokio_postgres::Client, city: &str, call_id: &str) -> i64 {
     .get(0)
 }
 
-/// Whether the node at `http` judges the alert rules (`kendali_alerts_leader`).
+/// Whether the node at `http` runs the rules (`kendali_rules_leader`).
 async fn judges(http: std::net::SocketAddr) -> bool {
     reqwest::get(format!("http://{http}/metrics"))
         .await
@@ -698,11 +698,11 @@ async fn judges(http: std::net::SocketAddr) -> bool {
         .await
         .expect("text")
         .lines()
-        .any(|l| l == "kendali_alerts_leader 1")
+        .any(|l| l == "kendali_rules_leader 1")
 }
 
-/// Several nodes each see the whole city, but one judges the alert rules
-/// (it holds a PostgreSQL advisory lock): a call ringing too long is raised
+/// Several nodes each see the whole city, but one runs the rules (it holds
+/// a PostgreSQL advisory lock): a call ringing too long is raised
 /// once, not once per node. When that node is killed, another takes over
 /// within seconds and the next ringing call is raised, once, too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
