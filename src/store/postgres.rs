@@ -1571,7 +1571,12 @@ async fn write_events(
             )
             .await
             .map_err(StoreError::from)?;
-        for (p, rx) in projections.values() {
+        // In key order: with several nodes, two writers' transactions update
+        // the same calls rows, and in each its own hash order they could
+        // wait on each other (a deadlock: one batch refused, retried late).
+        let mut projections: Vec<_> = projections.into_iter().collect();
+        projections.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (_, (p, rx)) in &projections {
             let at = |k: CallEventType| p.stages.get(&k).map(|t| t.with_timezone(&Utc));
             // The columns received_at .. transferred_at, in `CallEventType::ALL` order.
             let stages: Vec<Option<DateTime<Utc>>> =
