@@ -798,3 +798,76 @@ async fn lettered_phases_and_command_outcomes_are_stored_and_survive_a_restart()
     assert_eq!(c["status"], "applied", "{c}");
     app.stop().await;
 }
+
+/// Several nodes each write a call's projection (`mqtt.shared_group`): a
+/// node that has applied fewer of the call's events, writing after one that
+/// has applied more, does not take the row back; one with more replaces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calls_row_keeps_the_projection_with_the_most_events_whoever_writes_last() {
+    use kendali::store::{postgres::PgBackend, Batch, EventRow};
+    let test = "a_calls_row_keeps_the_projection_with_the_most_events_whoever_writes_last";
+    let Some(db) = support::postgres(test).await else {
+        return;
+    };
+    let backend = PgBackend::connect(&db, 2).await.expect("connects");
+    // The call after its first event, and after its first two.
+    let mut state = kendali::state::CityState::new(Default::default());
+    let mut after = Vec::new();
+    for (k, kind) in ["received", "answered"].into_iter().enumerate() {
+        let ts = (Utc::now() + chrono::Duration::seconds(k as i64))
+            .with_timezone(&kendali::domain::wib())
+            .to_rfc3339();
+        let payload = format!(
+            r#"{{"event_id":"{}","call_id":"p1","ts":"{ts}","line":"112","type":"{kind}"}}"#,
+            uuid::Uuid::new_v4()
+        );
+        let (topic, msg) = kendali::contract::decode(
+            "city/kota/calls/112",
+            payload.as_bytes(),
+            &Default::default(),
+            Utc::now(),
+        )
+        .expect("a valid call event");
+        state.apply(&topic, &msg, Utc::now()).expect("applies");
+        after.push(Box::new(
+            state.call("kota", "p1").expect("the call").clone(),
+        ));
+    }
+    let write = |call: &kendali::domain::Call| {
+        let batch = Batch {
+            telemetry: Vec::new(),
+            events: vec![EventRow::Projection {
+                call: Box::new(call.clone()),
+                rx: Utc::now(),
+            }],
+            writer: None,
+        };
+        let backend = &backend;
+        async move { backend.write(&batch).await.expect("written") }
+    };
+    let client = support::pg(&db).await;
+    let row = || async {
+        let r = client
+            .query_one(
+                "SELECT stage, (projection->>'events')::int FROM calls WHERE city = 'kota' AND call_id = 'p1'",
+                &[],
+            )
+            .await
+            .expect("the row");
+        (r.get::<_, String>(0), r.get::<_, i32>(1))
+    };
+    write(&after[0]).await;
+    assert_eq!(row().await, ("received".to_owned(), 1));
+    write(&after[1]).await;
+    assert_eq!(
+        row().await,
+        ("answered".to_owned(), 2),
+        "the richer one replaces it"
+    );
+    write(&after[0]).await;
+    assert_eq!(
+        row().await,
+        ("answered".to_owned(), 2),
+        "the later, poorer write is not kept"
+    );
+}
