@@ -356,6 +356,18 @@ impl Application {
             directory: directory.clone(),
             limits: limits.clone(),
         };
+        tokio::spawn(crate::web::wall::replay::write_checkpoints(
+            crate::web::wall::replay::CheckpointWriter {
+                store: store_handle.clone(),
+                state: settings.state.clone(),
+                traffic: settings.traffic.clone(),
+                zones: settings.cities.zones(),
+                every: Duration::from_secs(settings.database.checkpoint_every_s),
+                writer: settings.mqtt.client_id.clone(),
+            },
+            rules.clone(),
+            shutdown_rx.clone(),
+        ));
         tokio::spawn(crate::traffic::run(
             traffic.clone(),
             hub_handle.clone(),

@@ -446,6 +446,10 @@ pub struct DatabaseSettings {
     pub retention_days: i64,
     /// How often old rows are pruned and TimescaleDB's jobs checked, seconds.
     pub maintenance_every_s: u64,
+    /// How often a replay checkpoint is stored, seconds (what the day's
+    /// events had built: a replay starts from the newest before its moment
+    /// instead of the day's start); 0 stores none.
+    pub checkpoint_every_s: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -460,6 +464,7 @@ impl Default for DatabaseSettings {
             telemetry_retention_days: 30,
             retention_days: 400,
             maintenance_every_s: 3600,
+            checkpoint_every_s: 600,
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::contract::{
     CallCategory, CallEvent, CallEventType, CallLine, Caller, Disposition, RejectReason, Rejection,
@@ -14,7 +14,7 @@ use crate::contract::{
 
 /// A unit on a call: the furthest of its own stages (`dispatched`,
 /// `en_route`, `on_scene`) and when it reached it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CallUnit {
     pub unit: String,
     pub stage: CallEventType,
@@ -22,7 +22,9 @@ pub struct CallUnit {
 }
 
 /// The projection of one emergency call, built from its events in `ts` order.
-#[derive(Clone, Debug, Serialize)]
+/// A replay checkpoint stores it as the screens get it, and `kept_apart`
+/// beside it (`state::city::day`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Call {
     pub city: String,
     pub call_id: String,

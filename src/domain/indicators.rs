@@ -3,7 +3,7 @@
 //! share answered within 10, 15 and 20 s, and the mean of the slowest 10 %.
 
 use serde::ser::SerializeStruct;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// The most answer times one day keeps exactly; beyond, the mean still
 /// counts every call and the slowest 10 % are those of the times kept.
@@ -54,6 +54,36 @@ impl AnswerTimes {
                 .sum::<f64>()
                 / k as f64
         })
+    }
+}
+
+/// Everything an [`AnswerTimes`] holds, for a replay checkpoint (the
+/// screens' form, [`AnswerTimes`]'s `Serialize`, is its three figures).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnswerTimesParts {
+    sorted: Vec<f32>,
+    n: u64,
+    sum: f64,
+    within_10s: u64,
+}
+
+impl AnswerTimes {
+    pub fn parts(&self) -> AnswerTimesParts {
+        AnswerTimesParts {
+            sorted: self.sorted.clone(),
+            n: self.n,
+            sum: self.sum,
+            within_10s: self.within_10s,
+        }
+    }
+
+    pub fn from_parts(p: AnswerTimesParts) -> AnswerTimes {
+        AnswerTimes {
+            sorted: p.sorted,
+            n: p.n,
+            sum: p.sum,
+            within_10s: p.within_10s,
+        }
     }
 }
 

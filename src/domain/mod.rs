@@ -17,5 +17,5 @@ pub mod time;
 pub mod traffic;
 
 pub use call::{agency_for, rank, Call, CallUnit};
-pub use indicators::AnswerTimes;
+pub use indicators::{AnswerTimes, AnswerTimesParts};
 pub use time::{wib, wib_date, wib_day_start, Zone, Zones};

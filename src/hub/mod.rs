@@ -244,6 +244,17 @@ pub struct StateView {
     pub entities: Vec<Arc<Update>>,
 }
 
+/// Where a past state (`GET /api/state?at=`) was rebuilt from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The day's events from its start.
+    Day,
+    /// The state an earlier answer rebuilt at that moment (`"advanced_from"`).
+    Advanced(chrono::DateTime<Utc>),
+    /// The stored checkpoint of that moment (`"checkpoint"`).
+    Checkpoint(chrono::DateTime<Utc>),
+}
+
 impl StateView {
     /// `{"seq":..,"server_time":..,"entities":{kind:{key:value}}}`, keys
     /// sorted; callers' personal data only if `personal`.
@@ -255,20 +266,11 @@ impl StateView {
     /// `"at"` follows `server_time`.
     /// As a replay answers it: the state at `at`, gone on from the state
     /// at `advanced_from` if it was (`GET /api/state?at=`).
-    pub fn to_json_at(
-        &self,
-        personal: bool,
-        at: chrono::DateTime<Utc>,
-        advanced_from: Option<chrono::DateTime<Utc>>,
-    ) -> String {
-        self.encode(personal, Some((at, advanced_from)))
+    pub fn to_json_at(&self, personal: bool, at: chrono::DateTime<Utc>, from: Origin) -> String {
+        self.encode(personal, Some((at, from)))
     }
 
-    fn encode(
-        &self,
-        personal: bool,
-        at: Option<(chrono::DateTime<Utc>, Option<chrono::DateTime<Utc>>)>,
-    ) -> String {
+    fn encode(&self, personal: bool, at: Option<(chrono::DateTime<Utc>, Origin)>) -> String {
         let mut by_kind: HashMap<UpdateKind, Vec<&Arc<Update>>> = HashMap::default();
         for u in &self.entities {
             by_kind.entry(u.kind).or_default().push(u);
@@ -280,10 +282,16 @@ impl StateView {
             self.seq,
             Utc::now().to_rfc3339()
         );
-        if let Some((at, advanced_from)) = at {
+        if let Some((at, from)) = at {
             let _ = write!(out, "\"at\":\"{}\",", at.to_rfc3339());
-            if let Some(from) = advanced_from {
-                let _ = write!(out, "\"advanced_from\":\"{}\",", from.to_rfc3339());
+            match from {
+                Origin::Day => {}
+                Origin::Advanced(t) => {
+                    let _ = write!(out, "\"advanced_from\":\"{}\",", t.to_rfc3339());
+                }
+                Origin::Checkpoint(t) => {
+                    let _ = write!(out, "\"checkpoint\":\"{}\",", t.to_rfc3339());
+                }
             }
         }
         out.push_str("\"entities\":{");

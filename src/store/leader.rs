@@ -1,7 +1,8 @@
 //! Which node runs the room's rules when several share the bus
 //! (`mqtt.shared_group`): the alert engine's raising and clearing on time,
 //! and the traffic desk's own commands (a lease's revert, a corridor's
-//! release, an automatic green extension). Every node sees the whole city
+//! release, an automatic green extension), and the replay checkpoints'
+//! writing (`web::wall::replay`). Every node sees the whole city
 //! and keeps what the rules need, but one acts on it: N nodes publishing the
 //! same judgement would raise each alert, or extend each green, N times.
 //!
@@ -29,6 +30,19 @@ pub const RETRY: Duration = Duration::from_secs(2);
 /// Whether this node runs the rules, as it changes: always with one node
 /// or no database (`pool` None or `shared` false); else while it holds the
 /// lock (a task tries for it until `shutdown`).
+/// Waits for `tick`'s next tick, or for shutdown: false once shutting down
+/// (the loop of each periodic task of the rules' node, and of the lock's).
+pub async fn next_tick(
+    tick: &mut tokio::time::Interval,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    tokio::select! {
+        _ = tick.tick() => {}
+        _ = shutdown.changed() => {}
+    }
+    !*shutdown.borrow()
+}
+
 pub fn rules_node(
     pool: Option<deadpool_postgres::Pool>,
     shared: bool,
@@ -45,15 +59,8 @@ pub fn rules_node(
     tokio::spawn(async move {
         let mut held: Option<deadpool_postgres::ClientWrapper> = None;
         let mut tick = tokio::time::interval(RETRY);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() {
-                // Dropping the connection ends the session and frees the lock.
-                return;
-            }
+        // Once shutting down: dropping the connection ends the session and frees the lock.
+        while next_tick(&mut tick, &mut shutdown).await {
             if held.as_ref().is_some_and(|c| c.is_closed()) {
                 tracing::warn!(
                     "lost the connection holding the rules' lock: another node may run them now"

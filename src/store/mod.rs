@@ -241,7 +241,7 @@ impl StoreHandle {
     ) -> Result<Vec<(Topic, Message, DateTime<Utc>)>, StoreError> {
         match &self.backend {
             Backend::Memory(_) => Ok(Vec::new()),
-            Backend::Postgres(p) => p.restore(day_start, None).await,
+            Backend::Postgres(p) => p.restore(day_start, None, true).await,
         }
     }
 
@@ -256,7 +256,7 @@ impl StoreHandle {
     ) -> Result<Option<Vec<(Topic, Message, DateTime<Utc>)>>, StoreError> {
         match &self.backend {
             Backend::Memory(_) => Ok(None),
-            Backend::Postgres(p) => p.restore(day_start, Some(at)).await.map(Some),
+            Backend::Postgres(p) => p.restore(day_start, Some(at), true).await.map(Some),
         }
     }
 
@@ -271,6 +271,67 @@ impl StoreHandle {
         match &self.backend {
             Backend::Memory(_) => Ok(None),
             Backend::Postgres(p) => p.between(from, to).await.map(Some),
+        }
+    }
+
+    /// What rebuilds the state at `at` from a checkpoint of the day from
+    /// `day_start` taken at `from`: the newest of everything but the call
+    /// and app events up to `at`, then those events of `(from, at]`.
+    /// `None` without a database.
+    pub async fn after_checkpoint(
+        &self,
+        day_start: DateTime<Utc>,
+        from: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Vec<(Topic, Message, DateTime<Utc>)>>, StoreError> {
+        match &self.backend {
+            Backend::Memory(_) => Ok(None),
+            Backend::Postgres(p) => {
+                let mut out = p.restore(day_start, Some(at), false).await?;
+                out.extend(p.events_between(from, at).await?);
+                Ok(Some(out))
+            }
+        }
+    }
+
+    /// The call and app events of `(from, to]` (a checkpoint advanced).
+    /// `None` without a database.
+    pub async fn events_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Option<Vec<(Topic, Message, DateTime<Utc>)>>, StoreError> {
+        match &self.backend {
+            Backend::Memory(_) => Ok(None),
+            Backend::Postgres(p) => p.events_between(from, to).await.map(Some),
+        }
+    }
+
+    /// Stores a replay checkpoint (nothing without a database).
+    pub async fn save_checkpoint(
+        &self,
+        day_start: DateTime<Utc>,
+        at: DateTime<Utc>,
+        writer: &str,
+        calls: usize,
+        state: &[u8],
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Memory(_) => Ok(()),
+            Backend::Postgres(p) => p.save_checkpoint(day_start, at, writer, calls, state).await,
+        }
+    }
+
+    /// The newest stored replay checkpoint of the day from `day_start` at
+    /// or before `at`.
+    pub async fn checkpoint_before(
+        &self,
+        day_start: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<(DateTime<Utc>, Vec<u8>)>, StoreError> {
+        match &self.backend {
+            Backend::Memory(_) => Ok(None),
+            Backend::Postgres(p) => p.checkpoint_before(day_start, at).await,
         }
     }
 

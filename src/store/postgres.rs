@@ -421,6 +421,10 @@ impl PgBackend {
             .execute("DELETE FROM dead_letters WHERE rx < $1", &[&o])
             .await
             .map_err(StoreError::from)?;
+        n += client
+            .execute("DELETE FROM replay_checkpoints WHERE at < $1", &[&o])
+            .await
+            .map_err(StoreError::from)?;
         if self.flavour == Flavour::Timescale {
             return Ok(n);
         }
@@ -701,10 +705,13 @@ impl PgBackend {
     /// Messages to replay into a fresh live state: intersection info and latest
     /// state, latest unit and KPI values, today's and all open calls' events,
     /// today's app events, recent commands. In source-time order per kind.
+    /// Without `events`, not the call and app events (a replay starting
+    /// from a checkpoint has them to its moment).
     pub async fn restore(
         &self,
         day_start: DateTime<Utc>,
         at: Option<DateTime<Utc>>,
+        events: bool,
     ) -> Result<Vec<(Topic, Message, DateTime<Utc>)>, StoreError> {
         let client = self.pool.get().await.map_err(StoreError::from)?;
         let mut out = Vec::new();
@@ -809,43 +816,45 @@ impl PgBackend {
         {
             out.push(kpi_sample(&r)?);
         }
-        for r in client
-            .query(
-                // The day's, and those of calls still open (at `at`: not
-                // closed, abandoned or transferred by then).
-                "SELECT e.city, e.payload, e.rx FROM call_events e
-                 WHERE ($2::timestamptz IS NULL OR e.ts <= $2)
-                   AND (e.ts >= $1 OR EXISTS (SELECT 1 FROM calls c WHERE c.city = e.city AND c.call_id = e.call_id
-                          AND CASE WHEN $2 IS NULL THEN c.open
-                                   ELSE c.received_at <= $2
-                                        AND coalesce(least(c.closed_at, c.abandoned_at, c.transferred_at), 'infinity') > $2 END))
-                 ORDER BY e.ts",
-                &[&day_start, &at],
-            )
-            .await
-            .map_err(StoreError::from)?
-        {
-            let city: String = r.get(0);
-            if let Ok(m) = serde_json::from_value::<CallEvent>(r.get(1)) {
-                out.push((parse(&format!("city/{city}/calls/{}", m.line.as_str()))?, Message::CallEvent(Box::new(m)), r.get(2)));
+        if events {
+            for r in client
+                .query(
+                    // The day's, and those of calls still open (at `at`: not
+                    // closed, abandoned or transferred by then).
+                    "SELECT e.city, e.payload, e.rx FROM call_events e
+                     WHERE ($2::timestamptz IS NULL OR e.ts <= $2)
+                       AND (e.ts >= $1 OR EXISTS (SELECT 1 FROM calls c WHERE c.city = e.city AND c.call_id = e.call_id
+                              AND CASE WHEN $2 IS NULL THEN c.open
+                                       ELSE c.received_at <= $2
+                                            AND coalesce(least(c.closed_at, c.abandoned_at, c.transferred_at), 'infinity') > $2 END))
+                     ORDER BY e.ts",
+                    &[&day_start, &at],
+                )
+                .await
+                .map_err(StoreError::from)?
+            {
+                let city: String = r.get(0);
+                if let Ok(m) = serde_json::from_value::<CallEvent>(r.get(1)) {
+                    out.push((parse(&format!("city/{city}/calls/{}", m.line.as_str()))?, Message::CallEvent(Box::new(m)), r.get(2)));
+                }
             }
-        }
-        for r in client
-            .query(
-                "SELECT city, service, payload, rx FROM app_events
-                 WHERE ts >= $1 AND ($2::timestamptz IS NULL OR ts <= $2) ORDER BY ts",
-                &[&day_start, &at],
-            )
-            .await
-            .map_err(StoreError::from)?
-        {
-            let (city, service): (String, String) = (r.get(0), r.get(1));
-            if let Ok(m) = serde_json::from_value::<AppEvent>(r.get(2)) {
-                out.push((
-                    parse(&format!("city/{city}/apps/{service}/events"))?,
-                    Message::AppEvent(Box::new(m)),
-                    r.get(3),
-                ));
+            for r in client
+                .query(
+                    "SELECT city, service, payload, rx FROM app_events
+                     WHERE ts >= $1 AND ($2::timestamptz IS NULL OR ts <= $2) ORDER BY ts",
+                    &[&day_start, &at],
+                )
+                .await
+                .map_err(StoreError::from)?
+            {
+                let (city, service): (String, String) = (r.get(0), r.get(1));
+                if let Ok(m) = serde_json::from_value::<AppEvent>(r.get(2)) {
+                    out.push((
+                        parse(&format!("city/{city}/apps/{service}/events"))?,
+                        Message::AppEvent(Box::new(m)),
+                        r.get(3),
+                    ));
+                }
             }
         }
         for r in client

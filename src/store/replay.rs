@@ -3,6 +3,9 @@
 //! `from` (its checkpoint) becomes its state at `to` without reading the
 //! day again (`GET /api/state?at=`, `web::wall::replay`).
 //!
+//! It also keeps the replay checkpoints (`replay_checkpoints`, schema v11)
+//! and reads the events after one.
+//!
 //! A restore reads each entity's newest message; this reads all of them,
 //! in source-time order per kind, the kinds in the restore's order, and the
 //! alerts' transitions to normal too (the state drops those alerts).
@@ -84,26 +87,7 @@ impl PgBackend {
         {
             out.push(kpi_sample(&r)?);
         }
-        for r in q("SELECT city, payload, rx FROM call_events
-                    WHERE ts > $1 AND ts <= $2 ORDER BY ts")
-        .await?
-        {
-            let city: String = r.get(0);
-            if let Ok(m) = serde_json::from_value::<CallEvent>(r.get(1)) {
-                let t = topic(&format!("city/{city}/calls/{}", m.line.as_str()))?;
-                out.push((t, Message::CallEvent(Box::new(m)), r.get(2)));
-            }
-        }
-        for r in q("SELECT city, service, payload, rx FROM app_events
-                    WHERE ts > $1 AND ts <= $2 ORDER BY ts")
-        .await?
-        {
-            let (city, service): (String, String) = (r.get(0), r.get(1));
-            if let Ok(m) = serde_json::from_value::<AppEvent>(r.get(2)) {
-                let t = topic(&format!("city/{city}/apps/{service}/events"))?;
-                out.push((t, Message::AppEvent(Box::new(m)), r.get(3)));
-            }
-        }
+        events(&client, from, to, &mut out).await?;
         for r in q("SELECT city, intersection, payload, rx FROM commands
                     WHERE ts > $1 AND ts <= $2 ORDER BY ts")
         .await?
@@ -134,4 +118,92 @@ impl PgBackend {
         }
         Ok(out)
     }
+
+    /// Stores a replay checkpoint: the state's day part at `at` (JSON), of
+    /// the day from `day_start`. A second one of the same moment is ignored.
+    pub async fn save_checkpoint(
+        &self,
+        day_start: DateTime<Utc>,
+        at: DateTime<Utc>,
+        writer: &str,
+        calls: usize,
+        state: &[u8],
+    ) -> Result<(), StoreError> {
+        let client = self.pool().get().await.map_err(StoreError::from)?;
+        client
+            .execute(
+                "INSERT INTO replay_checkpoints (day_start, at, writer, calls, state)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                &[&day_start, &at, &writer, &(calls as i32), &state],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The newest checkpoint of the day from `day_start` at or before `at`:
+    /// its moment and its state.
+    pub async fn checkpoint_before(
+        &self,
+        day_start: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<(DateTime<Utc>, Vec<u8>)>, StoreError> {
+        let client = self.pool().get().await.map_err(StoreError::from)?;
+        let row = client
+            .query_opt(
+                "SELECT at, state FROM replay_checkpoints WHERE day_start = $1 AND at <= $2
+                 ORDER BY at DESC LIMIT 1",
+                &[&day_start, &at],
+            )
+            .await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    /// The call and app events with their source time in `(from, to]`:
+    /// what a replay checkpoint is advanced by.
+    pub async fn events_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let client = self.pool().get().await.map_err(StoreError::from)?;
+        let mut out = Vec::new();
+        events(&client, from, to, &mut out).await?;
+        Ok(out)
+    }
+}
+
+/// The call events, then the app events, of `(from, to]` into `out`.
+async fn events(
+    client: &tokio_postgres::Client,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    out: &mut Vec<Stored>,
+) -> Result<(), StoreError> {
+    for r in client
+        .query(
+            "SELECT city, payload, rx FROM call_events WHERE ts > $1 AND ts <= $2 ORDER BY ts",
+            &[&from, &to],
+        )
+        .await?
+    {
+        let city: String = r.get(0);
+        if let Ok(m) = serde_json::from_value::<CallEvent>(r.get(1)) {
+            let t = topic(&format!("city/{city}/calls/{}", m.line.as_str()))?;
+            out.push((t, Message::CallEvent(Box::new(m)), r.get(2)));
+        }
+    }
+    for r in client
+            .query(
+                "SELECT city, service, payload, rx FROM app_events WHERE ts > $1 AND ts <= $2 ORDER BY ts",
+                &[&from, &to],
+            )
+            .await?
+        {
+            let (city, service): (String, String) = (r.get(0), r.get(1));
+            if let Ok(m) = serde_json::from_value::<AppEvent>(r.get(2)) {
+                let t = topic(&format!("city/{city}/apps/{service}/events"))?;
+                out.push((t, Message::AppEvent(Box::new(m)), r.get(3)));
+            }
+        }
+    Ok(())
 }

@@ -409,14 +409,7 @@ pub async fn run(
     desk.restore_auto(&out.directory).await;
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.changed() => {}
-        }
-        if *shutdown.borrow() {
-            return;
-        }
+    while crate::store::leader::next_tick(&mut tick, &mut shutdown).await {
         // With several nodes, one publishes the desk's own commands (`store::leader`).
         if !*rules.borrow() {
             continue;

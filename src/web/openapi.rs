@@ -33,7 +33,7 @@ pub const DOCS: &[(&str, &str, &str, &[&str])] = &[
     ("GET", "/api/me", "Who the screen serves: name, roles, scope, what they may do, every city's time zone.", &[]),
     ("GET", "/", "The wall.", &["layout", "screen", "city", "lang", "display"]),
     ("GET", "/services", "The services overview: every service application grouped by category, its headline KPI against its target, today's events by type, and the live feed of their events.", &["city", "lang"]),
-    ("GET", "/api/state", "The whole live state as JSON; with at=T (RFC 3339), the state at T rebuilt from the store alone, in the same shape with \"at\" (and \"advanced_from\" when it went on from a replay's checkpoint; 409 without a database).", &["at"]),
+    ("GET", "/api/state", "The whole live state as JSON; with at=T (RFC 3339), the state at T rebuilt from the store alone, in the same shape with \"at\" (and \"advanced_from\" when it went on from a replay's checkpoint in memory, \"checkpoint\" when it started from a stored one; 409 without a database).", &["at"]),
     ("GET", "/ws", "The live feed over a websocket: snapshot, deltas, resume (PROTOCOL.md).", &["cities", "families", "kinds", "districts", "view", "max_rate", "since", "epoch"]),
     ("GET", "/api/scenario", "A city's geometry and service catalogue: with city=C that city's (the simulated city's scenario or its imported map; null when unknown), without it the simulated city's, else the most recent import.", &["city"]),
     ("GET", "/api/history/atcs/{city}/{intersection}", "A junction's telemetry series.", &["metric", "approach", "from", "to", "bucket"]),

@@ -201,6 +201,123 @@ async fn the_state_rebuilt_at_a_past_moment_equals_the_live_state_then() {
     app.stop().await;
 }
 
+/// Publishes `steps` quarter-seconds of the simulation with source times
+/// from `start` (and its first state when `first`); returns how many.
+async fn publish_sim(
+    p: &Publisher,
+    sim: &mut Simulation,
+    start: chrono::DateTime<chrono::Utc>,
+    first: bool,
+    steps: i64,
+) -> usize {
+    let start = start.with_timezone(&kendali::domain::wib());
+    let mut out = if first {
+        sim.initial(start)
+    } else {
+        Vec::new()
+    };
+    for step in 1..=steps {
+        let now = start + chrono::Duration::milliseconds(5 * step);
+        out.extend(sim.step(now, Duration::from_millis(250)));
+    }
+    for (topic, msg) in &out {
+        p.send(&topic.to_string(), 1, msg.to_json()).await;
+    }
+    out.len()
+}
+
+/// The node that runs the rules stores a checkpoint of what the day's
+/// events built every `database.checkpoint_every_s`; a replay's first
+/// moment starts from the newest one before it (the answer says
+/// `"checkpoint"`), adds only the events after it, and still equals the
+/// live state recorded at that moment: the calls, the day's counters with
+/// their answer times, the feeds, the junctions, the units.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_starts_from_the_stored_checkpoint_and_equals_the_live_state() {
+    let test = "a_replay_starts_from_the_stored_checkpoint_and_equals_the_live_state";
+    let Some(url) = support::postgres(test).await else {
+        return;
+    };
+    let mut settings = support::settings(None);
+    settings.database.url = Some(url.clone());
+    settings.database.checkpoint_every_s = 1;
+    let app = support::spawn(settings).await;
+    let db = support::pg(&url).await;
+    let mut scenario = Scenario::builtin("cilegon-weekday").unwrap();
+    scenario.start_time = Some("09:00".into());
+    let mut sim = Simulation::new(scenario, 11, 60.0);
+    let p = Publisher::connect(&app.mqtt_url).await;
+    // Source times two minutes back: a checkpoint (taken 30 s in the past)
+    // holds this burst within a second or two.
+    let first = chrono::Utc::now() - chrono::Duration::seconds(120);
+    let mut published = publish_sim(&p, &mut sim, first, true, 60).await as f64;
+    settled(&app, published).await;
+    let stored = chrono::Utc::now();
+    let checkpoint: chrono::DateTime<chrono::Utc> =
+        support::eventually(30, "a checkpoint of the first burst", || {
+            let db = &db;
+            async move {
+                let r = db
+                    .query_one(
+                        "SELECT max(at), max(calls) FROM replay_checkpoints WHERE written > $1",
+                        &[&stored],
+                    )
+                    .await
+                    .expect("checkpoints");
+                let (at, calls): (Option<chrono::DateTime<chrono::Utc>>, Option<i32>) =
+                    (r.get(0), r.get(1));
+                at.filter(|_| calls.unwrap_or(0) > 0)
+            }
+        })
+        .await;
+    // A second burst at the present, and a call answered: what the replay
+    // reads beyond the newest checkpoint (30 s in the past).
+    published += publish_sim(&p, &mut sim, chrono::Utc::now(), false, 60).await as f64;
+    for kind in ["received", "answered"] {
+        let (_, payload) = support::call_event("after-checkpoint", kind, "112");
+        p.send("city/cilegon/calls/112", 1, payload).await;
+        published += 1.0;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    settled(&app, published).await;
+    let live = support::get_json(&app, "/api/state").await;
+    let calls = live["entities"]["call"].as_object().unwrap().len();
+    assert!(calls >= 3, "the bursts rang calls: {calls}");
+    let at = live["server_time"].as_str().unwrap();
+    let replay = support::get_json(&app, &format!("/api/state?at={}", urlencoding(at))).await;
+    let from: chrono::DateTime<chrono::Utc> = replay["checkpoint"]
+        .as_str()
+        .unwrap_or_else(|| {
+            panic!(
+                "started from a stored checkpoint: {}",
+                &replay.to_string()[..200]
+            )
+        })
+        .parse()
+        .unwrap();
+    assert!(
+        from >= checkpoint,
+        "the newest checkpoint before the moment: {from} (one after the first burst: {checkpoint})"
+    );
+    let after: i64 = db
+        .query_one("SELECT count(*) FROM call_events WHERE ts > $1", &[&from])
+        .await
+        .unwrap()
+        .get(0);
+    println!("replayed from the checkpoint of {from} with {after} call events after it");
+    assert!(
+        after >= 2,
+        "the answered call came after the checkpoint: {after}"
+    );
+    assert_same(
+        &live,
+        &replay,
+        &format!("{at}, from the checkpoint of {from}"),
+    );
+    drop(p);
+    app.stop().await;
+}
+
 /// A `+` written unescaped in a query string reads as a space.
 fn urlencoding(t: &str) -> String {
     t.replace('+', "%2B")

@@ -1,0 +1,15 @@
+-- Kendali schema v11: replay checkpoints. Every database.checkpoint_every_s
+-- the node that runs the rules stores what the day's events had built by
+-- then (calls, the day's counters, feeds, event ids seen; the state's
+-- DayPart as JSON): a replay starts from the nearest one before its moment
+-- and reads only the events after it, not the whole day. A plain table on
+-- both flavours (a few rows a day); pruned with the events.
+CREATE TABLE IF NOT EXISTS replay_checkpoints (
+    day_start timestamptz NOT NULL,
+    at        timestamptz NOT NULL,
+    written   timestamptz NOT NULL DEFAULT now(),
+    writer    text        NOT NULL,
+    calls     integer     NOT NULL,
+    state     bytea       NOT NULL,
+    PRIMARY KEY (day_start, at)
+);
