@@ -13,3 +13,8 @@ CREATE TABLE IF NOT EXISTS replay_checkpoints (
     state     bytea       NOT NULL,
     PRIMARY KEY (day_start, at)
 );
+
+-- And a node taken out of a shared group for good (`kendali nodes forget`):
+-- its last rows are added to the rollup and its watermark no longer holds
+-- history's back. It returns to the count if it starts again.
+ALTER TABLE store_writers ADD COLUMN IF NOT EXISTS retired_at timestamptz;

@@ -68,6 +68,29 @@ enum Cmd {
     /// A real city's map: import its districts and roads (GeoJSON).
     #[command(subcommand)]
     City(CityCmd),
+    /// The nodes of a shared group that stored telemetry (`mqtt.shared_group`).
+    #[command(subcommand)]
+    Nodes(NodesCmd),
+}
+
+#[derive(Subcommand)]
+enum NodesCmd {
+    /// List them: client id, rollup watermark, retired or not.
+    List {
+        #[command(flatten)]
+        dir: DirArgs,
+    },
+    /// Take a node out of the group for good: add the rows it stored to the
+    /// per-minute rollup and stop its watermark holding history back.
+    Forget {
+        /// Its `mqtt.client_id`.
+        client_id: String,
+        /// Even if it added to the rollup in the last 2 minutes (it looks alive).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        dir: DirArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -568,6 +591,7 @@ async fn run(config: Option<&std::path::Path>, cmd: Cmd) -> anyhow::Result<ExitC
         Cmd::Apps(c) => apps(config, c).await,
         Cmd::Doctor(a) => doctor(config, a).await,
         Cmd::City(c) => city(config, c).await,
+        Cmd::Nodes(c) => nodes(config, c).await,
         Cmd::Audit(c) => audit(config, c).await,
         Cmd::Report(a) => report(config, a).await,
         Cmd::BrokerConfig(a) => {
@@ -894,6 +918,53 @@ async fn doctor(config: Option<&std::path::Path>, a: DoctorArgs) -> anyhow::Resu
     } else {
         ExitCode::SUCCESS
     })
+}
+
+async fn nodes(config: Option<&std::path::Path>, c: NodesCmd) -> anyhow::Result<ExitCode> {
+    let dir = match &c {
+        NodesCmd::List { dir } | NodesCmd::Forget { dir, .. } => dir,
+    };
+    let pg = kendali::store::postgres::PgBackend::connect(&database_url(config, dir)?, 2).await?;
+    let writers = pg.writers().await?;
+    match c {
+        NodesCmd::List { .. } => {
+            if writers.is_empty() {
+                println!("no node of a shared group has stored telemetry here");
+            }
+            for w in writers {
+                let mark = w.watermark.map_or("-".into(), |t| t.to_rfc3339());
+                let retired = w
+                    .retired_at
+                    .map_or(String::new(), |t| format!("  retired {}", t.to_rfc3339()));
+                println!("{}  rollup up to {mark}{retired}", w.client_id);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        NodesCmd::Forget {
+            client_id, force, ..
+        } => {
+            let Some(w) = writers.iter().find(|w| w.client_id == client_id) else {
+                anyhow::bail!(
+                    "no node `{client_id}` has stored telemetry here (`kendali nodes list` names them)"
+                );
+            };
+            let recent = w
+                .watermark
+                .is_some_and(|t| chrono::Utc::now() - t < chrono::Duration::minutes(2));
+            if recent && !force {
+                anyhow::bail!(
+                    "`{client_id}` added to the rollup less than 2 minutes ago: it looks alive. \
+                     Stop it first (its last rows are added here), or give --force"
+                );
+            }
+            let n = pg.retire_writer(&client_id).await?.unwrap_or(0);
+            println!(
+                "`{client_id}` retired: its rows added to the rollup ({n} minute rows); \
+                 history no longer waits for it (it counts again if it starts)"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 async fn audit(config: Option<&std::path::Path>, c: AuditCmd) -> anyhow::Result<ExitCode> {

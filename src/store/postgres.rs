@@ -332,14 +332,17 @@ impl PgBackend {
     /// With several nodes: the receive time up to which every node has
     /// added its rows to the rollup (the least of their watermarks). A node
     /// that is gone for good holds it back (history then reads raw rows past
-    /// it) until its row of `rollup_state` is deleted.
+    /// it) until it is retired ([`PgBackend::retire_writer`]).
     pub async fn rollup_watermark_of_all_writers(
         &self,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let client = self.pool.get().await.map_err(StoreError::from)?;
         let row = client
             .query_one(
-                "SELECT min(rx_watermark) FROM rollup_state WHERE name LIKE 'atcs_minute@%'",
+                "SELECT min(r.rx_watermark) FROM rollup_state r
+                 WHERE r.name LIKE 'atcs_minute@%' AND NOT EXISTS (
+                     SELECT 1 FROM store_writers w
+                     WHERE r.name = 'atcs_minute@' || w.client_id AND w.retired_at IS NOT NULL)",
                 &[],
             )
             .await
@@ -347,18 +350,80 @@ impl PgBackend {
         Ok(row.get(0))
     }
 
-    /// This node's id among the writers of the database (several nodes).
+    /// This node's id among the writers of the database (several nodes);
+    /// a retired node that starts again counts again.
     pub async fn register_writer(&self, client_id: &str) -> Result<i16, StoreError> {
         let client = self.pool.get().await.map_err(StoreError::from)?;
         let row = client
             .query_one(
                 "INSERT INTO store_writers (client_id) VALUES ($1)
-                 ON CONFLICT (client_id) DO UPDATE SET client_id = EXCLUDED.client_id RETURNING id",
+                 ON CONFLICT (client_id) DO UPDATE SET retired_at = NULL RETURNING id",
                 &[&client_id],
             )
             .await
             .map_err(StoreError::from)?;
         Ok(row.get(0))
+    }
+
+    /// The nodes that have stored telemetry (several nodes), by client id:
+    /// their rollup watermark, and since when they are retired.
+    pub async fn writers(&self) -> Result<Vec<Writer>, StoreError> {
+        let client = self.pool.get().await.map_err(StoreError::from)?;
+        let rows = client
+            .query(
+                "SELECT w.client_id, r.rx_watermark, w.retired_at FROM store_writers w
+                 LEFT JOIN rollup_state r ON r.name = 'atcs_minute@' || w.client_id
+                 ORDER BY w.client_id",
+                &[],
+            )
+            .await
+            .map_err(StoreError::from)?;
+        Ok(rows
+            .iter()
+            .map(|r| Writer {
+                client_id: r.get(0),
+                watermark: r.get(1),
+                retired_at: r.get(2),
+            })
+            .collect())
+    }
+
+    /// Takes a node out of the rollup's count for good: adds the rows it
+    /// stored past its watermark (as it would at its next start), then marks
+    /// it retired so that its watermark no longer holds history back. Its
+    /// watermark stays: started again, it counts again from there. `None`
+    /// when no node of that client id ever stored telemetry.
+    pub async fn retire_writer(&self, client_id: &str) -> Result<Option<u64>, StoreError> {
+        let client = self.pool.get().await.map_err(StoreError::from)?;
+        let Some(row) = client
+            .query_opt(
+                "SELECT id FROM store_writers WHERE client_id = $1",
+                &[&client_id],
+            )
+            .await
+            .map_err(StoreError::from)?
+        else {
+            return Ok(None);
+        };
+        drop(client);
+        let id: i16 = row.get(0);
+        let name = format!("atcs_minute@{client_id}");
+        let from = self
+            .rollup_watermark(&name)
+            .await?
+            .unwrap_or(DateTime::UNIX_EPOCH);
+        let n = self.rollup_writer(id, from, Utc::now(), &name).await?;
+        self.pool
+            .get()
+            .await
+            .map_err(StoreError::from)?
+            .execute(
+                "UPDATE store_writers SET retired_at = now() WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .map_err(StoreError::from)?;
+        Ok(Some(n))
     }
 
     /// With several nodes, at a node's start: adds to the rollup the rows
@@ -919,6 +984,15 @@ impl PgBackend {
         }
         Ok(out)
     }
+}
+
+/// A node that stored telemetry ([`PgBackend::writers`]).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Writer {
+    pub client_id: String,
+    /// Receive time up to which its rows are in the rollup.
+    pub watermark: Option<DateTime<Utc>>,
+    pub retired_at: Option<DateTime<Utc>>,
 }
 
 /// A topic the store wrote itself, parsed back.

@@ -837,6 +837,85 @@ async fn rollup_against_raw(db: &tokio_postgres::Client, city: &str) -> (i64, i6
     (r.get(0), r.get(1), r.get(2))
 }
 
+/// Two nodes of a shared group on a private broker and a fresh database:
+/// A adds to the per-minute rollup every second, B once an hour (killed, it
+/// has added none of its share). `n` controller messages of `junctions`
+/// junctions over the last 10 minutes are published QoS 1, so that the two
+/// share them.
+struct RollupPair {
+    broker: PrivateMosquitto,
+    db_url: String,
+    db: tokio_postgres::Client,
+    city: String,
+    group: String,
+    ids: [String; 2],
+    https: [std::net::SocketAddr; 2],
+    _a: Node,
+    b: Node,
+    /// Held: its messages may still be on their way.
+    _publisher: CountingPublisher,
+}
+
+const FAST_ROLLUP: [(&str, &str); 1] = [("KENDALI__DATABASE__ROLLUP_EVERY_S", "1")];
+
+async fn rollup_pair(test: &str, prefix: &str, n: u64, junctions: u64) -> Option<RollupPair> {
+    let (broker, db_url, db) = broker_and_database(test).await?;
+    let city = support::city(prefix);
+    let group = format!(
+        "kendali-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let ids = [format!("{group}-a"), format!("{group}-b")];
+    let https = [support::free_addr(), support::free_addr()];
+    let slow = [("KENDALI__DATABASE__ROLLUP_EVERY_S", "3600")];
+    let start = |i: usize, env: &[(&str, &str)]| {
+        node_with(&broker.url, &db_url, &ids[i], https[i], Some(&group), env)
+    };
+    let (a, b) = (start(0, &FAST_ROLLUP), start(1, &slow));
+    for h in https {
+        ready(h).await;
+    }
+    let publisher = CountingPublisher::connect(&broker.url).await;
+    let base = chrono::Utc::now() - chrono::Duration::minutes(10);
+    for k in 0..n {
+        let ts = (base + chrono::Duration::seconds(k as i64))
+            .with_timezone(&kendali::domain::wib())
+            .to_rfc3339();
+        let id = format!("j{}", k % junctions);
+        let payload = kendali::bench::load::state_payload(&id, &ts, k);
+        publisher
+            .send(&format!("city/{city}/atcs/{id}/state"), payload)
+            .await;
+    }
+    Some(RollupPair {
+        broker,
+        db_url,
+        db,
+        city,
+        group,
+        ids,
+        https,
+        _a: a,
+        b,
+        _publisher: publisher,
+    })
+}
+
+impl RollupPair {
+    /// Restarts B with its client id, adding every second.
+    async fn restart_b(&mut self) {
+        self.b = node_with(
+            &self.broker.url,
+            &self.db_url,
+            &self.ids[1],
+            self.https[1],
+            Some(&self.group),
+            &FAST_ROLLUP,
+        );
+        ready(self.https[1]).await;
+    }
+}
+
 /// Two nodes share the bus and the database; one has stored its share of
 /// the telemetry but not yet added it to the per-minute rollup when it is
 /// killed. Restarted with its client id, it adds its own rows (the other
@@ -847,37 +926,11 @@ async fn rollup_against_raw(db: &tokio_postgres::Client, city: &str) -> (i64, i6
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rollup_of_two_nodes_is_exact_after_one_is_killed_with_its_sums_unwritten() {
     let test = "the_rollup_of_two_nodes_is_exact_after_one_is_killed_with_its_sums_unwritten";
-    let Some((broker, db_url, db)) = broker_and_database(test).await else {
+    // 600 controller messages of 5 junctions.
+    let Some(mut pair) = rollup_pair(test, "roll", 600, 5).await else {
         return;
     };
-    let city = support::city("roll");
-    let group = format!(
-        "kendali-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
-    let (a_id, b_id) = (format!("{group}-a"), format!("{group}-b"));
-    let (a_http, b_http) = (support::free_addr(), support::free_addr());
-    let fast = [("KENDALI__DATABASE__ROLLUP_EVERY_S", "1")];
-    // B writes its sums once an hour: killed, it has written none.
-    let slow = [("KENDALI__DATABASE__ROLLUP_EVERY_S", "3600")];
-    let _a = node_with(&broker.url, &db_url, &a_id, a_http, Some(&group), &fast);
-    let mut b = node_with(&broker.url, &db_url, &b_id, b_http, Some(&group), &slow);
-    ready(a_http).await;
-    ready(b_http).await;
-    // 600 controller messages of 5 junctions over the last 10 minutes,
-    // QoS 1 so that the two nodes share them.
-    let publisher = CountingPublisher::connect(&broker.url).await;
-    let base = chrono::Utc::now() - chrono::Duration::minutes(10);
-    for k in 0..600u64 {
-        let ts = (base + chrono::Duration::seconds(k as i64))
-            .with_timezone(&kendali::domain::wib())
-            .to_rfc3339();
-        let id = format!("j{}", k % 5);
-        let payload = kendali::bench::load::state_payload(&id, &ts, k);
-        publisher
-            .send(&format!("city/{city}/atcs/{id}/state"), payload)
-            .await;
-    }
+    let (db, city) = (&pair.db, pair.city.clone());
     support::eventually(30, "600 messages stored", || {
         let (db, city) = (&db, city.clone());
         async move {
@@ -906,9 +959,9 @@ async fn the_rollup_of_two_nodes_is_exact_after_one_is_killed_with_its_sums_unwr
         summed < raw,
         "B's share is not added yet: {summed} of {raw}"
     );
-    b.kill();
-    b = node_with(&broker.url, &db_url, &b_id, b_http, Some(&group), &fast);
-    ready(b_http).await;
+    pair.b.kill();
+    pair.restart_b().await;
+    let (db, city) = (&pair.db, pair.city.clone());
     let (summed, raw, worst) = support::eventually(20, "every reading in the rollup", || {
         let (db, city) = (&db, city.clone());
         async move {
@@ -920,7 +973,7 @@ async fn the_rollup_of_two_nodes_is_exact_after_one_is_killed_with_its_sums_unwr
     // Long enough for either node to add anything twice.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
-        rollup_against_raw(&db, &city).await.0,
+        rollup_against_raw(db, &city).await.0,
         raw,
         "nothing added twice later"
     );
@@ -929,5 +982,74 @@ async fn the_rollup_of_two_nodes_is_exact_after_one_is_killed_with_its_sums_unwr
         worst < 1e-5,
         "each minute's average as the raw rows': {worst}"
     );
-    drop(b);
+}
+
+/// A node taken out of a shared group for good (`kendali nodes forget`):
+/// refused while it looks alive; with `--force` the rows it stored but had
+/// not added are added to the rollup (exact again, sample for sample) and
+/// it is listed as retired. Started again with its client id, it counts
+/// again and adds nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_gone_for_good_is_forgotten_its_rows_rolled_up_and_it_counts_again_on_return() {
+    let test = "a_node_gone_for_good_is_forgotten_its_rows_rolled_up_and_it_counts_again_on_return";
+    let Some(mut pair) = rollup_pair(test, "forget", 400, 4).await else {
+        return;
+    };
+    let (db_url, a_id, b_id) = (
+        pair.db_url.clone(),
+        pair.ids[0].clone(),
+        pair.ids[1].clone(),
+    );
+    let (db, city) = (&pair.db, pair.city.clone());
+    let (summed, raw, _) = support::eventually(30, "A's share in the rollup", || {
+        let (db, city) = (&db, city.clone());
+        async move {
+            let r = rollup_against_raw(db, &city).await;
+            (r.1 == 1600 && r.0 > 0).then_some(r)
+        }
+    })
+    .await;
+    assert!(summed < raw, "B's share is not added: {summed} of {raw}");
+    pair.b.kill();
+    let cli = |args: &[&str]| {
+        let mut all = vec!["nodes"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--database-url", &db_url]);
+        all.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| async move {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        support::kendali(&refs, None).await
+    };
+    let (code, out) = run(cli(&["forget", &b_id])).await;
+    assert_ne!(code, 0, "refused while it looks alive: {out}");
+    assert!(out.contains("looks alive"), "{out}");
+    let (code, out) = run(cli(&["forget", "no-such-node"])).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("kendali nodes list"), "{out}");
+    let (code, out) = run(cli(&["forget", &b_id, "--force"])).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        rollup_against_raw(db, &city).await.0,
+        raw,
+        "B's rows added: {out}"
+    );
+    let (code, out) = run(cli(&["list"])).await;
+    assert_eq!(code, 0, "{out}");
+    let line = |out: &str, id: &str| {
+        out.lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("{id} listed: {out}"))
+            .to_owned()
+    };
+    assert!(line(&out, &b_id).contains("retired"), "{out}");
+    assert!(!line(&out, &a_id).contains("retired"), "{out}");
+    // B returns: it counts again, and adds nothing twice.
+    pair.restart_b().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, out) = run(cli(&["list"])).await;
+    assert!(!line(&out, &b_id).contains("retired"), "{out}");
+    let (summed, raw, worst) = rollup_against_raw(&pair.db, &city).await;
+    assert_eq!(summed, raw, "nothing added twice");
+    assert!(worst < 1e-5, "{worst}");
 }
