@@ -39,6 +39,12 @@ use crate::state::UpdateKind;
 
 /// How often the desk looks at leases and automatic junctions.
 const EVERY: Duration = Duration::from_secs(1);
+/// Automatic mode and its budgets are read from the audit every this many
+/// ticks, and when this node takes the rules over.
+const AUTO_READ_EVERY: u64 = 3;
+/// Each read goes back this far before the last: another node's row may
+/// commit a little after its time.
+const AUTO_OVERLAP: chrono::Duration = chrono::Duration::seconds(10);
 /// A revert not seen back through ingest is published again after this.
 const REVERT_RETRY: Duration = Duration::from_secs(30);
 /// A lease that ended longer ago than this (a node down for hours) is left
@@ -254,30 +260,47 @@ impl TrafficDesk {
         }
     }
 
-    /// Automatic mode as the officers last left it: the audit holds every
-    /// change (`traffic_auto`, enabled or disabled, who and when), so a
-    /// restart neither drops a junction an officer put in automatic mode nor
-    /// revives one they took out. The hour's budget starts again.
-    pub async fn restore_auto(&self, directory: &Directory) {
-        let q = crate::identity::directory::AuditQuery {
-            actor: None,
-            action: Some("traffic_auto".into()),
+    /// Automatic mode as the officers last left it, and the hour's budget
+    /// each junction has spent: the audit holds every change (`traffic_auto`,
+    /// enabled or disabled, who and when) and every automatic extension
+    /// (`rule:auto_extend`). Read at start, a restart neither drops a
+    /// junction an officer put in automatic mode nor revives one they took
+    /// out, nor gives an hour's budget again; read every few seconds, every
+    /// node of a shared group knows what an officer changed through another
+    /// (the node that runs the rules extends), and a node taking the rules
+    /// over goes on with the budget spent before. `since`: only the changes
+    /// from then (a few seconds before the last read: rows of other nodes
+    /// may be committed late); `None`: all.
+    pub async fn sync_auto(&self, directory: &Directory, since: Option<DateTime<Utc>>) {
+        use crate::identity::directory::AuditQuery;
+        let q = |actor: Option<&str>, action: &str, from| AuditQuery {
+            actor: actor.map(str::to_owned),
+            action: Some(action.into()),
             entity: None,
-            from: None,
+            from,
             to: None,
             limit: 10_000,
         };
-        let rows = match directory.audit_rows(&q).await {
+        let hour_ago = Utc::now() - chrono::Duration::hours(1);
+        let (changes_q, given_q) = (
+            q(None, "traffic_auto", since),
+            q(Some("rule:auto_extend"), "traffic_command", Some(hour_ago)),
+        );
+        let (changes, given) = match tokio::try_join!(
+            directory.audit_rows(&changes_q),
+            directory.audit_rows(&given_q),
+        ) {
             Ok(rows) => rows,
             Err(e) => {
-                tracing::warn!(error = %e, "automatic mode could not be restored from the audit");
+                tracing::warn!(error = %e, "automatic mode could not be read from the audit");
                 return;
             }
         };
         let mut decided = HashSet::new();
         let mut auto = self.auto.lock().unwrap_or_else(|e| e.into_inner());
+        let before = auto.len();
         // Newest first: the first row of each junction is its last change.
-        for r in rows {
+        for r in changes {
             let Some(key) = r.entry.entity.strip_prefix("atcs:") else {
                 continue;
             };
@@ -286,14 +309,11 @@ impl TrafficDesk {
             }
             match r.entry.outcome.as_str() {
                 "enabled" => {
-                    auto.insert(
-                        key.to_owned(),
-                        Auto {
-                            enabled_by: r.entry.actor.clone(),
-                            since: r.at,
-                            budget: AutoBudget::default(),
-                        },
-                    );
+                    auto.entry(key.to_owned()).or_insert_with(|| Auto {
+                        enabled_by: r.entry.actor.clone(),
+                        since: r.at,
+                        budget: AutoBudget::default(),
+                    });
                 }
                 "disabled" => {
                     auto.remove(key);
@@ -303,8 +323,24 @@ impl TrafficDesk {
                 }
             }
         }
-        if !auto.is_empty() {
-            tracing::info!(junctions = auto.len(), "automatic mode restored");
+        // Each junction's extensions of the last hour, oldest first.
+        let mut budgets: HashMap<&str, AutoBudget> = HashMap::new();
+        for r in given.iter().rev() {
+            let Some(key) = r.entry.entity.strip_prefix("atcs:") else {
+                continue;
+            };
+            let seconds = serde_json::from_str::<serde_json::Value>(&r.entry.detail)
+                .ok()
+                .and_then(|d| d["seconds"].as_f64());
+            if let (Some(s), "published") = (seconds, r.entry.outcome.as_str()) {
+                budgets.entry(key).or_default().spend(r.at, s as u32);
+            }
+        }
+        for (key, a) in auto.iter_mut() {
+            a.budget = budgets.remove(key.as_str()).unwrap_or_default();
+        }
+        if (since.is_none() && !auto.is_empty()) || auto.len() != before {
+            tracing::info!(junctions = auto.len(), "automatic mode read from the audit");
         }
     }
 
@@ -406,12 +442,23 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
     rules: watch::Receiver<bool>,
 ) {
-    desk.restore_auto(&out.directory).await;
+    desk.sync_auto(&out.directory, None).await;
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut ticks, mut was_leader, mut read_at) = (0u64, false, Utc::now());
     while crate::store::leader::next_tick(&mut tick, &mut shutdown).await {
-        // With several nodes, one publishes the desk's own commands (`store::leader`).
-        if !*rules.borrow() {
+        ticks += 1;
+        // With several nodes, one publishes the desk's own commands
+        // (`store::leader`); an officer's change may come through any.
+        let leader = *rules.borrow();
+        if ticks % AUTO_READ_EVERY == 0 || (leader && !was_leader) {
+            let now = Utc::now();
+            desk.sync_auto(&out.directory, Some(read_at - AUTO_OVERLAP))
+                .await;
+            read_at = now;
+        }
+        was_leader = leader;
+        if !leader {
             continue;
         }
         if watch_leases(&desk, &hub, &out).await.is_err()

@@ -310,6 +310,58 @@ async fn a_controller_that_never_answers_gives_a_timeout_at_ten_seconds_and_a_la
     assert_eq!(history[0]["command"]["reason"], "uji");
 }
 
+/// Junction simpang-padat of `city`, congested (approach A1 above 0.95
+/// for more than one 2 s cycle), its state published every 500 ms until
+/// the returned task is aborted.
+async fn congested_junction(p: &Publisher, url: &str, city: &str) -> tokio::task::JoinHandle<()> {
+    let congested = || {
+        state(
+            "simpang-padat",
+            "adaptive",
+            json!("pagi"),
+            2.0,
+            json!(1),
+            1.3,
+        )
+    };
+    junction(p, city, "simpang-padat", "Kota", congested()).await;
+    let topic = format!("city/{city}/atcs/simpang-padat/state");
+    let p = Publisher::connect(url).await;
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            p.send(&topic, 0, congested().to_string()).await;
+        }
+    })
+}
+
+/// Waits until `app` flags junction `key` congested, proposing an
+/// extension of approach A1.
+async fn flagged_congested(app: &RunningApp, key: &str) {
+    support::eventually(
+        10,
+        "the congestion flagged, with a suggestion",
+        || async move {
+            let j = support::get_json(app, "/api/state").await["entities"]["intersection"]
+                .get(key)
+                .cloned()?;
+            (j["suggestions"].as_array()?.first()?["approach"] == "A1").then_some(())
+        },
+    )
+    .await;
+}
+
+/// Puts simpang-padat of `city` in automatic mode as `officer` through `app`.
+async fn auto_on(officer: &SignedIn, app: &RunningApp, city: &str) -> (u16, Value) {
+    post(
+        officer,
+        app,
+        &format!("/api/atcs/{city}/simpang-padat/auto"),
+        json!({ "enabled": true, "reason": "jam sibuk" }),
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_automatic_extension_respects_its_hourly_limit_and_is_audited_as_the_rule() {
     let test = "an_automatic_extension_respects_its_hourly_limit_and_is_audited_as_the_rule";
@@ -328,64 +380,10 @@ async fn an_automatic_extension_respects_its_hourly_limit_and_is_audited_as_the_
         return;
     };
     let on_bus = Listener::listen(&mosquitto.url, &format!("city/{city}/atcs/+/command")).await;
-    // A congested junction: approach A1 above 0.95 for more than one 2 s cycle.
-    junction(
-        &p,
-        &city,
-        "simpang-padat",
-        "Kota",
-        state(
-            "simpang-padat",
-            "adaptive",
-            json!("pagi"),
-            2.0,
-            json!(1),
-            1.3,
-        ),
-    )
-    .await;
-    let topic = format!("city/{city}/atcs/simpang-padat/state");
-    let feeder = {
-        let p = Publisher::connect(&mosquitto.url).await;
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                p.send(
-                    &topic,
-                    0,
-                    state(
-                        "simpang-padat",
-                        "adaptive",
-                        json!("pagi"),
-                        2.0,
-                        json!(1),
-                        1.3,
-                    )
-                    .to_string(),
-                )
-                .await;
-            }
-        })
-    };
-    let key = format!("{city}/simpang-padat");
-    support::eventually(10, "the congestion flagged, with a suggestion", || {
-        let (app, key) = (&app, &key);
-        async move {
-            let j = support::get_json(app, "/api/state").await["entities"]["intersection"]
-                .get(key)
-                .cloned()?;
-            (j["suggestions"].as_array()?.first()?["approach"] == "A1").then_some(())
-        }
-    })
-    .await;
+    let feeder = congested_junction(&p, &mosquitto.url, &city).await;
+    flagged_congested(&app, &format!("{city}/simpang-padat")).await;
     let officer = support::sign_in(&app, "petugas-otomatis", &["traffic_officer"], &[], &[]).await;
-    let (status, body) = post(
-        &officer,
-        &app,
-        &format!("/api/atcs/{city}/simpang-padat/auto"),
-        json!({ "enabled": true, "reason": "jam sibuk" }),
-    )
-    .await;
+    let (status, body) = auto_on(&officer, &app, &city).await;
     assert_eq!(status, 200, "{body}");
     // Several ticks of the desk: the budget is spent, then nothing more.
     tokio::time::sleep(Duration::from_secs(8)).await;
@@ -1035,5 +1033,119 @@ async fn a_junction_takes_at_most_its_commands_a_minute_from_all_officers_togeth
         on_bus.payloads().len(),
         6,
         "the refused one is not published"
+    );
+}
+
+/// Two nodes of a shared group on one database: an officer puts a junction
+/// in automatic mode through the node that does not run the rules; the node
+/// that does extends its green, once per extension (not once per node),
+/// until the hour's budget is spent. When that node stops, the other takes
+/// the rules over and goes on with the budget spent before: no second
+/// hour's worth. Both consoles list the junction in automatic mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_nodes_the_one_running_the_rules_extends_a_junction_put_in_automatic_mode_through_the_other(
+) {
+    let test = "of_two_nodes_the_one_running_the_rules_extends_a_junction_put_in_automatic_mode_through_the_other";
+    let Some(mosquitto) = support::PrivateMosquitto::start(test) else {
+        return;
+    };
+    let Some(db) = support::postgres(test).await else {
+        return;
+    };
+    let city = support::city("berdua");
+    let group = format!(
+        "kendali-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let node = |name: &str| {
+        let mut s = support::settings(Some(mosquitto.url.clone()));
+        s.database.url = Some(db.clone());
+        s.mqtt.shared_group = Some(group.clone());
+        s.mqtt.client_id = format!("{group}-{name}");
+        s.traffic.auto_max_s_per_hour = 30;
+        s.traffic.auto_min_gap_s = 1;
+        s.traffic.congestion_cycles = 1;
+        s
+    };
+    let mut apps = vec![
+        Some(support::spawn(node("a")).await),
+        Some(support::spawn(node("b")).await),
+    ];
+    let judges = |app: &RunningApp| {
+        let url = support::http(app, "/metrics");
+        async move {
+            reqwest::get(url)
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+                .lines()
+                .any(|l| l == "kendali_rules_leader 1")
+        }
+    };
+    let leader = support::eventually(10, "one node running the rules", || {
+        let apps = &apps;
+        async move {
+            let a = judges(apps[0].as_ref().unwrap()).await;
+            let b = judges(apps[1].as_ref().unwrap()).await;
+            match (a, b) {
+                (true, false) => Some(0),
+                (false, true) => Some(1),
+                (true, true) => panic!("both nodes run the rules"),
+                _ => None,
+            }
+        }
+    })
+    .await;
+    let other = 1 - leader;
+    let on_bus = Listener::listen(&mosquitto.url, &format!("city/{city}/atcs/+/command")).await;
+    let p = Publisher::connect(&mosquitto.url).await;
+    let feeder = congested_junction(&p, &mosquitto.url, &city).await;
+    for app in apps.iter().flatten() {
+        flagged_congested(app, &format!("{city}/simpang-padat")).await;
+    }
+    let via = apps[other].as_ref().unwrap();
+    let officer = support::sign_in(via, "petugas-berdua", &["traffic_officer"], &[], &[]).await;
+    let (status, body) = auto_on(&officer, via, &city).await;
+    assert_eq!(status, 200, "{body}");
+    let total =
+        |given: &[Value]| -> f64 { given.iter().map(|g| g["seconds"].as_f64().unwrap()).sum() };
+    support::eventually(20, "the hour's budget given", || {
+        let given = on_bus.payloads();
+        async move { (total(&given) >= 30.0).then_some(()) }
+    })
+    .await;
+    // The console of each node lists the junction, with what it has used.
+    let desk = format!("/api/traffic/{city}/desk");
+    for app in apps.iter().flatten() {
+        support::eventually(10, "automatic mode and its budget on each node", || {
+            let (officer, desk) = (&officer, &desk);
+            async move {
+                let d = officer.get_json(app, desk).await;
+                let a = d["auto"].as_array()?.first()?.clone();
+                (a["intersection"] == "simpang-padat" && a["used_s"] == 30).then_some(())
+            }
+        })
+        .await;
+    }
+    // The node running the rules stops; the other takes them over.
+    apps[leader].take().unwrap().stop().await;
+    let survivor = apps[other].as_ref().unwrap();
+    support::eventually(10, "the other node runs the rules", || async {
+        judges(survivor).await.then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    feeder.abort();
+    let given = on_bus.payloads();
+    for g in &given {
+        assert_eq!(g["issued_by"], "rule:auto_extend", "{g}");
+        assert_eq!(g["approach"], "A1", "{g}");
+    }
+    assert_eq!(
+        total(&given),
+        30.0,
+        "one node extends, and the one taking over spends no second budget: {given:?}"
     );
 }
