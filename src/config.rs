@@ -319,7 +319,9 @@ pub struct StateSettings {
     /// call leaves the live state and the screens (not the database): calls
     /// whose closing never arrives cannot grow memory without bound.
     pub calls_kept: usize,
-    /// Recent events of each kind kept for snapshots.
+    /// Recent events of each kind and city kept for snapshots (a screen
+    /// keeps 400 of each kind: a snapshot, a failed-over screen's too,
+    /// gives it what it would hold had it stayed connected).
     pub recent_events_kept: usize,
     /// Event ids remembered for duplicate detection.
     pub dedup_window: usize,

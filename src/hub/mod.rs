@@ -322,6 +322,12 @@ impl StateView {
     }
 }
 
+/// A ring of recent events, with their sequence numbers.
+type Events = VecDeque<(u64, Arc<Update>)>;
+
+/// Rings of recent events kept (one per event kind and city).
+const RECENT_RINGS: usize = 256;
+
 /// Capacity of the state -> hub channel. The hub drains it without waiting
 /// on anyone, so this only absorbs scheduling jitter.
 pub const HUB_INPUT_CAPACITY: usize = 65_536;
@@ -437,7 +443,11 @@ pub struct Hub {
     /// so a resume is only honoured within the same epoch.
     epoch: u64,
     mirror: HashMap<Key, (u64, Arc<Update>)>,
-    recent: HashMap<UpdateKind, VecDeque<(u64, Arc<Update>)>>,
+    /// The newest events of each kind and city (`recent_kept` each): a
+    /// screen's snapshot carries its own city's newest, however busy the
+    /// other cities of a province are (a failed-over screen then holds what
+    /// it held before, as it keeps fewer).
+    recent: HashMap<(UpdateKind, Arc<str>), Events>,
     recent_kept: usize,
     /// Slot `i` holds sequence number `ring_base + i`; `None` once superseded.
     ring: VecDeque<Option<Arc<Update>>>,
@@ -555,7 +565,19 @@ impl Hub {
         self.seq += 1;
         let seq = self.seq;
         if u.kind.is_event() {
-            let r = self.recent.entry(u.kind).or_default();
+            let ring = (u.kind, u.city.clone());
+            if !self.recent.contains_key(&ring) && self.recent.len() >= RECENT_RINGS {
+                // Bounded whatever cities the bus names: the quietest ring goes.
+                let quietest = self
+                    .recent
+                    .iter()
+                    .min_by_key(|(_, r)| r.back().map_or(0, |(s, _)| *s))
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = quietest {
+                    self.recent.remove(&k);
+                }
+            }
+            let r = self.recent.entry(ring).or_default();
             if r.len() == self.recent_kept {
                 r.pop_front();
             }
@@ -819,7 +841,15 @@ impl Hub {
             .flatten()
             .filter(|(s, u)| *s <= upto && filter.matches(u))
             .collect();
-        events.sort_unstable_by_key(|(s, _)| *s);
+        // The newest `recent_kept` of each kind over the cities it matches.
+        events.sort_unstable_by_key(|(s, _)| std::cmp::Reverse(*s));
+        let mut per_kind: HashMap<UpdateKind, usize> = HashMap::default();
+        events.retain(|(_, u)| {
+            let n = per_kind.entry(u.kind).or_default();
+            *n += 1;
+            *n <= self.recent_kept
+        });
+        events.reverse();
         for (seq, u) in events {
             push_update(
                 &mut out,
@@ -1204,6 +1234,59 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A snapshot carries the newest events of the screen's own city
+    /// (`recent_kept`, 100 here), however many another city had since; a
+    /// screen of every city gets the newest over all of them.
+    #[test]
+    fn a_snapshot_carries_its_own_citys_newest_events_whatever_another_city_had() {
+        let (mut hub, _client) = hub_with_a_client(1 << 20);
+        let event = |city: &str, i: u64| {
+            Arc::new(Update::new(
+                UpdateKind::CallEvent,
+                city,
+                format!("{city}-{i}"),
+                Tags::default(),
+                Utc::now(),
+                Some(&i),
+            ))
+        };
+        for i in 0..50 {
+            hub.ingest(event("sepi", i));
+        }
+        for i in 0..300 {
+            hub.ingest(event("ramai", i));
+        }
+        hub.flush();
+        let keys = |cities: &[&str]| -> Vec<String> {
+            let filter = Filter {
+                cities: cities.iter().map(|c| c.to_string()).collect(),
+                ..Filter::default()
+            };
+            let frame: serde_json::Value =
+                serde_json::from_str(&hub.snapshot_frame(&filter, false)).unwrap();
+            frame["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["key"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let quiet = keys(&["sepi"]);
+        assert_eq!(quiet.len(), 50, "every one of the quiet city's");
+        assert_eq!(
+            (quiet[0].as_str(), quiet[49].as_str()),
+            ("sepi-0", "sepi-49")
+        );
+        let busy = keys(&["ramai"]);
+        assert_eq!(busy.len(), 100);
+        assert_eq!(
+            (busy[0].as_str(), busy[99].as_str()),
+            ("ramai-200", "ramai-299")
+        );
+        let all = keys(&[]);
+        assert_eq!(all, busy, "the newest 100 over both, in order");
     }
 
     #[test]
