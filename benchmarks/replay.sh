@@ -3,7 +3,7 @@
 # checkpoint (BENCHMARKS.md "Replay"), on one node with the simulated city
 # and a day of 50,000 call events (25,000 calls over 7 hours, the last 20
 # minutes ago). The binary is $1. Checkpoints are stored every 20 s here
-# (10 minutes by default). Moments are asked in pairs, each earlier than all
+# (every hour by default). Moments are asked in pairs, each earlier than all
 # asked before, so that none goes on from a checkpoint kept in memory:
 #   day:        a moment 11+ minutes before the first stored checkpoint
 #   checkpoint: one second after a stored checkpoint, the newest first

@@ -3,7 +3,8 @@
 -- then (calls, the day's counters, feeds, event ids seen; the state's
 -- DayPart as JSON): a replay starts from the nearest one before its moment
 -- and reads only the events after it, not the whole day. A plain table on
--- both flavours (a few rows a day); pruned with the events.
+-- both flavours (24 rows a day by default, about 2 MB each for a day of
+-- 50,000 call events); kept database.checkpoint_retention_days.
 CREATE TABLE IF NOT EXISTS replay_checkpoints (
     day_start timestamptz NOT NULL,
     at        timestamptz NOT NULL,

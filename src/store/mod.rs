@@ -887,7 +887,11 @@ async fn maintenance(
     loop {
         tick.tick().await;
         match pg
-            .retention(settings.telemetry_retention_days, settings.retention_days)
+            .retention(
+                settings.telemetry_retention_days,
+                settings.retention_days,
+                settings.checkpoint_retention_days,
+            )
             .await
         {
             Ok(n) if n > 0 => tracing::info!(rows = n, "retention removed old rows"),

@@ -470,7 +470,12 @@ impl PgBackend {
     /// Deletes what is older than the retention. On TimescaleDB, policies
     /// keep the hypertables; the other tables (the rollup, alerts, dead
     /// letters) are Kendali's on both flavours.
-    pub async fn retention(&self, telemetry_days: i64, other_days: i64) -> Result<u64, StoreError> {
+    pub async fn retention(
+        &self,
+        telemetry_days: i64,
+        other_days: i64,
+        checkpoint_days: i64,
+    ) -> Result<u64, StoreError> {
         let client = self.pool.get().await.map_err(StoreError::from)?;
         let t = Utc::now() - chrono::Duration::days(telemetry_days);
         let o = Utc::now() - chrono::Duration::days(other_days);
@@ -486,8 +491,9 @@ impl PgBackend {
             .execute("DELETE FROM dead_letters WHERE rx < $1", &[&o])
             .await
             .map_err(StoreError::from)?;
+        let c = Utc::now() - chrono::Duration::days(checkpoint_days);
         n += client
-            .execute("DELETE FROM replay_checkpoints WHERE at < $1", &[&o])
+            .execute("DELETE FROM replay_checkpoints WHERE at < $1", &[&c])
             .await
             .map_err(StoreError::from)?;
         if self.flavour == Flavour::Timescale {

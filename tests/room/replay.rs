@@ -21,9 +21,15 @@ async fn settled(app: &kendali::app::RunningApp, n: f64) {
 }
 
 /// An entity's value with its times as the database keeps them (to the
-/// microsecond, in UTC): the live state has the nanoseconds it received.
+/// microsecond, in UTC): the live state has the nanoseconds it received;
+/// and its fractions to 12 significant digits: a mean summed in arrival
+/// order and in source-time order may differ in its last bit.
 fn comparable(v: &Value) -> Value {
     match v {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            let x = n.as_f64().unwrap_or_default();
+            json!(format!("{x:.11e}").parse::<f64>().unwrap_or(x))
+        }
         Value::String(s) => match chrono::DateTime::parse_from_rfc3339(s) {
             Ok(t) => {
                 let micros = t.timestamp_micros();

@@ -54,6 +54,7 @@ async fn on_timescaledb_retention_follows_the_settings_old_rows_are_pruned_and_a
     settings.database.telemetry_retention_days = 7;
     settings.database.retention_days = 90;
     settings.database.maintenance_every_s = 1;
+    settings.database.checkpoint_retention_days = 14;
     let app = support::spawn(settings.clone()).await;
     let ready = support::get_json(&app, "/readyz").await;
     assert_eq!(ready["store"], "timescaledb", "{ready}");
@@ -76,7 +77,17 @@ async fn on_timescaledb_retention_follows_the_settings_old_rows_are_pruned_and_a
     p.send(&format!("city/{city}/calls/112"), 1, payload).await;
     support::call_stored(&db, &id, "the call event in its hypertable").await;
 
-    // Alerts and dead letters are plain tables: Kendali prunes them itself.
+    // Alerts, dead letters and replay checkpoints (after
+    // `checkpoint_retention_days`) are plain tables: Kendali prunes them itself.
+    for days in [20, 10] {
+        db.execute(
+            "INSERT INTO replay_checkpoints (day_start, at, writer, calls, state) \
+             VALUES (now() - make_interval(days => $1 + 1), now() - make_interval(days => $1), 'uji', 0, '{}')",
+            &[&days],
+        )
+        .await
+        .expect("replay checkpoint");
+    }
     for days in [200, 10] {
         db.execute(
             "INSERT INTO dead_letters (rx, topic, reason, detail, payload, payload_bytes) \
@@ -95,7 +106,7 @@ async fn on_timescaledb_retention_follows_the_settings_old_rows_are_pruned_and_a
         .await
         .expect("alert event");
     }
-    support::eventually(10, "the rows older than 90 days pruned", || {
+    support::eventually(10, "the rows older than 90 days (checkpoints: 14) pruned", || {
         let db = &db;
         async move {
             let r = db
@@ -103,15 +114,18 @@ async fn on_timescaledb_retention_follows_the_settings_old_rows_are_pruned_and_a
                     "SELECT (SELECT count(*) FROM dead_letters WHERE topic = 'city/x/calls/112' AND rx < now() - interval '90 days'), \
                             (SELECT count(*) FROM dead_letters WHERE topic = 'city/x/calls/112' AND rx > now() - interval '90 days'), \
                             (SELECT count(*) FROM alert_events WHERE city = 'x' AND ts < now() - interval '90 days'), \
-                            (SELECT count(*) FROM alert_events WHERE city = 'x' AND ts > now() - interval '90 days')",
+                            (SELECT count(*) FROM alert_events WHERE city = 'x' AND ts > now() - interval '90 days'), \
+                            (SELECT count(*) FROM replay_checkpoints WHERE writer = 'uji' AND at < now() - interval '14 days'), \
+                            (SELECT count(*) FROM replay_checkpoints WHERE writer = 'uji' AND at > now() - interval '14 days')",
                     &[],
                 )
                 .await
                 .ok()?;
             let (old_dl, new_dl, old_al, new_al): (i64, i64, i64, i64) =
                 (r.get(0), r.get(1), r.get(2), r.get(3));
-            assert_eq!((new_dl, new_al), (1, 1), "the recent rows are kept");
-            (old_dl == 0 && old_al == 0).then_some(())
+            let (old_cp, new_cp): (i64, i64) = (r.get(4), r.get(5));
+            assert_eq!((new_dl, new_al, new_cp), (1, 1, 1), "the recent rows are kept");
+            (old_dl == 0 && old_al == 0 && old_cp == 0).then_some(())
         }
     })
     .await;
