@@ -921,10 +921,10 @@ async fn doctor(config: Option<&std::path::Path>, a: DoctorArgs) -> anyhow::Resu
 }
 
 async fn nodes(config: Option<&std::path::Path>, c: NodesCmd) -> anyhow::Result<ExitCode> {
-    let dir = match &c {
-        NodesCmd::List { dir } | NodesCmd::Forget { dir, .. } => dir,
+    let url = match &c {
+        NodesCmd::List { dir } | NodesCmd::Forget { dir, .. } => database_url(config, dir)?,
     };
-    let pg = kendali::store::postgres::PgBackend::connect(&database_url(config, dir)?, 2).await?;
+    let pg = kendali::store::postgres::PgBackend::connect(&url, 2).await?;
     let writers = pg.writers().await?;
     match c {
         NodesCmd::List { .. } => {
@@ -958,6 +958,13 @@ async fn nodes(config: Option<&std::path::Path>, c: NodesCmd) -> anyhow::Result<
                 );
             }
             let n = pg.retire_writer(&client_id).await?.unwrap_or(0);
+            kendali::identity::directory::Directory::connect(&url)
+                .await?
+                .audit(
+                    cli_entry("node_retired", format!("node:{client_id}"))
+                        .detail(serde_json::json!({ "rollup_rows": n, "forced": force })),
+                )
+                .await?;
             println!(
                 "`{client_id}` retired: its rows added to the rollup ({n} minute rows); \
                  history no longer waits for it (it counts again if it starts)"

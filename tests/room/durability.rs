@@ -1044,6 +1044,15 @@ async fn a_node_gone_for_good_is_forgotten_its_rows_rolled_up_and_it_counts_agai
     };
     assert!(line(&out, &b_id).contains("retired"), "{out}");
     assert!(!line(&out, &a_id).contains("retired"), "{out}");
+    let audited: i64 = db
+        .query_one(
+            "SELECT count(*) FROM audit WHERE action = 'node_retired' AND entity = $1",
+            &[&format!("node:{b_id}")],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audited, 1, "the retirement is audited");
     // B returns: it counts again, and adds nothing twice.
     pair.restart_b().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
