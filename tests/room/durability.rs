@@ -368,10 +368,7 @@ async fn a_node_of_two_killed_mid_stream_loses_nothing_once_it_returns_with_its_
         return;
     };
     let city = support::city("share");
-    let group = format!(
-        "kendali-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
+    let group = support::shared_group();
     let start = |id: &str, http| node(&broker.url, &db_url, id, http, Some(&group));
     let (a_id, b_id) = (format!("{group}-a"), format!("{group}-b"));
     let (a_http, b_http) = (support::free_addr(), support::free_addr());
@@ -482,10 +479,7 @@ async fn three_nodes_each_hold_the_whole_city_and_a_wall_survives_its_node_kille
         return;
     };
     let city = support::city("three");
-    let group = format!(
-        "kendali-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
+    let group = support::shared_group();
     let start = |id: &str, http| node(&broker.url, &db_url, id, http, Some(&group));
     let ids: Vec<String> = ["a", "b", "c"]
         .iter()
@@ -689,18 +683,6 @@ async fn raised(db: &tokio_postgres::Client, city: &str, call_id: &str) -> i64 {
     .get(0)
 }
 
-/// Whether the node at `http` runs the rules (`kendali_rules_leader`).
-async fn judges(http: std::net::SocketAddr) -> bool {
-    reqwest::get(format!("http://{http}/metrics"))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("text")
-        .lines()
-        .any(|l| l == "kendali_rules_leader 1")
-}
-
 /// Several nodes each see the whole city, but one runs the rules (it holds
 /// a PostgreSQL advisory lock): a call ringing too long is raised
 /// once, not once per node. When that node is killed, another takes over
@@ -712,10 +694,7 @@ async fn of_several_nodes_one_raises_each_alert_and_another_takes_over_when_it_d
         return;
     };
     let city = support::city("lead");
-    let group = format!(
-        "kendali-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
+    let group = support::shared_group();
     let start = |id: &str, http| node(&broker.url, &db_url, id, http, Some(&group));
     let https = [support::free_addr(), support::free_addr()];
     let mut nodes = [
@@ -725,16 +704,7 @@ async fn of_several_nodes_one_raises_each_alert_and_another_takes_over_when_it_d
     for h in https {
         ready(h).await;
     }
-    let leader = support::eventually(10, "one node judging the alert rules", || async move {
-        let (a, b) = (judges(https[0]).await, judges(https[1]).await);
-        match (a, b) {
-            (true, false) => Some(0),
-            (false, true) => Some(1),
-            (true, true) => panic!("both nodes judge the alert rules"),
-            _ => None,
-        }
-    })
-    .await;
+    let leader = support::rules_node(https).await;
     let publisher = CountingPublisher::connect(&broker.url).await;
     let ringing = |call_id: &str| {
         let ts = (chrono::Utc::now() - chrono::Duration::seconds(90))
@@ -765,7 +735,7 @@ async fn of_several_nodes_one_raises_each_alert_and_another_takes_over_when_it_d
     support::eventually(
         10,
         "the other node takes over the alert rules",
-        || async move { judges(other).await.then_some(()) },
+        || async move { support::runs_rules(other).await.then_some(()) },
     )
     .await;
     publisher.send(&topic, ringing("r2")).await;
@@ -788,7 +758,7 @@ async fn of_several_nodes_one_raises_each_alert_and_another_takes_over_when_it_d
     // The returned node does not take the rules back while the other holds them.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
-        !judges(https[leader]).await,
+        !support::runs_rules(https[leader]).await,
         "the returned node waits its turn"
     );
     assert_eq!(raised(&db, &city, "r2").await, 1, "raised once");
@@ -861,10 +831,7 @@ const FAST_ROLLUP: [(&str, &str); 1] = [("KENDALI__DATABASE__ROLLUP_EVERY_S", "1
 async fn rollup_pair(test: &str, prefix: &str, n: u64, junctions: u64) -> Option<RollupPair> {
     let (broker, db_url, db) = broker_and_database(test).await?;
     let city = support::city(prefix);
-    let group = format!(
-        "kendali-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
+    let group = support::shared_group();
     let ids = [format!("{group}-a"), format!("{group}-b")];
     let https = [support::free_addr(), support::free_addr()];
     let slow = [("KENDALI__DATABASE__ROLLUP_EVERY_S", "3600")];

@@ -64,6 +64,37 @@ pub fn city(prefix: &str) -> String {
     )
 }
 
+/// A unique `mqtt.shared_group`, so that tests sharing a broker share no group.
+pub fn shared_group() -> String {
+    city("kendali")
+}
+
+/// Whether the node at `http` runs the rules (`kendali_rules_leader` 1).
+pub async fn runs_rules(http: SocketAddr) -> bool {
+    reqwest::get(format!("http://{http}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("text")
+        .lines()
+        .any(|l| l == "kendali_rules_leader 1")
+}
+
+/// Which of two nodes of a shared group runs the rules, once one does;
+/// both at once fails the test.
+pub async fn rules_node(https: [SocketAddr; 2]) -> usize {
+    eventually(10, "one node running the rules", || async move {
+        match (runs_rules(https[0]).await, runs_rules(https[1]).await) {
+            (true, false) => Some(0),
+            (false, true) => Some(1),
+            (true, true) => panic!("both nodes run the rules"),
+            _ => None,
+        }
+    })
+    .await
+}
+
 /// Settings for a test node: free HTTP port, no simulator, a unique client id.
 /// On the machine's shared Mosquitto the node speaks MQTT 5 with a short
 /// session expiry, so finished tests leave no session queueing messages

@@ -1053,10 +1053,7 @@ async fn of_two_nodes_the_one_running_the_rules_extends_a_junction_put_in_automa
         return;
     };
     let city = support::city("berdua");
-    let group = format!(
-        "kendali-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
+    let group = support::shared_group();
     let node = |name: &str| {
         let mut s = support::settings(Some(mosquitto.url.clone()));
         s.database.url = Some(db.clone());
@@ -1067,37 +1064,12 @@ async fn of_two_nodes_the_one_running_the_rules_extends_a_junction_put_in_automa
         s.traffic.congestion_cycles = 1;
         s
     };
-    let mut apps = vec![
+    let mut apps = [
         Some(support::spawn(node("a")).await),
         Some(support::spawn(node("b")).await),
     ];
-    let judges = |app: &RunningApp| {
-        let url = support::http(app, "/metrics");
-        async move {
-            reqwest::get(url)
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-                .lines()
-                .any(|l| l == "kendali_rules_leader 1")
-        }
-    };
-    let leader = support::eventually(10, "one node running the rules", || {
-        let apps = &apps;
-        async move {
-            let a = judges(apps[0].as_ref().unwrap()).await;
-            let b = judges(apps[1].as_ref().unwrap()).await;
-            match (a, b) {
-                (true, false) => Some(0),
-                (false, true) => Some(1),
-                (true, true) => panic!("both nodes run the rules"),
-                _ => None,
-            }
-        }
-    })
-    .await;
+    let https = [0, 1].map(|i| apps[i].as_ref().unwrap().http_addr);
+    let leader = support::rules_node(https).await;
     let other = 1 - leader;
     let on_bus = Listener::listen(&mosquitto.url, &format!("city/{city}/atcs/+/command")).await;
     let p = Publisher::connect(&mosquitto.url).await;
@@ -1133,7 +1105,7 @@ async fn of_two_nodes_the_one_running_the_rules_extends_a_junction_put_in_automa
     apps[leader].take().unwrap().stop().await;
     let survivor = apps[other].as_ref().unwrap();
     support::eventually(10, "the other node runs the rules", || async {
-        judges(survivor).await.then_some(())
+        support::runs_rules(survivor.http_addr).await.then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_secs(6)).await;
